@@ -1,0 +1,321 @@
+"""The archive's schema and its migrations.
+
+The schema is plain SQL so analysts can read it here or with ``.schema`` in sqlite3. Migrations are
+numbered steps applied in order inside one transaction each; ``PRAGMA user_version`` records the
+last one applied, so opening an older archive upgrades it and opening a current one costs nothing.
+Full-text search is an FTS5 table kept in sync by triggers (created with sqlite-utils).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+
+import sqlite_utils
+
+SCHEMA_V1 = """
+CREATE TABLE runs (
+    id INTEGER PRIMARY KEY,
+    mode TEXT NOT NULL,                 -- discover | revisit | sweep | full
+    site TEXT NOT NULL,
+    started_at TEXT NOT NULL,           -- ISO 8601 UTC
+    ended_at TEXT,
+    status TEXT NOT NULL DEFAULT 'running',  -- running | ok | failed | blocked | interrupted
+    pid INTEGER,
+    stats TEXT                          -- JSON: pages, versions, events, errors, outcome counts
+);
+
+CREATE TABLE raw_pages (
+    sha256 TEXT PRIMARY KEY,            -- of the decoded body as received
+    content BLOB NOT NULL,              -- zlib-compressed body
+    content_type TEXT,
+    size INTEGER NOT NULL,              -- uncompressed bytes
+    first_seen TEXT NOT NULL
+);
+
+CREATE TABLE fetches (
+    id INTEGER PRIMARY KEY,
+    run_id INTEGER NOT NULL REFERENCES runs(id),
+    url TEXT NOT NULL,
+    final_url TEXT,
+    page_type TEXT,                     -- story | photo | listing | feed | robots | other
+    subject_id INTEGER,                 -- story id or media id, when page_type names one
+    status INTEGER,                     -- HTTP status; NULL for network errors
+    outcome TEXT NOT NULL,              -- ok | not_modified | blocked | not_found | gone | error
+    parse_status TEXT,                  -- parsed | parse_error | skipped; NULL when not parsed
+    error TEXT,                         -- why: exception, block reason, parse error reason
+    version INTEGER,                    -- the subject's version this fetch showed (ok or not_modified)
+    etag TEXT,
+    last_modified TEXT,
+    bytes INTEGER,
+    sha256 TEXT REFERENCES raw_pages(sha256),
+    elapsed_ms INTEGER,
+    fetched_at TEXT NOT NULL
+);
+CREATE INDEX fetches_run ON fetches(run_id);
+CREATE INDEX fetches_subject ON fetches(page_type, subject_id, id);
+
+CREATE TABLE stories (
+    id INTEGER PRIMARY KEY,             -- the article id: identity never depends on the host
+    kind TEXT NOT NULL,
+    url TEXT NOT NULL,
+    canonical_url TEXT,
+    title TEXT,
+    subtitle TEXT,
+    published TEXT,
+    updated TEXT,
+    byline TEXT,
+    authors TEXT,                       -- JSON list
+    organisation TEXT,
+    dateline TEXT,
+    body_text TEXT,
+    captions TEXT,                      -- inline image captions, one per line (searchable)
+    tags TEXT,                          -- JSON list
+    status TEXT NOT NULL DEFAULT 'live',  -- live | missing | removed
+    current_version INTEGER,
+    first_seen TEXT NOT NULL,
+    last_seen TEXT NOT NULL,            -- last time the page answered with this story
+    last_fetched TEXT,
+    missing_since TEXT,                 -- first 404/410 of the current absence
+    removed_at TEXT,                    -- when the removal was confirmed
+    etag TEXT,                          -- validators of the stored version, for conditional GET
+    last_modified TEXT,
+    parser_version TEXT,
+    first_run_id INTEGER REFERENCES runs(id)
+);
+CREATE INDEX stories_published ON stories(published);
+CREATE INDEX stories_kind ON stories(kind);
+
+CREATE TABLE story_versions (
+    id INTEGER PRIMARY KEY,
+    story_id INTEGER NOT NULL REFERENCES stories(id),
+    version INTEGER NOT NULL,           -- 1, 2, 3 ... per story
+    content_hash TEXT NOT NULL,         -- sha256 over the normalized fields
+    title TEXT,
+    subtitle TEXT,
+    byline TEXT,
+    published TEXT,
+    body_text TEXT,
+    record TEXT NOT NULL,               -- the full parsed record as JSON
+    parser_version TEXT NOT NULL,
+    first_seen TEXT NOT NULL,
+    last_seen TEXT NOT NULL,
+    first_run_id INTEGER REFERENCES runs(id),
+    last_run_id INTEGER REFERENCES runs(id),
+    fetch_id INTEGER REFERENCES fetches(id),   -- provenance: the fetch that first showed it
+    raw_sha256 TEXT REFERENCES raw_pages(sha256),
+    UNIQUE (story_id, version),
+    UNIQUE (story_id, content_hash)
+);
+
+CREATE TABLE images (
+    media_id INTEGER PRIMARY KEY,
+    page_url TEXT,
+    src TEXT,
+    download_url TEXT,
+    alt TEXT,
+    title TEXT,
+    caption TEXT,
+    credit TEXT,
+    size_bytes INTEGER,
+    published TEXT,
+    virin TEXT,                          -- raw VIRIN, always kept
+    virin_shot_date TEXT,
+    virin_branch_code TEXT,
+    virin_branch TEXT,
+    virin_originator_id TEXT,
+    virin_sequence TEXT,
+    virin_suffix TEXT,
+    source TEXT NOT NULL,                -- photo_page | inline: where the current fields came from
+    status TEXT NOT NULL DEFAULT 'live', -- live | missing | removed (of the photo page)
+    current_version INTEGER,
+    first_seen TEXT NOT NULL,
+    last_seen TEXT NOT NULL,
+    last_fetched TEXT,
+    missing_since TEXT,
+    removed_at TEXT,
+    etag TEXT,
+    last_modified TEXT,
+    parser_version TEXT,
+    first_run_id INTEGER REFERENCES runs(id)
+);
+CREATE INDEX images_virin ON images(virin);
+CREATE INDEX images_shot ON images(virin_shot_date);
+
+CREATE TABLE image_versions (
+    id INTEGER PRIMARY KEY,
+    media_id INTEGER NOT NULL REFERENCES images(media_id),
+    version INTEGER NOT NULL,
+    content_hash TEXT NOT NULL,
+    title TEXT,
+    caption TEXT,
+    credit TEXT,
+    record TEXT NOT NULL,
+    parser_version TEXT NOT NULL,
+    first_seen TEXT NOT NULL,
+    last_seen TEXT NOT NULL,
+    first_run_id INTEGER REFERENCES runs(id),
+    last_run_id INTEGER REFERENCES runs(id),
+    fetch_id INTEGER REFERENCES fetches(id),
+    raw_sha256 TEXT REFERENCES raw_pages(sha256),
+    UNIQUE (media_id, version),
+    UNIQUE (media_id, content_hash)
+);
+
+CREATE TABLE story_images (
+    story_id INTEGER NOT NULL REFERENCES stories(id),
+    media_id INTEGER NOT NULL REFERENCES images(media_id),
+    position INTEGER NOT NULL,
+    first_seen TEXT NOT NULL,
+    last_seen TEXT NOT NULL,
+    PRIMARY KEY (story_id, media_id)
+);
+CREATE INDEX story_images_media ON story_images(media_id);
+
+CREATE TABLE related_links (
+    story_id INTEGER NOT NULL REFERENCES stories(id),
+    related_id INTEGER NOT NULL,         -- may not be archived (yet)
+    url TEXT,
+    title TEXT,
+    first_seen TEXT NOT NULL,
+    last_seen TEXT NOT NULL,
+    removed_at TEXT,                     -- set when a later parse of story_id no longer lists it
+    first_run_id INTEGER REFERENCES runs(id),
+    removed_run_id INTEGER REFERENCES runs(id),
+    PRIMARY KEY (story_id, related_id)
+);
+CREATE INDEX related_links_target ON related_links(related_id);
+
+CREATE TABLE tags (
+    story_id INTEGER NOT NULL REFERENCES stories(id),
+    name TEXT NOT NULL,
+    first_seen TEXT NOT NULL,
+    PRIMARY KEY (story_id, name)
+);
+CREATE INDEX tags_name ON tags(name);
+
+CREATE TABLE events (
+    id INTEGER PRIMARY KEY,
+    run_id INTEGER REFERENCES runs(id),
+    kind TEXT NOT NULL,                  -- story_new | story_updated | ... | parser_degraded
+    subject_type TEXT NOT NULL,          -- story | image | run
+    subject_id INTEGER,
+    url TEXT,
+    title TEXT,
+    from_version INTEGER,
+    to_version INTEGER,
+    changed_fields TEXT,                 -- JSON list
+    summary TEXT NOT NULL,
+    diff TEXT,                           -- JSON: field -> paragraph-level diff
+    detected_at TEXT NOT NULL,
+    audience TEXT NOT NULL DEFAULT 'subscriber',  -- subscriber | operator
+    held INTEGER NOT NULL DEFAULT 0,     -- 1 while parser health holds subscriber alerts
+    alerted_at TEXT,                     -- when it was put in an outbox mail
+    UNIQUE (run_id, kind, subject_type, subject_id)
+);
+CREATE INDEX events_detected ON events(detected_at);
+CREATE INDEX events_kind ON events(kind);
+CREATE INDEX events_subject ON events(subject_type, subject_id);
+
+CREATE TABLE outbox (
+    id INTEGER PRIMARY KEY,
+    message_id TEXT NOT NULL UNIQUE,     -- stable: a retried mail keeps its Message-ID
+    kind TEXT NOT NULL,                  -- digest | immediate | operator | test
+    run_id INTEGER REFERENCES runs(id),
+    sender TEXT NOT NULL,
+    recipients TEXT NOT NULL,            -- JSON list
+    subject TEXT NOT NULL,
+    body_text TEXT NOT NULL,
+    body_html TEXT,
+    status TEXT NOT NULL DEFAULT 'pending',  -- pending | sending | sent | failed
+    attempts INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT,
+    next_attempt_at TEXT,
+    created_at TEXT NOT NULL,
+    sent_at TEXT
+);
+CREATE INDEX outbox_status ON outbox(status, next_attempt_at);
+"""
+
+
+FTS_COLUMNS = ("title", "subtitle", "body_text", "captions")
+
+# sqlite-utils' own update trigger fires on every UPDATE, so touching last_seen on a revisit would
+# rewrite the story's index entry; these fire only when an indexed column changes.
+FTS_TRIGGERS = """
+CREATE TRIGGER stories_ai AFTER INSERT ON stories BEGIN
+  INSERT INTO stories_fts (rowid, title, subtitle, body_text, captions)
+  VALUES (new.rowid, new.title, new.subtitle, new.body_text, new.captions);
+END;
+CREATE TRIGGER stories_ad AFTER DELETE ON stories BEGIN
+  INSERT INTO stories_fts (stories_fts, rowid, title, subtitle, body_text, captions)
+  VALUES ('delete', old.rowid, old.title, old.subtitle, old.body_text, old.captions);
+END;
+CREATE TRIGGER stories_au AFTER UPDATE OF title, subtitle, body_text, captions ON stories BEGIN
+  INSERT INTO stories_fts (stories_fts, rowid, title, subtitle, body_text, captions)
+  VALUES ('delete', old.rowid, old.title, old.subtitle, old.body_text, old.captions);
+  INSERT INTO stories_fts (rowid, title, subtitle, body_text, captions)
+  VALUES (new.rowid, new.title, new.subtitle, new.body_text, new.captions);
+END;
+"""
+
+
+def _execute_script(db: sqlite_utils.Database, script: str) -> None:
+    """Run statements one by one: executescript() would commit the migration's transaction."""
+    for statement in _split_sql(script):
+        db.execute(statement)
+
+
+def _split_sql(script: str) -> list[str]:
+    statements, buffer = [], ""
+    for line in script.splitlines(keepends=True):
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            statements.append(buffer.strip())
+            buffer = ""
+    return [s for s in statements if s and not s.startswith("--")]
+
+
+def _v1(db: sqlite_utils.Database) -> None:
+    _execute_script(db, SCHEMA_V1)
+    db["stories"].enable_fts(list(FTS_COLUMNS), fts_version="FTS5", tokenize="porter")
+    _execute_script(db, FTS_TRIGGERS)
+
+
+# Append new steps; never edit a released one.
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+class ArchiveTooNew(RuntimeError):
+    """The archive was written by a newer defwatch; refuse rather than risk it."""
+
+
+def migrate(db: sqlite_utils.Database) -> int:
+    """Bring the archive to SCHEMA_VERSION; return the version it had before."""
+    current = db.execute("PRAGMA user_version").fetchone()[0]
+    if current > SCHEMA_VERSION:
+        raise ArchiveTooNew(
+            f"archive schema version {current} is newer than this defwatch supports ({SCHEMA_VERSION}); upgrade defwatch"
+        )
+    for number in range(current, SCHEMA_VERSION):
+        with db.conn:  # one transaction per step: a crash leaves the previous version intact
+            MIGRATIONS[number](db)
+            db.execute(f"PRAGMA user_version = {number + 1}")
+    return current
+
+
+def connect(path: str, *, readonly: bool = False, timeout: float = 30.0) -> sqlite_utils.Database:
+    """Open the archive in WAL mode so analysts can read while the crawler writes."""
+    if readonly:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=timeout, check_same_thread=False)
+        return sqlite_utils.Database(conn)
+    conn = sqlite3.connect(path, timeout=timeout, isolation_level=None, check_same_thread=False)
+    conn.isolation_level = ""  # deferred transactions driven by `with conn:`
+    db = sqlite_utils.Database(conn)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=NORMAL")
+    db.execute("PRAGMA foreign_keys=ON")
+    db.execute("PRAGMA busy_timeout=30000")
+    migrate(db)
+    return db
