@@ -88,7 +88,7 @@ CREATE INDEX stories_kind ON stories(kind);
 
 CREATE TABLE story_versions (
     id INTEGER PRIMARY KEY,
-    story_id INTEGER NOT NULL REFERENCES stories(id),
+    story_id INTEGER NOT NULL REFERENCES stories(id) DEFERRABLE INITIALLY DEFERRED,
     version INTEGER NOT NULL,           -- 1, 2, 3 ... per story
     content_hash TEXT NOT NULL,         -- sha256 over the normalized fields
     title TEXT,
@@ -144,7 +144,7 @@ CREATE INDEX images_shot ON images(virin_shot_date);
 
 CREATE TABLE image_versions (
     id INTEGER PRIMARY KEY,
-    media_id INTEGER NOT NULL REFERENCES images(media_id),
+    media_id INTEGER NOT NULL REFERENCES images(media_id) DEFERRABLE INITIALLY DEFERRED,
     version INTEGER NOT NULL,
     content_hash TEXT NOT NULL,
     title TEXT,
@@ -299,7 +299,7 @@ def migrate(db: sqlite_utils.Database) -> int:
             f"archive schema version {current} is newer than this defwatch supports ({SCHEMA_VERSION}); upgrade defwatch"
         )
     for number in range(current, SCHEMA_VERSION):
-        with db.conn:  # one transaction per step: a crash leaves the previous version intact
+        with db.atomic():  # one transaction per step: a crash leaves the previous version intact
             MIGRATIONS[number](db)
             db.execute(f"PRAGMA user_version = {number + 1}")
     return current
@@ -310,8 +310,8 @@ def connect(path: str, *, readonly: bool = False, timeout: float = 30.0) -> sqli
     if readonly:
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=timeout, check_same_thread=False)
         return sqlite_utils.Database(conn)
+    # Autocommit mode: every transaction is an explicit ``db.atomic()`` block (savepoints when nested).
     conn = sqlite3.connect(path, timeout=timeout, isolation_level=None, check_same_thread=False)
-    conn.isolation_level = ""  # deferred transactions driven by `with conn:`
     db = sqlite_utils.Database(conn)
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=NORMAL")

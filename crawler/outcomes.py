@@ -1,0 +1,32 @@
+"""Classify a response before anything is parsed or stored.
+
+A block page, a rate limit or a server error is never content: these outcomes keep such responses
+out of the versions, and the monitor never reads a removal into them. Only 404 and 410 can start a
+removal, and only a parsed 200 can make a version.
+"""
+
+from __future__ import annotations
+
+from crawler.parsers import detect_block
+
+BLOCKED_STATUSES = frozenset({401, 403, 429})
+
+
+def classify(status: int, headers: dict[str, str], body: bytes) -> tuple[str, str | None]:
+    """Return ``(outcome, reason)`` for an HTTP response."""
+    if status == 304:
+        return "not_modified", None
+    if status == 404:
+        return "not_found", None
+    if status == 410:
+        return "gone", None
+    if status in BLOCKED_STATUSES:
+        return "blocked", detect_block(status, headers, body) or f"HTTP {status}"
+    if status >= 500:
+        return "error", f"HTTP {status}"
+    if status >= 400 or status < 200:
+        return "error", f"HTTP {status}"
+    reason = detect_block(status, headers, body)
+    if reason:
+        return "blocked", reason
+    return "ok", None

@@ -1,0 +1,55 @@
+"""Hand every page result to the archive, and count what happened for the run's stats."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from scrapy import Spider
+from scrapy.crawler import Crawler
+
+from crawler.items import PageResult
+from db.archive import Archive
+
+
+class ArchivePipeline:
+    """The only writer during a crawl: one transaction per response (see ``Archive.save_response``)."""
+
+    def __init__(self, db_path: str, run_id: int, crawler: Crawler):
+        self.db_path = db_path
+        self.run_id = run_id
+        self.crawler = crawler
+        self.archive: Archive | None = None
+        self.counts: Counter[str] = Counter()
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> ArchivePipeline:
+        run_id = crawler.settings.getint("DEFWATCH_RUN_ID")
+        if not run_id:
+            raise ValueError("DEFWATCH_RUN_ID is not set: start crawls with `defwatch crawl`")
+        return cls(crawler.settings.get("DEFWATCH_DB"), run_id, crawler)
+
+    def open_spider(self, spider: Spider | None = None) -> None:
+        self.archive = Archive.open(self.db_path)
+
+    def close_spider(self, spider: Spider | None = None) -> None:
+        if self.archive is not None:
+            self.archive.close()
+        for key, value in self.counts.items():
+            self.crawler.stats.set_value(f"defwatch/{key}", value)
+
+    def process_item(self, item: Any, spider: Spider | None = None) -> Any:
+        if not isinstance(item, PageResult) or self.archive is None:
+            return item
+        result = self.archive.save_response(self.run_id, item.fetch, item.body, item.record)
+        page_type = item.fetch.page_type or "other"
+        self.counts["fetches"] += 1
+        self.counts[f"outcome/{item.fetch.outcome}"] += 1
+        self.counts[f"pages/{page_type}"] += 1
+        if item.record is not None and item.record.type == "error":
+            self.counts[f"parse_errors/{page_type}"] += 1
+        if result.new_version:
+            self.counts[f"new_versions/{page_type}"] += 1
+        if result.new_subject:
+            self.counts[f"new/{page_type}"] += 1
+        return item

@@ -1,0 +1,256 @@
+"""The one spider: discovers, revisits and sweeps story and photo pages.
+
+Modes (``defwatch crawl --mode``):
+
+- ``discover``: RSS feeds and the first listing pages; fetches stories and photos not archived yet.
+- ``revisit``: archived stories that are due by age (fresh often, old rarely) and their photos.
+- ``sweep``: every archived story and photo page, slowly; finds removals and restorations.
+- ``full``: every feed and every listing page, and every story and photo they lead to.
+
+Every response, whatever its status, becomes one ``PageResult`` item so the archive's fetch log is
+complete; only the pipeline writes. The spider reads the archive once at start (which pages it knows)
+and keeps no other state, so it can also run as one of several workers sharing a frontier.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable, Iterator
+from datetime import datetime, timezone
+from typing import Any
+
+from scrapy import Request, Spider
+from scrapy.crawler import Crawler
+from scrapy.exceptions import CloseSpider
+from scrapy.http import Response
+from twisted.python.failure import Failure
+
+from crawler.items import PageResult
+from crawler.outcomes import classify
+from crawler.parsers import parse_page
+from crawler.records import Feed, Listing, Photo, Story
+from crawler.urls import (
+    DEFAULT_SITE,
+    LISTING_BY_KIND,
+    classify_url,
+    feed_url,
+    listing_url,
+    photo_page_url,
+    rebase,
+)
+from db import queries
+from db.archive import FetchInfo, utcnow
+from db.schema import connect
+
+MODES = ("discover", "revisit", "sweep", "full")
+FEED_PRIORITY, LISTING_PRIORITY, STORY_PRIORITY, PHOTO_PRIORITY = 30, 20, 10, 0
+
+
+class SiteSpider(Spider):
+    name = "site"
+
+    def __init__(
+        self,
+        mode: str = "discover",
+        max_pages: int | str = 0,
+        listing_pages: int | str = 3,
+        feeds: str | list[int] = "1,9,400,800",
+        revisit: dict[str, float] | None = None,
+        **kwargs: Any,
+    ):
+        super().__init__(**kwargs)
+        if mode not in MODES:
+            raise ValueError(f"unknown mode {mode!r}; expected one of {', '.join(MODES)}")
+        self.mode = mode
+        self.max_pages = int(max_pages or 0)
+        self.listing_pages = int(listing_pages)
+        self.feeds = [int(f) for f in feeds.split(",")] if isinstance(feeds, str) else list(feeds)
+        self.revisit = revisit or {}
+        self.site = DEFAULT_SITE
+        self.db_path = "./defwatch.db"
+        self.scheduled_pages = 0
+        self.blocked_in_a_row = 0
+        self.block_storm = 25
+        self.known: dict[str, set[int]] = {"story": set(), "photo": set()}
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> SiteSpider:
+        spider = super().from_crawler(crawler, *args, **kwargs)
+        spider.site = crawler.settings.get("DEFWATCH_SITE") or DEFAULT_SITE
+        spider.db_path = crawler.settings.get("DEFWATCH_DB")
+        spider.block_storm = crawler.settings.getint("DEFWATCH_BLOCK_STORM")
+        return spider
+
+    # -- start --------------------------------------------------------------------------------
+
+    async def start(self) -> AsyncIterator[Any]:
+        for request in self._start_requests():
+            yield request
+
+    def _start_requests(self) -> Iterator[Request]:
+        db = connect(self.db_path)
+        try:
+            self.known = {"story": queries.known_ids(db, "story"), "photo": queries.known_ids(db, "photo")}
+            if self.mode in ("discover", "full"):
+                yield from self._index_requests()
+            elif self.mode == "revisit":
+                yield from self._revisit_requests(db)
+            else:
+                yield from self._known_page_requests(queries.all_known_pages(db))
+        finally:
+            db.conn.close()
+
+    def _index_requests(self) -> Iterator[Request]:
+        for content_type in self.feeds:
+            yield self._index_request(feed_url(content_type, self.site), "feed", FEED_PRIORITY)
+        for kind in LISTING_BY_KIND:
+            if kind in ("speech", "advisory"):
+                continue  # reached through feeds and links; their listings are rarely updated
+            yield self._index_request(listing_url(kind, 1, self.site), "listing", LISTING_PRIORITY, page=1)
+
+    def _revisit_requests(self, db: Any) -> Iterator[Request]:
+        due = queries.due_for_revisit(db, now=datetime.now(timezone.utc), **self.revisit)
+        pages = due + queries.story_media_ids(db, [p.id for p in due])
+        yield from self._known_page_requests(pages)
+
+    def _known_page_requests(self, pages: Iterable[queries.KnownPage]) -> Iterator[Request]:
+        for page in pages:
+            request = self._page_request(page.url, page.page_type, page.id, force=True)
+            if request is not None:
+                yield request
+
+    # -- requests -----------------------------------------------------------------------------
+
+    def _index_request(self, url: str, page_type: str, priority: int, page: int = 0) -> Request:
+        return Request(
+            rebase(url, self.site),
+            callback=self.parse_index,
+            errback=self.on_error,
+            priority=priority,
+            meta={"page_type": page_type, "listing_page": page, "handle_httpstatus_all": True},
+        )
+
+    def _page_request(self, url: str, page_type: str, subject_id: int, *, force: bool = False) -> Request | None:
+        """A story or photo page request, unless the mode leaves it out or the page cap is reached."""
+        if not force and not self._wants(page_type, subject_id):
+            return None
+        if self.max_pages and self.scheduled_pages >= self.max_pages:
+            return None
+        self.scheduled_pages += 1
+        return Request(
+            rebase(url, self.site),
+            callback=self.parse_page,
+            errback=self.on_error,
+            priority=STORY_PRIORITY if page_type == "story" else PHOTO_PRIORITY,
+            meta={"page_type": page_type, "subject": (page_type, subject_id), "handle_httpstatus_all": True},
+        )
+
+    def _wants(self, page_type: str, subject_id: int) -> bool:
+        """Full crawls fetch everything they meet; the other modes only pages not archived yet."""
+        return self.mode == "full" or subject_id not in self.known[page_type]
+
+    # -- callbacks ----------------------------------------------------------------------------
+
+    def parse_index(self, response: Response) -> Iterator[Any]:
+        """Feeds and listing pages: logged like any fetch, then followed to their stories."""
+        result = self._result(response)
+        yield result
+        record = result.record
+        if not isinstance(record, Feed | Listing):
+            return
+        for item in record.items:
+            request = self._page_request(item.url, "story", item.id)
+            if request is not None:
+                yield request
+        next_request = self._next_listing(response, record)
+        if next_request is not None:
+            yield next_request
+
+    def _next_listing(self, response: Response, record: Feed | Listing) -> Request | None:
+        if not isinstance(record, Listing) or not record.next_page or not record.items:
+            return None
+        page = response.meta.get("listing_page", 1) + 1
+        if self.mode != "full" and page > self.listing_pages:
+            return None
+        return self._index_request(record.next_page, "listing", LISTING_PRIORITY - page, page=page)
+
+    def parse_page(self, response: Response) -> Iterator[Any]:
+        """Story and photo pages: one item, then the related stories and photo pages they link to."""
+        result = self._result(response)
+        yield result
+        self._watch_for_block_storm(result.fetch.outcome)
+        record = result.record
+        if isinstance(record, Story):
+            yield from self._follow_story(record)
+
+    def _follow_story(self, story: Story) -> Iterator[Request]:
+        for link in story.related:
+            request = self._page_request(link.url, "story", link.id)
+            if request is not None:
+                yield request
+        for image in story.images:
+            if image.media_id is None:
+                continue
+            url = image.page_url or photo_page_url(image.media_id, self.site)
+            request = self._page_request(url, "photo", image.media_id)
+            if request is not None:
+                yield request
+
+    def on_error(self, failure: Failure) -> Iterator[PageResult]:
+        """Network errors, timeouts and refused requests are fetches too: never a removal."""
+        request = failure.request  # type: ignore[attr-defined]
+        page_type, subject_id = self._subject(request.meta, request.url)
+        error = f"{failure.type.__name__}: {failure.getErrorMessage()}"[:500]
+        yield PageResult(
+            FetchInfo(url=request.url, outcome="error", page_type=page_type, subject_id=subject_id,
+                      error=error, fetched_at=utcnow())
+        )
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    def _result(self, response: Response) -> PageResult:
+        request_url = response.request.url if response.request else response.url
+        page_type, subject_id = self._subject(response.meta, request_url)
+        headers = {k.decode("latin-1"): v[0].decode("latin-1") for k, v in response.headers.items() if v}
+        outcome, reason = classify(response.status, headers, response.body)
+        record = None
+        if outcome == "ok":
+            record = parse_page(response.body, response.url, headers.get("Content-Type"))
+            outcome, reason = self._check_record(record, page_type, subject_id, response.url, outcome, reason)
+        fetch = FetchInfo(
+            url=request_url, final_url=response.url if response.url != request_url else None,
+            outcome=outcome, page_type=page_type, subject_id=subject_id, status=response.status,
+            etag=headers.get("ETag"), last_modified=headers.get("Last-Modified"),
+            content_type=headers.get("Content-Type"), elapsed_ms=response.meta.get("elapsed_ms"),
+            error=reason, fetched_at=utcnow(),
+        )
+        return PageResult(fetch, response.body if response.body else None, record)
+
+    @staticmethod
+    def _check_record(
+        record: Any, page_type: str, subject_id: int | None, url: str, outcome: str, reason: str | None
+    ) -> tuple[str, str | None]:
+        """A page that is not what was asked for (block page, redirect elsewhere) is not content."""
+        if record.type == "error":
+            return ("blocked", record.reason) if record.reason == "block_page" else (outcome, reason)
+        if page_type in ("story", "photo"):
+            expected = Story if page_type == "story" else Photo
+            record_id = getattr(record, "id", None) if page_type == "story" else getattr(record, "media_id", None)
+            if not isinstance(record, expected) or (subject_id is not None and record_id != subject_id):
+                return "error", f"expected {page_type} {subject_id}, got {record.type} at {url}"
+        return outcome, reason
+
+    @staticmethod
+    def _subject(meta: dict[str, Any], url: str) -> tuple[str, int | None]:
+        subject = meta.get("subject")
+        if subject:
+            return subject[0], subject[1]
+        if meta.get("page_type"):
+            return meta["page_type"], None
+        ref = classify_url(url)
+        return ref.type, ref.id
+
+    def _watch_for_block_storm(self, outcome: str) -> None:
+        """Many blocked responses in a row end the run: hammering a bot wall only makes it worse."""
+        self.blocked_in_a_row = self.blocked_in_a_row + 1 if outcome == "blocked" else 0
+        if self.block_storm and self.blocked_in_a_row >= self.block_storm:
+            raise CloseSpider("blocked")

@@ -1,0 +1,345 @@
+"""Writing crawl results into the archive.
+
+One call, ``Archive.save_response``, stores everything one HTTP response produced (the raw body,
+the fetch log row, and for a parsed story or photo the current state, the version and the links)
+inside one transaction. A crawl killed at any point therefore leaves either the whole response or
+none of it, never a version without its fetch or a fetch pointing at a missing body.
+
+The crawler never decides what is a *change*: it records what it saw, and ``monitor/`` compares a
+run's fetches with the state before the run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import zlib
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+import sqlite_utils
+
+from crawler.records import Photo, Record, Story
+from db.schema import connect
+from db.versions import content_hash, image_content, story_content
+
+OUTCOMES = ("ok", "not_modified", "blocked", "not_found", "gone", "error")
+
+
+def utcnow() -> str:
+    """ISO 8601 UTC with a ``Z``: sorts as text, which every ``--since`` query relies on."""
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@dataclass
+class FetchInfo:
+    """What the crawler knows about one response, before any parsing."""
+
+    url: str
+    outcome: str
+    final_url: str | None = None
+    page_type: str | None = None
+    subject_id: int | None = None
+    status: int | None = None
+    etag: str | None = None
+    last_modified: str | None = None
+    content_type: str | None = None
+    elapsed_ms: int | None = None
+    error: str | None = None
+    fetched_at: str | None = None
+
+
+@dataclass
+class SaveResult:
+    fetch_id: int
+    version: int | None = None  # the subject's version this response showed
+    new_version: bool = False
+    new_subject: bool = False
+
+
+class Archive:
+    """The archive's write side. Reads for the CLI and the monitor live in ``db.queries``."""
+
+    def __init__(self, db: sqlite_utils.Database):
+        self.db = db
+
+    @classmethod
+    def open(cls, path: str) -> Archive:
+        return cls(connect(path))
+
+    def close(self) -> None:
+        self.db.conn.close()
+
+    # -- runs ---------------------------------------------------------------------------------
+
+    def start_run(self, mode: str, site: str) -> int:
+        with self.db.atomic():
+            cursor = self.db.execute(
+                "INSERT INTO runs (mode, site, started_at, status, pid) VALUES (?, ?, ?, 'running', ?)",
+                [mode, site, utcnow(), os.getpid()],
+            )
+        return int(cursor.lastrowid)
+
+    def finish_run(self, run_id: int, status: str, stats: dict[str, Any]) -> None:
+        with self.db.atomic():
+            self.db.execute(
+                "UPDATE runs SET status = ?, ended_at = ?, stats = ? WHERE id = ?",
+                [status, utcnow(), json.dumps(stats, sort_keys=True), run_id],
+            )
+
+    # -- responses ----------------------------------------------------------------------------
+
+    def save_response(
+        self, run_id: int, fetch: FetchInfo, body: bytes | None = None, record: Record | None = None
+    ) -> SaveResult:
+        """Store one response and what was parsed from it, atomically."""
+        seen_at = fetch.fetched_at or utcnow()
+        with self.db.atomic():
+            sha = self._store_raw(body, fetch.content_type, seen_at) if body else None
+            fetch_id = self._insert_fetch(run_id, fetch, sha, len(body) if body else None, seen_at, record)
+            result = SaveResult(fetch_id)
+            if fetch.outcome == "ok" and isinstance(record, Story):
+                result = self._store_story(record, run_id, fetch_id, sha, fetch, seen_at)
+            elif fetch.outcome == "ok" and isinstance(record, Photo):
+                result = self._store_photo(record, run_id, fetch_id, sha, fetch, seen_at)
+            elif fetch.outcome == "not_modified" and fetch.subject_id is not None:
+                result.version = self._touch(fetch.page_type, fetch.subject_id, run_id, seen_at)
+            else:
+                self._note_attempt(fetch.page_type, fetch.subject_id, seen_at)
+            if result.version is not None:
+                self.db.execute("UPDATE fetches SET version = ? WHERE id = ?", [result.version, fetch_id])
+        return result
+
+    def _store_raw(self, body: bytes, content_type: str | None, seen_at: str) -> str:
+        sha = hashlib.sha256(body).hexdigest()
+        self.db.execute(
+            "INSERT OR IGNORE INTO raw_pages (sha256, content, content_type, size, first_seen) VALUES (?, ?, ?, ?, ?)",
+            [sha, zlib.compress(body, 6), content_type, len(body), seen_at],
+        )
+        return sha
+
+    def raw_body(self, sha256: str) -> bytes | None:
+        row = self.db.execute("SELECT content FROM raw_pages WHERE sha256 = ?", [sha256]).fetchone()
+        return zlib.decompress(row[0]) if row else None
+
+    def _insert_fetch(
+        self, run_id: int, fetch: FetchInfo, sha: str | None, size: int | None, seen_at: str, record: Record | None
+    ) -> int:
+        parse_status, error = None, fetch.error
+        if record is not None:
+            parse_status = "parse_error" if record.type == "error" else "parsed"
+            if record.type == "error":
+                error = error or f"{record.reason}: {record.detail}"  # type: ignore[union-attr]
+        cursor = self.db.execute(
+            """INSERT INTO fetches (run_id, url, final_url, page_type, subject_id, status, outcome, parse_status,
+                   error, etag, last_modified, bytes, sha256, elapsed_ms, fetched_at)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+            [run_id, fetch.url, fetch.final_url, fetch.page_type, fetch.subject_id, fetch.status, fetch.outcome,
+             parse_status, error, fetch.etag, fetch.last_modified, size, sha, fetch.elapsed_ms, seen_at],
+        )
+        return int(cursor.lastrowid)
+
+    # -- stories ------------------------------------------------------------------------------
+
+    def _store_story(
+        self, story: Story, run_id: int, fetch_id: int, sha: str | None, fetch: FetchInfo, seen_at: str
+    ) -> SaveResult:
+        record = story.to_dict()
+        digest = content_hash(story_content(record))
+        new_subject = self.db.execute("SELECT 1 FROM stories WHERE id = ?", [story.id]).fetchone() is None
+        version, new_version = self._upsert_version(
+            "story_versions", "story_id", story.id, digest, run_id, fetch_id, sha, seen_at, record,
+            {"title": story.title, "subtitle": story.subtitle, "byline": story.byline,
+             "published": story.published, "body_text": story.body_text},
+        )
+        captions = "\n".join(filter(None, (img.caption for img in story.images)))
+        state = {
+            "id": story.id, "kind": story.kind, "url": story.url, "canonical_url": story.canonical_url,
+            "title": story.title, "subtitle": story.subtitle, "published": story.published,
+            "updated": story.updated, "byline": story.byline, "authors": json.dumps(story.authors),
+            "organisation": story.organisation, "dateline": story.dateline, "body_text": story.body_text,
+            "captions": captions, "tags": json.dumps(story.tags), "current_version": version,
+            "last_seen": seen_at, "last_fetched": seen_at, "etag": fetch.etag,
+            "last_modified": fetch.last_modified, "parser_version": story.parser_version,
+        }
+        self._upsert_state("stories", "id", state, seen_at, run_id, new_subject)
+        self._store_story_images(story, run_id, seen_at)
+        self._store_related(story, run_id, seen_at)
+        self._store_tags(story, seen_at)
+        return SaveResult(fetch_id, version, new_version, new_subject)
+
+    def _upsert_version(
+        self, table: str, key: str, subject_id: int, digest: str, run_id: int, fetch_id: int,
+        sha: str | None, seen_at: str, record: dict[str, Any], columns: dict[str, Any],
+    ) -> tuple[int, bool]:
+        row = self.db.execute(
+            f"SELECT version FROM {table} WHERE {key} = ? AND content_hash = ?", [subject_id, digest]
+        ).fetchone()
+        if row:
+            self.db.execute(
+                f"UPDATE {table} SET last_seen = ?, last_run_id = ? WHERE {key} = ? AND version = ?",
+                [seen_at, run_id, subject_id, row[0]],
+            )
+            return int(row[0]), False
+        latest = self.db.execute(f"SELECT MAX(version) FROM {table} WHERE {key} = ?", [subject_id]).fetchone()[0]
+        version = (latest or 0) + 1
+        values = {
+            key: subject_id, "version": version, "content_hash": digest, **columns,
+            "record": json.dumps(record, ensure_ascii=False), "parser_version": record["parser_version"],
+            "first_seen": seen_at, "last_seen": seen_at, "first_run_id": run_id, "last_run_id": run_id,
+            "fetch_id": fetch_id, "raw_sha256": sha,
+        }
+        self.db[table].insert(values)
+        return version, True
+
+    def _upsert_state(
+        self, table: str, key: str, state: dict[str, Any], seen_at: str, run_id: int, new_subject: bool
+    ) -> None:
+        if new_subject:
+            self.db[table].insert({**state, "first_seen": seen_at, "first_run_id": run_id})
+        else:
+            self.db[table].update(state[key], {k: v for k, v in state.items() if k != key})
+
+    def _store_story_images(self, story: Story, run_id: int, seen_at: str) -> None:
+        current: list[int] = []
+        for position, image in enumerate(story.images):
+            if image.media_id is None or image.media_id in current:
+                continue
+            current.append(image.media_id)
+            self._ensure_inline_image(image, run_id, seen_at)
+            self.db.execute(
+                """INSERT INTO story_images (story_id, media_id, position, first_seen, last_seen) VALUES (?, ?, ?, ?, ?)
+                   ON CONFLICT (story_id, media_id) DO UPDATE SET position = excluded.position, last_seen = excluded.last_seen""",
+                [story.id, image.media_id, position, seen_at, seen_at],
+            )
+        self.db.execute(
+            f"DELETE FROM story_images WHERE story_id = ? AND media_id NOT IN ({_marks(current)})", [story.id, *current]
+        )
+
+    def _ensure_inline_image(self, image: Any, run_id: int, seen_at: str) -> None:
+        """An image first met inline gets a row; a photo page, when fetched, owns its fields."""
+        row = self.db.execute("SELECT source FROM images WHERE media_id = ?", [image.media_id]).fetchone()
+        fields = _image_columns(image)
+        if row is None:
+            self.db["images"].insert(
+                {**fields, "source": "inline", "first_seen": seen_at, "last_seen": seen_at, "first_run_id": run_id}
+            )
+        elif row[0] == "inline":
+            self.db["images"].update(image.media_id, {**fields, "last_seen": seen_at})
+
+    def _store_related(self, story: Story, run_id: int, seen_at: str) -> None:
+        current = {}
+        for link in story.related:
+            if link.id != story.id:
+                current.setdefault(link.id, link)
+        for link in current.values():
+            self.db.execute(
+                """INSERT INTO related_links (story_id, related_id, url, title, first_seen, last_seen, first_run_id)
+                   VALUES (?, ?, ?, ?, ?, ?, ?)
+                   ON CONFLICT (story_id, related_id) DO UPDATE SET
+                     url = excluded.url, title = excluded.title, last_seen = excluded.last_seen,
+                     first_run_id = CASE WHEN removed_at IS NULL THEN first_run_id ELSE excluded.first_run_id END,
+                     first_seen = CASE WHEN removed_at IS NULL THEN first_seen ELSE excluded.first_seen END,
+                     removed_at = NULL, removed_run_id = NULL""",
+                [story.id, link.id, link.url, link.title, seen_at, seen_at, run_id],
+            )
+        self.db.execute(
+            f"""UPDATE related_links SET removed_at = ?, removed_run_id = ?
+                WHERE story_id = ? AND removed_at IS NULL AND related_id NOT IN ({_marks(current)})""",
+            [seen_at, run_id, story.id, *current],
+        )
+
+    def _store_tags(self, story: Story, seen_at: str) -> None:
+        names = sorted(set(story.tags))
+        for name in names:
+            self.db.execute(
+                "INSERT OR IGNORE INTO tags (story_id, name, first_seen) VALUES (?, ?, ?)", [story.id, name, seen_at]
+            )
+        self.db.execute(f"DELETE FROM tags WHERE story_id = ? AND name NOT IN ({_marks(names)})", [story.id, *names])
+
+    # -- photos -------------------------------------------------------------------------------
+
+    def _store_photo(
+        self, photo: Photo, run_id: int, fetch_id: int, sha: str | None, fetch: FetchInfo, seen_at: str
+    ) -> SaveResult:
+        if photo.media_id is None:
+            return SaveResult(fetch_id)
+        record = photo.to_dict()
+        digest = content_hash(image_content(record))
+        row = self.db.execute("SELECT source FROM images WHERE media_id = ?", [photo.media_id]).fetchone()
+        version, new_version = self._upsert_version(
+            "image_versions", "media_id", photo.media_id, digest, run_id, fetch_id, sha, seen_at, record,
+            {"title": photo.title, "caption": photo.caption, "credit": photo.credit},
+        )
+        state = {
+            **_image_columns(photo), "page_url": photo.url or photo.page_url, "published": photo.published,
+            "source": "photo_page", "current_version": version, "last_seen": seen_at, "last_fetched": seen_at,
+            "etag": fetch.etag, "last_modified": fetch.last_modified, "parser_version": photo.parser_version,
+        }
+        self._upsert_state("images", "media_id", state, seen_at, run_id, row is None)
+        return SaveResult(fetch_id, version, new_version, row is None)
+
+    # -- not modified and failed attempts -----------------------------------------------------
+
+    def _touch(self, page_type: str | None, subject_id: int, run_id: int, seen_at: str) -> int | None:
+        table, key, versions = _subject_tables(page_type)
+        if table is None:
+            return None
+        row = self.db.execute(f"SELECT current_version FROM {table} WHERE {key} = ?", [subject_id]).fetchone()
+        if row is None or row[0] is None:
+            return None
+        self.db.execute(f"UPDATE {table} SET last_seen = ?, last_fetched = ? WHERE {key} = ?", [seen_at, seen_at, subject_id])
+        self.db.execute(
+            f"UPDATE {versions} SET last_seen = ?, last_run_id = ? WHERE {key} = ? AND version = ?",
+            [seen_at, run_id, subject_id, row[0]],
+        )
+        return int(row[0])
+
+    def _note_attempt(self, page_type: str | None, subject_id: int | None, seen_at: str) -> None:
+        table, key, _ = _subject_tables(page_type)
+        if table is not None and subject_id is not None:
+            self.db.execute(f"UPDATE {table} SET last_fetched = ? WHERE {key} = ?", [seen_at, subject_id])
+
+    # -- reads the crawler needs --------------------------------------------------------------
+
+    def validators(self) -> dict[tuple[str, int], tuple[str | None, str | None]]:
+        """Stored ETag/Last-Modified of every archived page, for conditional GET."""
+        found: dict[tuple[str, int], tuple[str | None, str | None]] = {}
+        for page_type, table, key in (("story", "stories", "id"), ("photo", "images", "media_id")):
+            rows = self.db.execute(
+                f"SELECT {key}, etag, last_modified FROM {table} WHERE etag IS NOT NULL OR last_modified IS NOT NULL"
+            )
+            for subject_id, etag, last_modified in rows:
+                found[(page_type, subject_id)] = (etag, last_modified)
+        return found
+
+
+def _marks(values: Any) -> str:
+    """Placeholders for ``NOT IN (...)``; an empty list must match nothing, and ``NOT IN (NULL)`` never does."""
+    return ",".join("?" * len(values)) if values else "SELECT NULL WHERE 0"
+
+
+def _subject_tables(page_type: str | None) -> tuple[str | None, str, str]:
+    if page_type == "story":
+        return "stories", "id", "story_versions"
+    if page_type == "photo":
+        return "images", "media_id", "image_versions"
+    return None, "", ""
+
+
+def _image_columns(image: Any) -> dict[str, Any]:
+    virin = image.virin
+    return {
+        "media_id": image.media_id, "page_url": image.page_url, "src": image.src,
+        "download_url": image.download_url, "alt": image.alt, "title": image.title, "caption": image.caption,
+        "credit": image.credit, "size_bytes": image.size_bytes,
+        "virin": virin.raw if virin else None,
+        "virin_shot_date": virin.shot_date if virin else None,
+        "virin_branch_code": virin.branch_code if virin else None,
+        "virin_branch": virin.branch if virin else None,
+        "virin_originator_id": virin.originator_id if virin else None,
+        "virin_sequence": virin.sequence if virin else None,
+        "virin_suffix": virin.suffix if virin else None,
+    }

@@ -1,0 +1,193 @@
+"""Queries behind change detection and the events table."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import sqlite_utils
+
+SUBJECT_TABLES = {
+    "story": ("stories", "id", "story_versions"),
+    "photo": ("images", "media_id", "image_versions"),
+}
+GOOD_OUTCOMES = ("ok", "not_modified")
+REMOVAL_OUTCOMES = ("not_found", "gone")
+
+
+@dataclass
+class SubjectFetch:
+    """The decisive fetch of one page in one run (a good answer beats a failed retry)."""
+
+    page_type: str
+    subject_id: int
+    outcome: str
+    parse_status: str | None
+    version: int | None
+    url: str
+    fetch_id: int
+
+
+def run_subject_fetches(db: sqlite_utils.Database, run_id: int) -> list[SubjectFetch]:
+    rows = db.execute(
+        """SELECT page_type, subject_id, outcome, parse_status, version, url, id FROM fetches
+           WHERE run_id = ? AND page_type IN ('story', 'photo') AND subject_id IS NOT NULL ORDER BY id""",
+        [run_id],
+    ).fetchall()
+    decisive: dict[tuple[str, int], SubjectFetch] = {}
+    for row in rows:
+        fetch = SubjectFetch(*row)
+        key = (fetch.page_type, fetch.subject_id)
+        earlier = decisive.get(key)
+        if earlier is None or _rank(fetch) >= _rank(earlier):
+            decisive[key] = fetch
+    return list(decisive.values())
+
+
+def _rank(fetch: SubjectFetch) -> int:
+    if fetch.outcome in GOOD_OUTCOMES and fetch.version is not None:
+        return 3
+    if fetch.outcome in REMOVAL_OUTCOMES:
+        return 2
+    return 1
+
+
+def run_fetch_counts(db: sqlite_utils.Database, run_id: int) -> dict[str, int]:
+    """Outcome counts of a run's page fetches, plus story pages fetched with a 200 and parsed."""
+    counts = {
+        row[0]: row[1]
+        for row in db.execute("SELECT outcome, COUNT(*) FROM fetches WHERE run_id = ? GROUP BY outcome", [run_id])
+    }
+    story = db.execute(
+        """SELECT COUNT(*), SUM(parse_status = 'parsed') FROM fetches
+           WHERE run_id = ? AND page_type = 'story' AND outcome = 'ok'""",
+        [run_id],
+    ).fetchone()
+    counts["story_ok"], counts["story_parsed"] = story[0] or 0, story[1] or 0
+    counts["total"] = sum(v for k, v in counts.items() if k not in ("story_ok", "story_parsed"))
+    return counts
+
+
+def previous_version(db: sqlite_utils.Database, page_type: str, subject_id: int, run_id: int) -> int | None:
+    """The version this page showed on its last good fetch before the run."""
+    row = db.execute(
+        """SELECT version FROM fetches WHERE page_type = ? AND subject_id = ? AND run_id < ? AND version IS NOT NULL
+           ORDER BY id DESC LIMIT 1""",
+        [page_type, subject_id, run_id],
+    ).fetchone()
+    return row[0] if row else None
+
+
+def version_record(db: sqlite_utils.Database, page_type: str, subject_id: int, version: int) -> dict[str, Any]:
+    _, key, versions = SUBJECT_TABLES[page_type]
+    row = db.execute(
+        f"SELECT record FROM {versions} WHERE {key} = ? AND version = ?", [subject_id, version]
+    ).fetchone()
+    return json.loads(row[0]) if row else {}
+
+
+def subject_state(db: sqlite_utils.Database, page_type: str, subject_id: int) -> dict[str, Any] | None:
+    table, key, _ = SUBJECT_TABLES[page_type]
+    row = db.execute(f"SELECT * FROM {table} WHERE {key} = ?", [subject_id])
+    columns = [c[0] for c in row.description]
+    found = row.fetchone()
+    return dict(zip(columns, found, strict=True)) if found else None
+
+
+def set_status(db: sqlite_utils.Database, page_type: str, subject_id: int, status: str, now: str) -> None:
+    """Move a page between live, missing and removed; the timestamps follow the status."""
+    table, key, _ = SUBJECT_TABLES[page_type]
+    if status == "live":
+        sql = f"UPDATE {table} SET status = 'live', missing_since = NULL, removed_at = NULL WHERE {key} = ?"
+        db.execute(sql, [subject_id])
+    elif status == "missing":
+        db.execute(f"UPDATE {table} SET status = 'missing', missing_since = ? WHERE {key} = ?", [now, subject_id])
+    else:
+        db.execute(f"UPDATE {table} SET status = 'removed', removed_at = ? WHERE {key} = ?", [now, subject_id])
+
+
+def removal_runs(db: sqlite_utils.Database, page_type: str, subject_id: int, since: str) -> int:
+    """Distinct runs that got a 404/410 for the page since it went missing."""
+    row = db.execute(
+        """SELECT COUNT(DISTINCT run_id) FROM fetches WHERE page_type = ? AND subject_id = ?
+           AND outcome IN ('not_found', 'gone') AND fetched_at >= ?""",
+        [page_type, subject_id, since],
+    ).fetchone()
+    return int(row[0])
+
+
+def new_images(db: sqlite_utils.Database, run_id: int) -> list[dict[str, Any]]:
+    """Images first archived in the run, except those that only belong to stories new in the run."""
+    rows = db.execute(
+        """SELECT i.media_id, i.page_url, i.title, i.caption, i.virin, i.source FROM images i
+           WHERE i.first_run_id = :run AND (
+             EXISTS (SELECT 1 FROM story_images si JOIN stories s ON s.id = si.story_id
+                     WHERE si.media_id = i.media_id AND s.first_run_id != :run)
+             OR NOT EXISTS (SELECT 1 FROM story_images si WHERE si.media_id = i.media_id))
+           ORDER BY i.media_id""",
+        {"run": run_id},
+    )
+    columns = [c[0] for c in rows.description]
+    return [dict(zip(columns, r, strict=True)) for r in rows.fetchall()]
+
+
+def related_changes(db: sqlite_utils.Database, run_id: int) -> list[dict[str, Any]]:
+    """Related links added or removed in the run, on stories that existed before it."""
+    rows = db.execute(
+        """SELECT r.story_id, r.related_id, r.url, r.title,
+                  CASE WHEN r.removed_run_id = :run THEN 'removed' ELSE 'added' END AS change,
+                  s.title AS story_title, s.url AS story_url
+           FROM related_links r JOIN stories s ON s.id = r.story_id
+           WHERE (r.first_run_id = :run OR r.removed_run_id = :run) AND s.first_run_id != :run
+           ORDER BY r.story_id, r.related_id""",
+        {"run": run_id},
+    )
+    columns = [c[0] for c in rows.description]
+    return [dict(zip(columns, r, strict=True)) for r in rows.fetchall()]
+
+
+def insert_event(db: sqlite_utils.Database, event: dict[str, Any]) -> int | None:
+    """Insert unless the run already has this event for this subject (detection is re-runnable)."""
+    values = dict(event)
+    for key in ("changed_fields", "diff"):
+        if values.get(key) is not None and not isinstance(values[key], str):
+            values[key] = json.dumps(values[key], ensure_ascii=False)
+    columns = ", ".join(values)
+    marks = ", ".join("?" * len(values))
+    cursor = db.execute(f"INSERT OR IGNORE INTO events ({columns}) VALUES ({marks})", list(values.values()))
+    return int(cursor.lastrowid) if cursor.rowcount else None
+
+
+def hold_run_events(db: sqlite_utils.Database, run_id: int) -> None:
+    db.execute("UPDATE events SET held = 1 WHERE run_id = ? AND audience = 'subscriber'", [run_id])
+
+
+def release_held_events(db: sqlite_utils.Database) -> int:
+    return db.execute("UPDATE events SET held = 0 WHERE held = 1").rowcount
+
+
+def list_events(
+    db: sqlite_utils.Database, *, since: str | None = None, kind: str | None = None, run_id: int | None = None
+) -> list[dict[str, Any]]:
+    """Events newest last, for ``defwatch changes`` and the demo."""
+    clauses, params = [], []
+    if since:
+        clauses.append("detected_at >= ?")
+        params.append(since)
+    if kind:
+        clauses.append("kind = ?")
+        params.append(kind)
+    if run_id is not None:
+        clauses.append("run_id = ?")
+        params.append(run_id)
+    where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+    rows = db.execute(f"SELECT * FROM events {where} ORDER BY id", params)
+    columns = [c[0] for c in rows.description]
+    events = []
+    for row in rows.fetchall():
+        event = dict(zip(columns, row, strict=True))
+        event["changed_fields"] = json.loads(event["changed_fields"]) if event["changed_fields"] else []
+        event["diff"] = json.loads(event["diff"]) if event["diff"] else None
+        events.append(event)
+    return events

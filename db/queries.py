@@ -1,0 +1,97 @@
+"""Read queries over the archive, shared by the crawler (what to fetch) and the monitor (what changed)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import sqlite_utils
+
+
+@dataclass(frozen=True)
+class KnownPage:
+    page_type: str  # story | photo
+    id: int
+    url: str
+    kind: str | None = None
+
+
+def iso(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def known_ids(db: sqlite_utils.Database, page_type: str) -> set[int]:
+    """Ids of archived stories (page_type story) or images (photo)."""
+    if page_type == "story":
+        return {row[0] for row in db.execute("SELECT id FROM stories")}
+    return {row[0] for row in db.execute("SELECT media_id FROM images WHERE source = 'photo_page'")}
+
+
+def all_known_pages(db: sqlite_utils.Database) -> list[KnownPage]:
+    """Every archived story and photo page: the sweep visits them all, removed ones included."""
+    stories = [KnownPage("story", r[0], r[1], r[2]) for r in db.execute("SELECT id, url, kind FROM stories ORDER BY id")]
+    photos = [
+        KnownPage("photo", r[0], r[1])
+        for r in db.execute("SELECT media_id, page_url FROM images WHERE page_url IS NOT NULL ORDER BY media_id")
+    ]
+    return stories + photos
+
+
+def due_for_revisit(
+    db: sqlite_utils.Database,
+    *,
+    now: datetime,
+    fresh_days: float,
+    fresh_interval_hours: float,
+    recent_days: float,
+    recent_interval_hours: float,
+    old_interval_hours: float,
+    limit: int | None = None,
+) -> list[KnownPage]:
+    """Stories whose age says they are due: fresh ones often, old ones rarely.
+
+    Stories awaiting removal confirmation (``missing``) are always due, so a 404 is confirmed or
+    cleared on the next run. Confirmed removals are left to the sweep. Most overdue first.
+    """
+    fresh_since = iso(now - timedelta(days=fresh_days))
+    recent_since = iso(now - timedelta(days=recent_days))
+    sql = """
+        SELECT id, url, kind FROM stories
+        WHERE status = 'missing'
+           OR (status = 'live' AND (last_fetched IS NULL OR last_fetched <= CASE
+                 WHEN COALESCE(published, first_seen) >= :fresh_since THEN :fresh_cut
+                 WHEN COALESCE(published, first_seen) >= :recent_since THEN :recent_cut
+                 ELSE :old_cut END))
+        ORDER BY status = 'missing' DESC, last_fetched ASC
+    """
+    params: dict[str, Any] = {
+        "fresh_since": fresh_since[:10],
+        "recent_since": recent_since[:10],
+        "fresh_cut": iso(now - timedelta(hours=fresh_interval_hours)),
+        "recent_cut": iso(now - timedelta(hours=recent_interval_hours)),
+        "old_cut": iso(now - timedelta(hours=old_interval_hours)),
+    }
+    if limit:
+        sql += " LIMIT :limit"
+        params["limit"] = limit
+    return [KnownPage("story", r[0], r[1], r[2]) for r in db.execute(sql, params)]
+
+
+def story_media_ids(db: sqlite_utils.Database, story_ids: list[int]) -> list[KnownPage]:
+    """Photo pages of the given stories' images (revisits check their photos too)."""
+    if not story_ids:
+        return []
+    marks = ",".join("?" * len(story_ids))
+    rows = db.execute(
+        f"""SELECT DISTINCT i.media_id, i.page_url FROM story_images si JOIN images i ON i.media_id = si.media_id
+            WHERE si.story_id IN ({marks}) AND i.page_url IS NOT NULL""",
+        story_ids,
+    )
+    return [KnownPage("photo", r[0], r[1]) for r in rows]
+
+
+def is_baseline(db: sqlite_utils.Database, run_id: int) -> bool:
+    """True for the first run that archived anything: it records the site, it does not announce it."""
+    row = db.execute("SELECT 1 FROM stories WHERE first_run_id < ? LIMIT 1", [run_id]).fetchone()
+    return row is None

@@ -1,0 +1,319 @@
+"""Turn one crawl run into change events.
+
+The crawler only records what it saw (fetches and versions). Here a run's fetches are compared with
+the state before the run:
+
+- a page whose version differs from the version of its last good fetch is ``*_updated`` (or
+  ``*_new`` when it had none), with the changed fields and a paragraph-level diff;
+- a 404/410 makes a live page ``missing``; it becomes ``removed`` (``*_removed``) only when the
+  absence is confirmed on another run (or has lasted a configured delay); a page answering again
+  is ``live`` once more, and ``*_restored`` if its removal had been announced;
+- 403 blocks, 5xx, timeouts and connection errors change nothing at all, and pages a run did not
+  visit are untouched, so a run cut short cannot make anything look removed;
+- run health becomes operator events: ``crawl_blocked``, ``crawl_failed`` and ``parser_degraded``
+  (which also holds the run's subscriber events until the parser recovers).
+
+Detection is idempotent: events are unique per run, kind and subject, so running it twice for a run
+changes nothing. The first run into an empty archive is a baseline and announces nothing.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import sqlite_utils
+
+from db import events as q
+from db.archive import utcnow
+from db.versions import changed_image_fields, changed_story_fields
+
+SUBSCRIBER_KINDS = (
+    "story_new", "story_updated", "story_removed", "story_restored", "related_added", "related_removed",
+    "image_new", "image_updated", "image_removed", "image_restored",
+)
+OPERATOR_KINDS = ("crawl_failed", "crawl_blocked", "parser_degraded")
+TEXT_DIFF_FIELDS = {"body": "paragraphs"}
+NOUN = {"story": "story", "photo": "image"}
+
+
+@dataclass
+class HealthPolicy:
+    removal_confirm_runs: int = 2
+    removal_delay_hours: float = 0.0
+    parser_health_threshold: float = 0.9
+    block_threshold: float = 0.5
+    min_pages_for_health: int = 3
+
+
+@dataclass
+class Detection:
+    run_id: int
+    event_ids: list[int] = field(default_factory=list)
+    baseline: bool = False
+    blocked: bool = False
+    degraded: bool = False
+
+
+def detect_changes(
+    db: sqlite_utils.Database,
+    run_id: int,
+    policy: HealthPolicy | None = None,
+    *,
+    finish_reason: str = "finished",
+    baseline: bool = False,
+    now: str | None = None,
+) -> Detection:
+    """Write the run's events in one transaction and return what was found."""
+    policy = policy or HealthPolicy()
+    now = now or utcnow()
+    detection = Detection(run_id, baseline=baseline)
+    with db.atomic():
+        for fetch in q.run_subject_fetches(db, run_id):
+            for event in _page_events(db, fetch, run_id, policy, now, baseline):
+                _add(db, detection, event, run_id, now)
+        if not baseline:
+            for event in _image_new_events(db, run_id) + _related_events(db, run_id):
+                _add(db, detection, event, run_id, now)
+        for event in _health_events(db, run_id, policy, finish_reason, detection):
+            _add(db, detection, {**event, "audience": "operator"}, run_id, now)
+        if detection.degraded:
+            q.hold_run_events(db, run_id)
+        elif _healthy(db, run_id, policy):
+            q.release_held_events(db)
+    return detection
+
+
+def _add(db: sqlite_utils.Database, detection: Detection, event: dict[str, Any], run_id: int, now: str) -> None:
+    event_id = q.insert_event(db, {"run_id": run_id, "detected_at": now, **event})
+    if event_id is not None:
+        detection.event_ids.append(event_id)
+
+
+# -- pages --------------------------------------------------------------------------------------
+
+
+def _page_events(
+    db: sqlite_utils.Database, fetch: q.SubjectFetch, run_id: int, policy: HealthPolicy, now: str, baseline: bool
+) -> list[dict[str, Any]]:
+    state = q.subject_state(db, fetch.page_type, fetch.subject_id)
+    if state is None:
+        return []  # never archived: a 404 for an unknown page, or a page that did not parse
+    if fetch.outcome in q.GOOD_OUTCOMES and fetch.version is not None:
+        return _seen_events(db, fetch, state, run_id, now, baseline)
+    if fetch.outcome in q.REMOVAL_OUTCOMES:
+        return _absence_events(db, fetch, state, policy, now)
+    return []  # blocked, error, parse error: nothing is known about the page
+
+
+def _seen_events(
+    db: sqlite_utils.Database, fetch: q.SubjectFetch, state: dict[str, Any], run_id: int, now: str, baseline: bool
+) -> list[dict[str, Any]]:
+    events: list[dict[str, Any]] = []
+    noun = NOUN[fetch.page_type]
+    if state["status"] == "removed":
+        events.append(_subject_event(f"{noun}_restored", fetch, state, f"Back online: {_title(state)}"))
+    if state["status"] != "live":
+        q.set_status(db, fetch.page_type, fetch.subject_id, "live", now)
+    previous = q.previous_version(db, fetch.page_type, fetch.subject_id, run_id)
+    if previous is None:
+        if not baseline and fetch.page_type == "story":
+            kind = state.get("kind") or "story"
+            events.append(_subject_event("story_new", fetch, state, f"New {kind}: {_title(state)}", to=fetch.version))
+    elif previous != fetch.version:
+        update = _update_event(db, fetch, state, previous)
+        if update:
+            events.append(update)
+    return events
+
+
+def _update_event(
+    db: sqlite_utils.Database, fetch: q.SubjectFetch, state: dict[str, Any], previous: int
+) -> dict[str, Any] | None:
+    old = q.version_record(db, fetch.page_type, fetch.subject_id, previous)
+    new = q.version_record(db, fetch.page_type, fetch.subject_id, fetch.version or 0)
+    if fetch.page_type == "story":
+        fields, kind = changed_story_fields(old, new), "story_updated"
+    else:
+        fields, kind = changed_image_fields(old, new), "image_updated"
+    if not fields:
+        return None  # the hash moved on something no reader would call a change
+    summary = f"Updated ({', '.join(fields)}): {_title(state)}"
+    event = _subject_event(kind, fetch, state, summary, to=fetch.version)
+    return {**event, "from_version": previous, "changed_fields": fields, "diff": field_diffs(old, new, fields)}
+
+
+def _absence_events(
+    db: sqlite_utils.Database, fetch: q.SubjectFetch, state: dict[str, Any], policy: HealthPolicy, now: str
+) -> list[dict[str, Any]]:
+    if state["status"] == "removed":
+        return []
+    if state["status"] == "live":
+        q.set_status(db, fetch.page_type, fetch.subject_id, "missing", now)
+        state = {**state, "status": "missing", "missing_since": now}
+    if not _removal_confirmed(db, fetch, state, policy, now):
+        return []
+    q.set_status(db, fetch.page_type, fetch.subject_id, "removed", now)
+    status = "410 Gone" if fetch.outcome == "gone" else "404 Not Found"
+    noun = NOUN[fetch.page_type]
+    return [_subject_event(f"{noun}_removed", fetch, state, f"Removed ({status}): {_title(state)}")]
+
+
+def _removal_confirmed(
+    db: sqlite_utils.Database, fetch: q.SubjectFetch, state: dict[str, Any], policy: HealthPolicy, now: str
+) -> bool:
+    since = state["missing_since"] or now
+    if q.removal_runs(db, fetch.page_type, fetch.subject_id, since) >= max(1, policy.removal_confirm_runs):
+        return True
+    if policy.removal_delay_hours > 0:
+        waited = _parse(now) - _parse(since)
+        return waited >= timedelta(hours=policy.removal_delay_hours)
+    return False
+
+
+def _subject_event(
+    kind: str, fetch: q.SubjectFetch, state: dict[str, Any], summary: str, to: int | None = None
+) -> dict[str, Any]:
+    return {
+        "kind": kind,
+        "subject_type": NOUN[fetch.page_type],
+        "subject_id": fetch.subject_id,
+        "url": state.get("url") or state.get("page_url") or fetch.url,
+        "title": state.get("title"),
+        "to_version": to,
+        "summary": summary,
+    }
+
+
+# -- images and related stories -----------------------------------------------------------------
+
+
+def _image_new_events(db: sqlite_utils.Database, run_id: int) -> list[dict[str, Any]]:
+    return [
+        {
+            "kind": "image_new", "subject_type": "image", "subject_id": image["media_id"], "url": image["page_url"],
+            "title": image["title"], "to_version": None,
+            "summary": f"New image {image['virin'] or image['media_id']}: {image['title'] or image['caption'] or ''}".strip(),
+        }
+        for image in q.new_images(db, run_id)
+    ]
+
+
+def _related_events(db: sqlite_utils.Database, run_id: int) -> list[dict[str, Any]]:
+    """One event per story and direction, listing every link that came or went."""
+    grouped: dict[tuple[int, str], list[dict[str, Any]]] = {}
+    for link in q.related_changes(db, run_id):
+        grouped.setdefault((link["story_id"], link["change"]), []).append(link)
+    events = []
+    for (story_id, change), links in grouped.items():
+        titles = "; ".join(link["title"] or str(link["related_id"]) for link in links)
+        events.append({
+            "kind": f"related_{change}", "subject_type": "story", "subject_id": story_id,
+            "url": links[0]["story_url"], "title": links[0]["story_title"],
+            "changed_fields": ["related"],
+            "summary": f"Related stories {change}: {titles}",
+            "diff": {"related": [{"op": "insert" if change == "added" else "delete",
+                                  "old" if change == "removed" else "new":
+                                      [{"id": link["related_id"], "url": link["url"], "title": link["title"]}
+                                       for link in links]}]},
+        })
+    return events
+
+
+# -- run health ---------------------------------------------------------------------------------
+
+
+def _health_events(
+    db: sqlite_utils.Database, run_id: int, policy: HealthPolicy, finish_reason: str, detection: Detection
+) -> list[dict[str, Any]]:
+    counts = q.run_fetch_counts(db, run_id)
+    events = []
+    blocked = counts.get("blocked", 0)
+    if finish_reason == "blocked" or (
+        counts["total"] >= policy.min_pages_for_health and blocked / counts["total"] >= policy.block_threshold
+    ):
+        detection.blocked = True
+        events.append(_run_event("crawl_blocked", run_id, f"Blocked: {blocked} of {counts['total']} requests refused"))
+    good = counts.get("ok", 0) + counts.get("not_modified", 0)
+    if finish_reason not in ("finished", "closespider_pagecount", "blocked", "shutdown") or (
+        counts["total"] and not good and not detection.blocked
+    ):
+        events.append(_run_event("crawl_failed", run_id, f"Crawl failed ({finish_reason}): {counts}"))
+    if _degraded(counts, policy):
+        detection.degraded = True
+        share = counts["story_parsed"] / counts["story_ok"]
+        events.append(_run_event(
+            "parser_degraded", run_id,
+            f"Parser degraded: {counts['story_parsed']} of {counts['story_ok']} story pages parsed ({share:.0%});"
+            " subscriber alerts held",
+        ))
+    return events
+
+
+def _degraded(counts: dict[str, int], policy: HealthPolicy) -> bool:
+    if counts["story_ok"] < policy.min_pages_for_health:
+        return False
+    return counts["story_parsed"] / counts["story_ok"] < policy.parser_health_threshold
+
+
+def _healthy(db: sqlite_utils.Database, run_id: int, policy: HealthPolicy) -> bool:
+    counts = q.run_fetch_counts(db, run_id)
+    return counts["story_ok"] >= policy.min_pages_for_health and not _degraded(counts, policy)
+
+
+def _run_event(kind: str, run_id: int, summary: str) -> dict[str, Any]:
+    return {"kind": kind, "subject_type": "run", "subject_id": run_id, "summary": summary}
+
+
+# -- diffs ----------------------------------------------------------------------------------------
+
+
+def field_diffs(old: dict[str, Any], new: dict[str, Any], fields: list[str]) -> dict[str, Any]:
+    """Paragraph-level diff for the body; old/new values for the other fields."""
+    diffs: dict[str, Any] = {}
+    for name in fields:
+        if name == "body":
+            diffs[name] = paragraph_diff(old.get("paragraphs") or [], new.get("paragraphs") or [])
+        elif name in ("captions", "images"):
+            diffs[name] = paragraph_diff(_image_lines(old), _image_lines(new))
+        else:
+            diffs[name] = [{"op": "replace", "old": [_text(old, name)], "new": [_text(new, name)]}]
+    return diffs
+
+
+def paragraph_diff(old: list[str], new: list[str]) -> list[dict[str, Any]]:
+    matcher = difflib.SequenceMatcher(a=old, b=new, autojunk=False)
+    return [
+        {"op": op, "old": old[i1:i2], "new": new[j1:j2]}
+        for op, i1, i2, j1, j2 in matcher.get_opcodes()
+        if op != "equal"
+    ]
+
+
+def _image_lines(record: dict[str, Any]) -> list[str]:
+    lines = []
+    for image in record.get("images") or []:
+        parts = [image.get("title"), image.get("caption"), image.get("credit")]
+        lines.append(" | ".join(p for p in parts if p) or str(image.get("media_id")))
+    return lines
+
+
+def _text(record: dict[str, Any], name: str) -> str:
+    if name == "tags":
+        return ", ".join(record.get("tags") or [])
+    if name == "byline":
+        return " ".join(filter(None, [record.get("byline"), record.get("dateline")]))
+    if name == "published":
+        return " ".join(filter(None, [record.get("published"), record.get("updated")]))
+    value = record.get(name)
+    return "" if value is None else str(value)
+
+
+def _title(state: dict[str, Any]) -> str:
+    return state.get("title") or state.get("caption") or f"#{state.get('id') or state.get('media_id')}"
+
+
+def _parse(stamp: str) -> datetime:
+    return datetime.strptime(stamp.rstrip("Z")[:26], "%Y-%m-%dT%H:%M:%S.%f").replace(tzinfo=timezone.utc)

@@ -1,0 +1,136 @@
+"""One monitoring run, start to end: crawl, detect changes, queue and send alerts, close the run.
+
+This is what ``defwatch crawl`` does and what every scheduled crawl job runs in its child process.
+Each step commits before the next starts, so a run killed at any point leaves a consistent archive:
+the next run's detection only looks at its own fetches, and mails queued in the outbox are sent by
+the next flush.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from crawler.run import build_settings, is_local, run_crawl
+from db.archive import Archive
+from db.queries import is_baseline
+from defwatch.config import Config
+from monitor.changes import Detection, HealthPolicy, detect_changes
+
+logger = logging.getLogger(__name__)
+
+FINISHED = ("finished", "closespider_pagecount")
+
+
+@dataclass
+class RunSummary:
+    run_id: int
+    mode: str
+    status: str
+    finish_reason: str
+    pages: int = 0
+    new_versions: int = 0
+    events: int = 0
+    errors: int = 0
+    blocked: int = 0
+    not_modified: int = 0
+    baseline: bool = False
+    mails_queued: int = 0
+    mails_sent: int = 0
+    outcomes: dict[str, int] = field(default_factory=dict)
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def line(self) -> str:
+        return (
+            f"run {self.run_id} ({self.mode}) {self.status}: {self.pages} pages, {self.new_versions} new versions, "
+            f"{self.events} events, {self.errors} errors, {self.blocked} blocked, {self.not_modified} not modified"
+        )
+
+
+def policy_from(config: Config) -> HealthPolicy:
+    m = config.monitor
+    return HealthPolicy(
+        removal_confirm_runs=m.removal_confirm_runs,
+        removal_delay_hours=m.removal_delay_hours,
+        parser_health_threshold=m.parser_health_threshold,
+        block_threshold=m.block_threshold,
+    )
+
+
+def run_once(
+    config: Config, *, mode: str, max_pages: int = 0, send_mail: bool = True, settings_overrides: dict | None = None
+) -> RunSummary:
+    """Run one crawl of ``config.site`` into ``config.db`` and everything that follows it."""
+    archive = Archive.open(config.db)
+    run_id = archive.start_run(mode, config.site)
+    try:
+        result = _crawl(config, run_id, mode, max_pages, settings_overrides)
+        baseline = is_baseline(archive.db, run_id)
+        detection = detect_changes(
+            archive.db, run_id, policy_from(config), finish_reason=result.finish_reason, baseline=baseline
+        )
+        summary = _summarise(run_id, mode, result.finish_reason, result.stats, detection)
+        summary.mails_queued, summary.mails_sent = _alert(archive, run_id, config, send_mail)
+        archive.finish_run(run_id, summary.status, summary.as_json() | {"config": config.redacted()})
+        return summary
+    except BaseException:
+        archive.finish_run(run_id, "failed", {"error": "run aborted; see the log"})
+        raise
+    finally:
+        archive.close()
+
+
+def _crawl(config: Config, run_id: int, mode: str, max_pages: int, overrides: dict | None) -> Any:
+    crawl = config.crawl
+    values: dict[str, Any] = {"USER_AGENT": crawl.user_agent, "DOWNLOAD_MAXSIZE": crawl.max_response_bytes}
+    if crawl.polite and not is_local(config.site):
+        values |= {
+            "CONCURRENT_REQUESTS_PER_DOMAIN": crawl.concurrency_per_host,
+            "DOWNLOAD_DELAY": crawl.download_delay,
+            "DOWNLOAD_TIMEOUT": crawl.timeout,
+        }
+    settings = build_settings(
+        db_path=config.db, site=config.site, run_id=run_id, polite=crawl.polite, overrides=values | (overrides or {})
+    )
+    revisit = asdict(config.revisit)
+    return run_crawl(
+        settings,
+        mode=mode,
+        max_pages=max_pages or crawl.max_pages,
+        listing_pages=crawl.discover_listing_pages,
+        feeds=list(crawl.feeds),
+        revisit=revisit,
+    )
+
+
+def _summarise(run_id: int, mode: str, reason: str, stats: dict[str, Any], detection: Detection) -> RunSummary:
+    outcomes = {k.split("/", 1)[1]: v for k, v in stats.items() if k.startswith("defwatch/outcome/")}
+    versions = sum(v for k, v in stats.items() if k.startswith("defwatch/new_versions/"))
+    status = "ok" if reason in FINISHED else "interrupted" if reason == "shutdown" else "failed"
+    if detection.blocked:
+        status = "blocked"
+    return RunSummary(
+        run_id=run_id, mode=mode, status=status, finish_reason=reason,
+        pages=int(stats.get("defwatch/fetches", 0)), new_versions=versions, events=len(detection.event_ids),
+        errors=outcomes.get("error", 0), blocked=outcomes.get("blocked", 0),
+        not_modified=outcomes.get("not_modified", 0), baseline=detection.baseline, outcomes=outcomes,
+    )
+
+
+def _alert(archive: Archive, run_id: int, config: Config, send_mail: bool) -> tuple[int, int]:
+    """Queue this run's mails; send what is due when SMTP is configured. Mail trouble never fails a run."""
+    from monitor.alerts import flush_outbox, queue_pending_alerts, queue_run_alerts
+
+    queued = queue_run_alerts(archive.db, run_id, config.alerts)
+    queued += queue_pending_alerts(archive.db, config.alerts)
+    if not send_mail or not (config.alerts.recipients or config.alerts.operator_recipients):
+        return len(queued), 0
+    try:
+        result = flush_outbox(archive.db, config.smtp, config.alerts)
+    except Exception as exc:  # noqa: BLE001 - the outbox keeps the mail; the next flush retries
+        logger.warning("could not send alerts: %s", exc)
+        return len(queued), 0
+    return len(queued), result.sent
