@@ -216,6 +216,7 @@ CREATE TABLE events (
 CREATE INDEX events_detected ON events(detected_at);
 CREATE INDEX events_kind ON events(kind);
 CREATE INDEX events_subject ON events(subject_type, subject_id);
+CREATE INDEX events_unalerted ON events(run_id) WHERE alerted_at IS NULL;
 
 CREATE TABLE outbox (
     id INTEGER PRIMARY KEY,

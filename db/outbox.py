@@ -1,0 +1,227 @@
+"""Every query behind alert emails: unalerted events and the outbox state machine.
+
+An outbox row moves ``pending -> sending -> sent`` (or back to ``pending`` with a later
+``next_attempt_at``, or on to ``failed``). Each step is its own committed transaction, so a crash
+leaves the row in a state that says exactly how far the mail got.
+
+While a row is ``sending``, ``next_attempt_at`` holds the *lease expiry*: the time after which the
+sender is presumed dead and the row may be claimed again. Reusing the column keeps the schema as
+it is and keeps the ``outbox_status(status, next_attempt_at)`` index useful for both questions
+("which pending mails are due?" and "which sends were abandoned?").
+
+Times are ISO 8601 UTC strings with a ``Z`` (the archive's format), so they compare as text.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from typing import Any
+
+import sqlite_utils
+
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+STATUSES = ("pending", "sending", "sent", "failed")
+
+# Operator trouble first, then single removals, then the digests: the most urgent mail leaves
+# first when an outage has let a queue build up.
+_PRIORITY = "CASE kind WHEN 'operator' THEN 0 WHEN 'immediate' THEN 1 WHEN 'test' THEN 2 ELSE 3 END"
+
+
+def stamp(moment: datetime | None = None) -> str:
+    """Format a time the way the archive stores it; naive times are taken as UTC."""
+    moment = moment or datetime.now(timezone.utc)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc).strftime(TIME_FORMAT)
+
+
+def parse_stamp(text: str) -> datetime:
+    """Read back a time written by ``stamp`` (also accepts plain ISO 8601 with an offset)."""
+    if text.endswith("Z"):
+        text = text[:-1] + "+00:00"
+    moment = datetime.fromisoformat(text)
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+@contextmanager
+def write_transaction(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Database]:
+    """One write transaction that takes the write lock up front (BEGIN IMMEDIATE).
+
+    Taking the lock first means a read-then-write step (select events, then mark them) cannot be
+    interleaved with another writer, which is what makes queueing idempotent under concurrency.
+    Inside a caller's transaction it becomes a savepoint, so the caller decides when to commit.
+    """
+    conn = db.conn
+    if conn.in_transaction:
+        conn.execute("SAVEPOINT defwatch_outbox")
+        try:
+            yield db
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK TO SAVEPOINT defwatch_outbox")
+                conn.execute("RELEASE SAVEPOINT defwatch_outbox")
+            raise
+        conn.execute("RELEASE SAVEPOINT defwatch_outbox")
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield db
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+# --- events -----------------------------------------------------------------------------------
+
+
+def unalerted_events(db: sqlite_utils.Database, run_id: int | None = None) -> list[dict[str, Any]]:
+    """Events not yet put in a mail and not held back by parser health, oldest first.
+
+    With ``run_id`` only that run's events. Without it, events of every run that has finished
+    (or of no run): a crawl still writing events is left to its own ``queue_run_alerts`` call,
+    so a background sweep never splits one run's digest in two.
+    """
+    base = "SELECT e.* FROM events e WHERE e.alerted_at IS NULL AND e.held = 0"
+    if run_id is not None:
+        return list(db.query(base + " AND e.run_id = ? ORDER BY e.id", [run_id]))
+    sql = (
+        base + " AND (e.run_id IS NULL OR EXISTS ("
+        "SELECT 1 FROM runs r WHERE r.id = e.run_id AND r.status != 'running')) ORDER BY e.id"
+    )
+    return list(db.query(sql))
+
+
+def mark_alerted(db: sqlite_utils.Database, event_ids: Sequence[int], at: str) -> int:
+    """Stamp events as mailed; only untouched ones, so a concurrent writer cannot double-mark."""
+    cursor = db.execute(
+        "UPDATE events SET alerted_at = ? WHERE alerted_at IS NULL"
+        " AND id IN (SELECT value FROM json_each(?))",
+        [at, json.dumps(list(event_ids))],
+    )
+    return cursor.rowcount
+
+
+# --- outbox -----------------------------------------------------------------------------------
+
+
+def insert_mail(
+    db: sqlite_utils.Database,
+    *,
+    message_id: str,
+    kind: str,
+    run_id: int | None,
+    sender: str,
+    recipients: Sequence[str],
+    subject: str,
+    body_text: str,
+    body_html: str | None,
+    created_at: str,
+) -> int:
+    """Queue one fully rendered mail; a retry later sends exactly these bytes of content."""
+    cursor = db.execute(
+        "INSERT INTO outbox (message_id, kind, run_id, sender, recipients, subject, body_text,"
+        " body_html, status, attempts, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?)",
+        [message_id, kind, run_id, sender, json.dumps(list(recipients)), subject, body_text,
+         body_html, created_at],
+    )
+    return int(cursor.lastrowid)
+
+
+def _decode(row: dict[str, Any]) -> dict[str, Any]:
+    row["recipients"] = json.loads(row["recipients"]) if row.get("recipients") else []
+    return row
+
+
+def get_mail(db: sqlite_utils.Database, mail_id: int) -> dict[str, Any] | None:
+    """One outbox row with ``recipients`` decoded to a list."""
+    rows = list(db.query("SELECT * FROM outbox WHERE id = ?", [mail_id]))
+    return _decode(rows[0]) if rows else None
+
+
+def list_outbox(db: sqlite_utils.Database, status: str | None = None) -> list[dict[str, Any]]:
+    """Outbox rows (all, or one status) in queue order, with ``recipients`` as a list."""
+    if status is not None and status not in STATUSES:
+        raise ValueError(f"unknown outbox status {status!r}; expected one of {', '.join(STATUSES)}")
+    if status is None:
+        rows = db.query("SELECT * FROM outbox ORDER BY id")
+    else:
+        rows = db.query("SELECT * FROM outbox WHERE status = ? ORDER BY id", [status])
+    return [_decode(row) for row in rows]
+
+
+def due_mail_ids(db: sqlite_utils.Database, now: str) -> list[int]:
+    """Mails to try now: pending and due, or ``sending`` with an expired lease."""
+    sql = (
+        "SELECT id FROM outbox WHERE (status = 'pending' AND (next_attempt_at IS NULL"
+        " OR next_attempt_at <= :now)) OR (status = 'sending' AND next_attempt_at <= :now)"
+        f" ORDER BY {_PRIORITY}, id"
+    )
+    return [row["id"] for row in db.query(sql, {"now": now})]
+
+
+def claim(db: sqlite_utils.Database, mail_id: int, now: str, lease_until: str) -> dict[str, Any] | None:
+    """Mark one due mail ``sending`` and commit, before any byte goes to the SMTP server.
+
+    The conditional UPDATE is the lock: of two flushers racing for a row only one changes it.
+    ``attempts`` counts started attempts, so a process that keeps dying mid-send still runs
+    out of attempts instead of looping forever. Returns the claimed row, with ``reclaimed``
+    True when it was taken over from a sender whose lease expired; None if not claimable.
+    """
+    with write_transaction(db):
+        before = db.execute("SELECT status FROM outbox WHERE id = ?", [mail_id]).fetchone()
+        cursor = db.execute(
+            "UPDATE outbox SET status = 'sending', attempts = attempts + 1, next_attempt_at = :lease"
+            " WHERE id = :id AND ((status = 'pending' AND (next_attempt_at IS NULL"
+            " OR next_attempt_at <= :now)) OR (status = 'sending' AND next_attempt_at <= :now))",
+            {"id": mail_id, "now": now, "lease": lease_until},
+        )
+        mail = get_mail(db, mail_id) if cursor.rowcount == 1 else None
+    if mail is not None:
+        mail["reclaimed"] = before[0] == "sending"
+    return mail
+
+
+def mark_sent(db: sqlite_utils.Database, mail_id: int, at: str, note: str | None = None) -> None:
+    """The server took the mail. ``note`` records recipients it refused for good, if any."""
+    with write_transaction(db):
+        db.execute(
+            "UPDATE outbox SET status = 'sent', sent_at = ?, next_attempt_at = NULL,"
+            " last_error = COALESCE(?, last_error) WHERE id = ?",
+            [at, note, mail_id],
+        )
+
+
+def mark_retry(
+    db: sqlite_utils.Database,
+    mail_id: int,
+    error: str,
+    next_attempt_at: str,
+    recipients: Sequence[str] | None = None,
+) -> None:
+    """Back to ``pending`` for a later attempt; ``recipients`` narrows who is still owed the mail."""
+    with write_transaction(db):
+        db.execute(
+            "UPDATE outbox SET status = 'pending', last_error = ?, next_attempt_at = ?,"
+            " recipients = COALESCE(?, recipients) WHERE id = ?",
+            [error, next_attempt_at, json.dumps(list(recipients)) if recipients else None, mail_id],
+        )
+
+
+def mark_failed(db: sqlite_utils.Database, mail_id: int, error: str) -> None:
+    """Give up on a mail; it stays in the outbox with its last error for the operator."""
+    with write_transaction(db):
+        db.execute(
+            "UPDATE outbox SET status = 'failed', last_error = ?, next_attempt_at = NULL WHERE id = ?",
+            [error, mail_id],
+        )
+
+
+def count_waiting(db: sqlite_utils.Database) -> int:
+    """Mails not yet delivered nor given up (pending, or sending under a live lease)."""
+    row = db.execute("SELECT COUNT(*) FROM outbox WHERE status IN ('pending', 'sending')").fetchone()
+    return int(row[0])
