@@ -1,0 +1,551 @@
+"""Configuration: a TOML file (``defwatch.toml``) overridden by ``DEFWATCH_*`` environment variables.
+
+Why this shape:
+- The dataclasses below are the contract other modules code against; the file mirrors them one to
+  one (top-level ``db``/``site``, one table per section, ``[[jobs]]``), so every setting has exactly
+  one name and ``defwatch init`` can write all of them with their defaults.
+- Everything is checked here, once, so a daemon never dies at 03:00 on a typo: every problem becomes
+  a ``ConfigError`` naming where the value came from (file or environment variable), the key and
+  what was expected.
+- The SMTP password is accepted only from ``DEFWATCH_SMTP_PASSWORD``. Config files get copied,
+  committed and pasted into bug reports; a password key in the file is an error, not a warning, and
+  ``Config.redacted()`` (for logs and ``runs.stats``) never contains it.
+
+Relative paths (``db``) are relative to the directory defwatch is started from, exactly like
+``--db`` on the command line; a daemon should use an absolute path.
+
+Requires Python 3.11 for ``tomllib``; on 3.10 the ``tomli`` backport is used if installed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+import re
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any
+from urllib.parse import urlsplit
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib  # type: ignore[no-redef]
+
+if typing.TYPE_CHECKING:
+    from apscheduler.triggers.cron import CronTrigger
+
+SECURITY_MODES = ("none", "starttls", "ssl")
+CRAWL_MODES = ("discover", "revisit", "sweep", "full")
+JOB_MODES = (*CRAWL_MODES, "flush")
+DEFAULT_CONFIG_FILE = "defwatch.toml"
+
+
+class ConfigError(ValueError):
+    """Bad configuration; the message names the source, the key and what is expected."""
+
+
+@dataclass
+class SmtpConfig:
+    host: str = "localhost"
+    port: int = 25
+    security: str = "none"  # none | starttls | ssl
+    user: str | None = None
+    # Only ever from DEFWATCH_SMTP_PASSWORD; repr=False keeps it out of reprs in logs and tracebacks.
+    password: str | None = field(default=None, repr=False)
+    timeout: float = 30.0
+
+
+@dataclass
+class AlertConfig:
+    sender: str = "defwatch@localhost"
+    recipients: list[str] = field(default_factory=list)
+    operator_recipients: list[str] = field(default_factory=list)  # crawl failures, blocking, parser health
+    immediate_removals: bool = False
+    max_attempts: int = 10
+    retry_base_seconds: float = 60.0
+    site_name: str = "war.gov"
+
+
+@dataclass
+class CrawlConfig:
+    polite: bool = True  # False for the local sample site: no AutoThrottle, high concurrency
+    concurrency_per_host: int = 2
+    download_delay: float = 1.0
+    timeout: float = 30.0
+    user_agent: str = "defwatch/0.1 (+https://github.com/defwatch/defwatch; archive and change monitor)"
+    max_pages: int = 0  # 0 = no cap
+    discover_listing_pages: int = 3
+    feeds: list[int] = field(default_factory=lambda: [1, 9, 400, 800])  # ArticleCS ContentType values
+    max_response_bytes: int = 20 * 1024 * 1024
+
+
+@dataclass
+class RevisitConfig:
+    fresh_days: int = 7
+    fresh_interval_hours: float = 6.0
+    recent_days: int = 90
+    recent_interval_hours: float = 72.0
+    old_interval_hours: float = 24.0 * 30
+
+
+@dataclass
+class MonitorConfig:
+    removal_confirm_runs: int = 2
+    removal_delay_hours: float = 0.0
+    parser_health_threshold: float = 0.9
+    block_threshold: float = 0.5
+
+
+@dataclass
+class JobConfig:
+    name: str
+    mode: str  # discover | revisit | sweep | full | flush
+    interval_minutes: float | None = None
+    cron: str | None = None  # crontab syntax: minute hour day-of-month month day-of-week
+    max_pages: int = 0
+    misfire_grace_seconds: int = 300
+
+
+def default_jobs() -> list[JobConfig]:
+    """Discovery often, revisits every two hours, the slow removal sweep at night, mail every 10 min."""
+    return [
+        JobConfig(name="discover", mode="discover", interval_minutes=30.0),
+        JobConfig(name="revisit", mode="revisit", interval_minutes=120.0),
+        JobConfig(name="sweep", mode="sweep", cron="0 3 * * *"),
+        JobConfig(name="flush", mode="flush", interval_minutes=10.0),
+    ]
+
+
+@dataclass
+class Config:
+    db: str = "./defwatch.db"
+    site: str = "https://www.war.gov"
+    smtp: SmtpConfig = field(default_factory=SmtpConfig)
+    alerts: AlertConfig = field(default_factory=AlertConfig)
+    crawl: CrawlConfig = field(default_factory=CrawlConfig)
+    revisit: RevisitConfig = field(default_factory=RevisitConfig)
+    monitor: MonitorConfig = field(default_factory=MonitorConfig)
+    jobs: list[JobConfig] = field(default_factory=default_jobs)
+    source: str | None = None  # the file it was read from
+
+    def redacted(self) -> dict[str, Any]:
+        """A plain dict for logs and ``runs.stats``: the password is replaced by a marker."""
+        data = dataclasses.asdict(self)
+        data["smtp"]["password"] = "<redacted>" if self.smtp.password else None
+        return data
+
+
+SECTIONS: dict[str, type] = {
+    "smtp": SmtpConfig,
+    "alerts": AlertConfig,
+    "crawl": CrawlConfig,
+    "revisit": RevisitConfig,
+    "monitor": MonitorConfig,
+}
+
+# name -> (dotted key, kind); kind "list" means comma-separated addresses.
+ENV_VARS: dict[str, tuple[str, str]] = {
+    "DEFWATCH_DB": ("db", "str"),
+    "DEFWATCH_SITE": ("site", "str"),
+    "DEFWATCH_SMTP_HOST": ("smtp.host", "str"),
+    "DEFWATCH_SMTP_PORT": ("smtp.port", "int"),
+    "DEFWATCH_SMTP_SECURITY": ("smtp.security", "str"),
+    "DEFWATCH_SMTP_USER": ("smtp.user", "str"),
+    "DEFWATCH_SMTP_PASSWORD": ("smtp.password", "secret"),
+    "DEFWATCH_ALERT_FROM": ("alerts.sender", "str"),
+    "DEFWATCH_ALERT_TO": ("alerts.recipients", "list"),
+    "DEFWATCH_OPERATOR_TO": ("alerts.operator_recipients", "list"),
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading
+
+
+def load_config(path: str | None = None, env: Mapping[str, str] = os.environ) -> Config:
+    """Defaults, then the file (explicit path, else $DEFWATCH_CONFIG, else ./defwatch.toml if it
+    exists), then the environment; then validate the result as a whole."""
+    source = resolve_config_path(path, env)
+    origins = _Origins(source)
+    config = _from_table(_read_toml(source), origins) if source else Config()
+    config.source = source
+    _apply_env(config, env, origins)
+    _validate(config, origins)
+    return config
+
+
+def resolve_config_path(path: str | None, env: Mapping[str, str]) -> str | None:
+    """An explicit or $DEFWATCH_CONFIG path must exist; the implicit ./defwatch.toml is optional."""
+    explicit = path or env.get("DEFWATCH_CONFIG") or None
+    if explicit:
+        if not os.path.isfile(explicit):
+            via = "" if path else " (from DEFWATCH_CONFIG)"
+            raise ConfigError(f"{explicit}: config file not found{via}")
+        return explicit
+    return DEFAULT_CONFIG_FILE if os.path.isfile(DEFAULT_CONFIG_FILE) else None
+
+
+def render_init_template() -> str:
+    """The commented ``defwatch.toml`` that ``defwatch init`` writes: every setting at its default."""
+    return resources.files("defwatch").joinpath("init_template.toml").read_text(encoding="utf-8")
+
+
+def _read_toml(source: str) -> dict[str, Any]:
+    try:
+        with open(source, "rb") as fh:
+            return tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: not valid TOML: {exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{source}: not valid TOML: the file is not UTF-8 text") from None
+    except OSError as exc:
+        raise ConfigError(f"{source}: cannot read config file: {exc.strerror or exc}") from None
+
+
+class _Origins:
+    """Remembers where each value came from so errors can point at the right file or variable."""
+
+    def __init__(self, source: str | None) -> None:
+        self.source = source
+        self._by_key: dict[str, str] = {}
+
+    def set(self, key: str, origin: str) -> None:
+        self._by_key[key] = origin
+
+    def error(self, key: str, problem: str) -> ConfigError:
+        origin = self._by_key.get(key) or self._by_key.get(key.split("[")[0]) or "default configuration"
+        return ConfigError(f"{origin}: {key}: {problem}")
+
+
+def _from_table(data: dict[str, Any], origins: _Origins) -> Config:
+    src = origins.source or "config"
+    allowed = ["db", "site", *SECTIONS, "jobs"]
+    _reject_unknown(data, allowed, "", src)
+    kwargs: dict[str, Any] = {}
+    for key in ("db", "site"):
+        if key in data:
+            kwargs[key] = _typed(data[key], str, key, src)
+            origins.set(key, src)
+    for name, cls in SECTIONS.items():
+        if name in data:
+            kwargs[name] = _build_section(cls, data[name], name, src, origins)
+    if "jobs" in data:
+        kwargs["jobs"] = _build_jobs(data["jobs"], src, origins)
+    return Config(**kwargs)
+
+
+def _build_section(cls: type, table: Any, name: str, src: str, origins: _Origins) -> Any:
+    if not isinstance(table, dict):
+        raise ConfigError(f"{src}: {name}: expected a table [{name}], got {_describe(table)}")
+    if cls is SmtpConfig and "password" in table:
+        raise ConfigError(
+            f"{src}: smtp.password: the SMTP password must not be stored in the config file; "
+            "remove it and set the environment variable DEFWATCH_SMTP_PASSWORD instead"
+        )
+    return _build(cls, table, name, src, origins, exclude=("password",))
+
+
+def _build_jobs(value: Any, src: str, origins: _Origins) -> list[JobConfig]:
+    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+        raise ConfigError(f"{src}: jobs: expected [[jobs]] tables, got {_describe(value)}")
+    return [_build(JobConfig, table, f"jobs[{i}]", src, origins) for i, table in enumerate(value)]
+
+
+def _build(cls: type, table: dict[str, Any], prefix: str, src: str, origins: _Origins,
+           exclude: tuple[str, ...] = ()) -> Any:
+    """Type-check one table against a dataclass's annotations and construct it."""
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls) if f.name not in exclude]
+    _reject_unknown(table, names, prefix, src)
+    origins.set(prefix, src)
+    kwargs = {}
+    for key, value in table.items():
+        dotted = f"{prefix}.{key}"
+        kwargs[key] = _typed(value, hints[key], dotted, src)
+        origins.set(dotted, src)
+    required = [f.name for f in dataclasses.fields(cls)
+                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    for key in required:
+        if key not in kwargs:
+            raise ConfigError(f"{src}: {prefix}.{key}: missing (required)")
+    return cls(**kwargs)
+
+
+def _reject_unknown(table: dict[str, Any], allowed: list[str], prefix: str, src: str) -> None:
+    for key in table:
+        if key not in allowed:
+            dotted = f"{prefix}.{key}" if prefix else key
+            close = difflib.get_close_matches(key, allowed, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            where = f"[{prefix}]" if prefix and "[" not in prefix else (prefix or "the top level")
+            raise ConfigError(
+                f"{src}: {dotted}: unknown setting{hint} (valid in {where}: {', '.join(allowed)})"
+            )
+
+
+def _typed(value: Any, hint: Any, key: str, src: str) -> Any:
+    """Check a TOML value against a field type; ints are accepted (and converted) for floats."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        inner = [a for a in typing.get_args(hint) if a is not type(None)]
+        return _typed(value, inner[0], key, src)
+    if typing.get_origin(hint) is list:
+        (item,) = typing.get_args(hint)
+        if not isinstance(value, list):
+            raise ConfigError(f"{src}: {key}: expected a list of {_TYPE_NAMES[item]}, got {_describe(value)}")
+        return [_typed(v, item, f"{key}[{i}]", src) for i, v in enumerate(value)]
+    ok = {
+        bool: isinstance(value, bool),
+        int: isinstance(value, int) and not isinstance(value, bool),
+        float: isinstance(value, int | float) and not isinstance(value, bool),
+        str: isinstance(value, str),
+    }[hint]
+    if not ok:
+        raise ConfigError(f"{src}: {key}: expected {_TYPE_NAMES[hint]}, got {_describe(value)}")
+    return float(value) if hint is float else value
+
+
+_TYPE_NAMES = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
+
+
+def _describe(value: Any) -> str:
+    kind = {bool: "boolean", int: "integer", float: "number", str: "string", list: "list",
+            dict: "table"}.get(type(value), type(value).__name__)
+    text = repr(value)
+    return f"{kind} {text if len(text) <= 60 else text[:57] + '...'}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Environment
+
+
+def _apply_env(config: Config, env: Mapping[str, str], origins: _Origins) -> None:
+    """Environment beats the file. An empty variable counts as unset (compose files and systemd
+    units often pass blank values for "not configured")."""
+    for name, (key, kind) in ENV_VARS.items():
+        raw = env.get(name)
+        if raw is None or not raw.strip():
+            continue
+        origin = f"environment variable {name}"
+        origins.set(key, origin)
+        _set_key(config, key, _env_value(raw, kind, key, origin))
+
+
+def _env_value(raw: str, kind: str, key: str, origin: str) -> Any:
+    if kind == "secret":
+        return raw  # passwords may legitimately start or end with spaces
+    if kind == "list":
+        return [part.strip() for part in raw.split(",") if part.strip()]
+    if kind == "int":
+        try:
+            return int(raw.strip())
+        except ValueError:
+            raise ConfigError(f"{origin}: {key}: expected an integer, got {raw.strip()!r}") from None
+    return raw.strip()
+
+
+def _set_key(config: Config, key: str, value: Any) -> None:
+    target: Any = config
+    *path, last = key.split(".")
+    for part in path:
+        target = getattr(target, part)
+    setattr(target, last, value)
+
+
+# ---------------------------------------------------------------------------------------------
+# Validation of values (after env, so variables are checked as strictly as the file)
+
+_ADDR = re.compile(r"[^\s@<>()\[\],;:\"\\]+@[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?")
+_NAMED_ADDR = re.compile(r"([^<>\",;@\r\n]*?)\s*<([^<>]+)>")
+
+
+def is_valid_address(text: str) -> bool:
+    """``user@host`` or ``Display Name <user@host>``; one address, nothing that could break a header."""
+    text = text.strip()
+    if not text or "\r" in text or "\n" in text:
+        return False
+    named = _NAMED_ADDR.fullmatch(text)
+    return bool(_ADDR.fullmatch(named.group(2) if named else text))
+
+
+def _validate(config: Config, origins: _Origins) -> None:
+    _validate_top(config, origins)
+    _validate_smtp(config.smtp, origins)
+    _validate_alerts(config.alerts, origins)
+    _validate_crawl(config.crawl, origins)
+    _validate_revisit(config.revisit, origins)
+    _validate_monitor(config.monitor, origins)
+    _validate_jobs(config.jobs, origins)
+
+
+def _check(ok: bool, origins: _Origins, key: str, problem: str) -> None:
+    if not ok:
+        raise origins.error(key, problem)
+
+
+def _validate_top(config: Config, origins: _Origins) -> None:
+    _check(bool(config.db.strip()), origins, "db", "expected a path to the archive file, got an empty string")
+    parts = urlsplit(config.site)
+    _check(
+        parts.scheme in ("http", "https") and bool(parts.hostname) and parts.path in ("", "/")
+        and not parts.query and not parts.fragment,
+        origins, "site", f"expected a site root like 'https://www.war.gov', got {config.site!r}",
+    )
+    config.site = config.site.rstrip("/")
+
+
+def _validate_smtp(smtp: SmtpConfig, origins: _Origins) -> None:
+    _check(bool(smtp.host.strip()) and not re.search(r"\s", smtp.host), origins, "smtp.host",
+           f"expected a host name, got {smtp.host!r}")
+    _check(1 <= smtp.port <= 65535, origins, "smtp.port", f"expected a port from 1 to 65535, got {smtp.port}")
+    smtp.security = smtp.security.lower()
+    _check(smtp.security in SECURITY_MODES, origins, "smtp.security",
+           f"expected one of {', '.join(SECURITY_MODES)}, got {smtp.security!r}")
+    _check(smtp.user is None or bool(smtp.user.strip()), origins, "smtp.user",
+           "expected a user name (leave the setting out to send without logging in)")
+    _check(smtp.timeout > 0, origins, "smtp.timeout", f"expected a number of seconds > 0, got {smtp.timeout}")
+
+
+def _validate_alerts(alerts: AlertConfig, origins: _Origins) -> None:
+    _check(is_valid_address(alerts.sender), origins, "alerts.sender",
+           f"expected an email address like 'defwatch@example.org', got {alerts.sender!r}")
+    for key in ("recipients", "operator_recipients"):
+        for i, addr in enumerate(getattr(alerts, key)):
+            _check(is_valid_address(addr), origins, f"alerts.{key}[{i}]",
+                   f"expected an email address like 'someone@example.org', got {addr!r}")
+    _check(alerts.max_attempts >= 1, origins, "alerts.max_attempts", f"expected at least 1, got {alerts.max_attempts}")
+    _check(alerts.retry_base_seconds > 0, origins, "alerts.retry_base_seconds",
+           f"expected a number of seconds > 0, got {alerts.retry_base_seconds}")
+    _check(bool(alerts.site_name.strip()), origins, "alerts.site_name", "expected a non-empty name")
+
+
+def _validate_crawl(crawl: CrawlConfig, origins: _Origins) -> None:
+    _at_least(crawl.concurrency_per_host, 1, origins, "crawl.concurrency_per_host")
+    _at_least(crawl.download_delay, 0, origins, "crawl.download_delay")
+    _check(crawl.timeout > 0, origins, "crawl.timeout", f"expected a number of seconds > 0, got {crawl.timeout}")
+    _check(bool(crawl.user_agent.strip()) and not re.search(r"[\r\n]", crawl.user_agent), origins,
+           "crawl.user_agent", "expected a one-line User-Agent with a contact URL")
+    _at_least(crawl.max_pages, 0, origins, "crawl.max_pages")
+    _at_least(crawl.discover_listing_pages, 0, origins, "crawl.discover_listing_pages")
+    for i, feed in enumerate(crawl.feeds):
+        _at_least(feed, 1, origins, f"crawl.feeds[{i}]")
+    _at_least(crawl.max_response_bytes, 1, origins, "crawl.max_response_bytes")
+
+
+def _validate_revisit(revisit: RevisitConfig, origins: _Origins) -> None:
+    _at_least(revisit.fresh_days, 0, origins, "revisit.fresh_days")
+    _check(revisit.recent_days >= revisit.fresh_days, origins, "revisit.recent_days",
+           f"expected at least fresh_days ({revisit.fresh_days}), got {revisit.recent_days}")
+    for key in ("fresh_interval_hours", "recent_interval_hours", "old_interval_hours"):
+        value = getattr(revisit, key)
+        _check(value > 0, origins, f"revisit.{key}", f"expected a number of hours > 0, got {value}")
+
+
+def _validate_monitor(monitor: MonitorConfig, origins: _Origins) -> None:
+    _at_least(monitor.removal_confirm_runs, 1, origins, "monitor.removal_confirm_runs")
+    _at_least(monitor.removal_delay_hours, 0, origins, "monitor.removal_delay_hours")
+    for key in ("parser_health_threshold", "block_threshold"):
+        value = getattr(monitor, key)
+        _check(0 <= value <= 1, origins, f"monitor.{key}", f"expected a share from 0 to 1, got {value}")
+
+
+def _at_least(value: float, low: float, origins: _Origins, key: str) -> None:
+    _check(value >= low, origins, key, f"expected a value >= {low}, got {value}")
+
+
+def _validate_jobs(jobs: list[JobConfig], origins: _Origins) -> None:
+    seen: set[str] = set()
+    for i, job in enumerate(jobs):
+        key = f"jobs[{i}]"
+        _check(bool(job.name.strip()), origins, f"{key}.name", "expected a non-empty job name")
+        _check(job.name not in seen, origins, f"{key}.name", f"job name {job.name!r} is used twice")
+        seen.add(job.name)
+        _check(job.mode in JOB_MODES, origins, f"{key}.mode",
+               f"expected one of {', '.join(JOB_MODES)}, got {job.mode!r}")
+        _check((job.interval_minutes is None) != (job.cron is None), origins, key,
+               f"job {job.name!r} needs exactly one of interval_minutes or cron")
+        if job.interval_minutes is not None:
+            _check(job.interval_minutes > 0, origins, f"{key}.interval_minutes",
+                   f"expected a number of minutes > 0, got {job.interval_minutes}")
+        if job.cron is not None:
+            try:
+                cron_trigger(job.cron)
+            except ValueError as exc:
+                raise origins.error(f"{key}.cron", f"expected a crontab expression like "
+                                    f"'0 3 * * *', got {job.cron!r}: {exc}") from None
+        _at_least(job.max_pages, 0, origins, f"{key}.max_pages")
+        _at_least(job.misfire_grace_seconds, 1, origins, f"{key}.misfire_grace_seconds")
+
+
+# ---------------------------------------------------------------------------------------------
+# Crontab
+
+_CRON_MACROS = {
+    "@yearly": "0 0 1 1 *", "@annually": "0 0 1 1 *", "@monthly": "0 0 1 * *",
+    "@weekly": "0 0 * * 0", "@daily": "0 0 * * *", "@midnight": "0 0 * * *", "@hourly": "0 * * * *",
+}
+_DOW_NAMES = ["sun", "mon", "tue", "wed", "thu", "fri", "sat"]  # crontab numbering: 0 (and 7) = Sunday
+
+
+def cron_trigger(expr: str, timezone: Any = None) -> CronTrigger:
+    """A CronTrigger with real crontab meaning (ValueError if malformed).
+
+    APScheduler 3's ``from_crontab`` numbers weekdays from Monday=0, so ``0 3 * * 0`` would run on
+    Mondays; the day-of-week field is translated to names here. Crontab runs a job when *either*
+    day field matches if both are restricted, APScheduler only when both do: rather than silently
+    differ, that combination is refused.
+    """
+    from apscheduler.triggers.cron import CronTrigger
+
+    fields_ = _CRON_MACROS.get(expr.strip().lower(), expr).split()
+    if len(fields_) != 5:
+        raise ValueError(f"expected 5 fields (minute hour day-of-month month day-of-week), got {len(fields_)}")
+    minute, hour, day, month, dow = fields_
+    if day != "*" and dow != "*":
+        raise ValueError("restricting both day-of-month and day-of-week is not supported; use two jobs")
+    return CronTrigger(minute=minute, hour=hour, day=day, month=month,
+                       day_of_week=_crontab_weekdays(dow), timezone=timezone)
+
+
+def _crontab_weekdays(field_: str) -> str:
+    """Translate a crontab day-of-week field (0-7, names, ranges, steps) to APScheduler names."""
+    if field_ == "*":
+        return "*"
+    days: set[int] = set()
+    for part in field_.lower().split(","):
+        rng, _, step_text = part.partition("/")
+        step = _cron_int(step_text, "step") if step_text else 1
+        if step < 1:
+            raise ValueError(f"bad step in day-of-week {part!r}")
+        if rng == "*":
+            lo, hi = 0, 6
+        else:
+            lo_text, _, hi_text = rng.partition("-")
+            lo = _weekday(lo_text)
+            hi = _weekday(hi_text) if hi_text else (6 if step_text else lo)
+            if hi_text and hi_text.strip() == "7":
+                hi = 7
+        if hi < lo:
+            raise ValueError(f"day-of-week range {rng!r} runs backwards")
+        days.update(d % 7 for d in range(lo, hi + 1, step))
+    return ",".join(_DOW_NAMES[d] for d in sorted(days))
+
+
+def _weekday(text: str) -> int:
+    text = text.strip()
+    if text in _DOW_NAMES:
+        return _DOW_NAMES.index(text)
+    value = _cron_int(text, "day-of-week")
+    if not 0 <= value <= 7:
+        raise ValueError(f"day-of-week {value} is out of range 0-7")
+    return value % 7
+
+
+def _cron_int(text: str, what: str) -> int:
+    if not text.strip().isdigit():
+        raise ValueError(f"bad {what} value {text!r}")
+    return int(text)
