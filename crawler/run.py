@@ -7,6 +7,7 @@ crawl in a child process (``python -m defwatch crawl``).
 from __future__ import annotations
 
 import ipaddress
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -49,13 +50,21 @@ def build_settings(
 
 def run_crawl(settings: Settings, **spider_args: Any) -> CrawlResult:
     """Crawl until done (or stopped by a signal, a page cap or a block storm) and return Scrapy's stats."""
-    process = CrawlerProcess(settings, install_root_handler=False)
+    settings.set("LOG_INSTALL_ROOT_HANDLER", False, priority="cmdline")  # the CLI owns the log handlers
+    process = CrawlerProcess(settings)
+    _quiet_scrapy(settings.get("LOG_LEVEL"))
     crawler = process.create_crawler(SiteSpider)
     process.crawl(crawler, **spider_args)
     process.start()
     stats = dict(crawler.stats.get_stats()) if crawler.stats else {}
     reason = str(stats.get("finish_reason", "unknown"))
     return CrawlResult(reason, {k: _plain(v) for k, v in stats.items()})
+
+
+def _quiet_scrapy(level: str) -> None:
+    """Scrapy's logging setup resets its loggers to DEBUG; keep them at the run's LOG_LEVEL."""
+    for name in ("scrapy", "twisted", "py.warnings"):
+        logging.getLogger(name).setLevel(level)
 
 
 def _plain(value: Any) -> Any:

@@ -85,7 +85,11 @@ def run_once(
 
 def _crawl(config: Config, run_id: int, mode: str, max_pages: int, overrides: dict | None) -> Any:
     crawl = config.crawl
-    values: dict[str, Any] = {"USER_AGENT": crawl.user_agent, "DOWNLOAD_MAXSIZE": crawl.max_response_bytes}
+    values: dict[str, Any] = {
+        "USER_AGENT": crawl.user_agent,
+        "DOWNLOAD_MAXSIZE": crawl.max_response_bytes,
+        "LOG_LEVEL": logging.getLevelName(logging.getLogger().getEffectiveLevel()),
+    }
     if crawl.polite and not is_local(config.site):
         values |= {
             "CONCURRENT_REQUESTS_PER_DOMAIN": crawl.concurrency_per_host,
@@ -107,7 +111,8 @@ def _crawl(config: Config, run_id: int, mode: str, max_pages: int, overrides: di
 
 
 def _summarise(run_id: int, mode: str, reason: str, stats: dict[str, Any], detection: Detection) -> RunSummary:
-    outcomes = {k.split("/", 1)[1]: v for k, v in stats.items() if k.startswith("defwatch/outcome/")}
+    prefix = "defwatch/outcome/"
+    outcomes = {k.removeprefix(prefix): v for k, v in stats.items() if k.startswith(prefix)}
     versions = sum(v for k, v in stats.items() if k.startswith("defwatch/new_versions/"))
     status = "ok" if reason in FINISHED else "interrupted" if reason == "shutdown" else "failed"
     if detection.blocked:

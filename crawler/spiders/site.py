@@ -5,7 +5,7 @@ Modes (``defwatch crawl --mode``):
 - ``discover``: RSS feeds and the first listing pages; fetches stories and photos not archived yet.
 - ``revisit``: archived stories that are due by age (fresh often, old rarely) and their photos.
 - ``sweep``: every archived story and photo page, slowly; finds removals and restorations.
-- ``full``: every feed and every listing page, and every story and photo they lead to.
+- ``full``: every feed, listing page and archived page, and every story and photo they lead to.
 
 Every response, whatever its status, becomes one ``PageResult`` item so the archive's fetch log is
 complete; only the pipeline writes. The spider reads the archive once at start (which pages it knows)
@@ -67,7 +67,7 @@ class SiteSpider(Spider):
         self.revisit = revisit or {}
         self.site = DEFAULT_SITE
         self.db_path = "./defwatch.db"
-        self.scheduled_pages = 0
+        self.scheduled: set[tuple[str, int]] = set()  # identity is the id, not the URL (slugs vary)
         self.blocked_in_a_row = 0
         self.block_storm = 25
         self.known: dict[str, set[int]] = {"story": set(), "photo": set()}
@@ -92,6 +92,8 @@ class SiteSpider(Spider):
             self.known = {"story": queries.known_ids(db, "story"), "photo": queries.known_ids(db, "photo")}
             if self.mode in ("discover", "full"):
                 yield from self._index_requests()
+            if self.mode == "full":  # a 304 story is not parsed, so its photos come from the archive
+                yield from self._known_page_requests(queries.all_known_pages(db))
             elif self.mode == "revisit":
                 yield from self._revisit_requests(db)
             else:
@@ -103,8 +105,6 @@ class SiteSpider(Spider):
         for content_type in self.feeds:
             yield self._index_request(feed_url(content_type, self.site), "feed", FEED_PRIORITY)
         for kind in LISTING_BY_KIND:
-            if kind in ("speech", "advisory"):
-                continue  # reached through feeds and links; their listings are rarely updated
             yield self._index_request(listing_url(kind, 1, self.site), "listing", LISTING_PRIORITY, page=1)
 
     def _revisit_requests(self, db: Any) -> Iterator[Request]:
@@ -131,11 +131,13 @@ class SiteSpider(Spider):
 
     def _page_request(self, url: str, page_type: str, subject_id: int, *, force: bool = False) -> Request | None:
         """A story or photo page request, unless the mode leaves it out or the page cap is reached."""
+        if (page_type, subject_id) in self.scheduled:
+            return None
         if not force and not self._wants(page_type, subject_id):
             return None
-        if self.max_pages and self.scheduled_pages >= self.max_pages:
+        if self.max_pages and len(self.scheduled) >= self.max_pages:
             return None
-        self.scheduled_pages += 1
+        self.scheduled.add((page_type, subject_id))
         return Request(
             rebase(url, self.site),
             callback=self.parse_page,

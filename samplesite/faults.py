@@ -1,0 +1,101 @@
+"""Faults the site can be told to show: removals, blocks, failures, delays, maintenance, rate limits.
+
+A fault targets a story id, a media id, a path (``/News/Releases/``; a trailing ``*`` makes it a
+prefix) or, with None, the whole site. Ids and paths are matched the way the site identifies pages:
+any URL of story 3610656, whatever its slug or host, is story 3610656.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+from crawler.urls import classify_url
+
+Target = tuple[str, object]  # ("id", 3610656) | ("path", "/news/releases") | ("prefix", "/news/") | ("all", None)
+ALL: Target = ("all", None)
+
+
+def to_target(path_or_id: int | str | None) -> Target:
+    """Normalise what a caller names (int id, digits, URL, path, path*) into a matchable target."""
+    if path_or_id is None:
+        return ALL
+    if isinstance(path_or_id, int) or str(path_or_id).isdigit():
+        return ("id", int(path_or_id))
+    text = str(path_or_id)
+    path = urlsplit(text).path or "/"
+    if text.endswith("*"):
+        return ("prefix", path.rstrip("*").lower())
+    ref = classify_url(path)
+    if ref.type in ("story", "photo") and ref.id is not None:
+        return ("id", ref.id)
+    return ("path", _norm(path))
+
+
+def _norm(path: str) -> str:
+    return path.lower().rstrip("/") or "/"
+
+
+def request_keys(path: str) -> list[Target]:
+    """Every target that names the page at ``path`` (most specific first)."""
+    ref = classify_url(path)
+    keys: list[Target] = []
+    if ref.type in ("story", "photo") and ref.id is not None:
+        keys.append(("id", ref.id))
+    keys.append(("path", _norm(path)))
+    return keys
+
+
+def matches(targets: dict[Target, object] | set[Target], path: str) -> Target | None:
+    """The target in ``targets`` that applies to ``path``, or None."""
+    if not targets:
+        return None
+    for key in request_keys(path):
+        if key in targets:
+            return key
+    low = path.lower()
+    for kind, value in targets:
+        if kind == "prefix" and low.startswith(str(value)):
+            return (kind, value)
+    return ALL if ALL in targets else None
+
+
+@dataclass
+class RateLimit:
+    """At most ``limit`` requests per ``window`` seconds; beyond that 429 until the window ends."""
+
+    limit: int
+    window: float
+    started: float = 0.0
+    count: int = 0
+
+    def check(self, now: float | None = None) -> int | None:
+        """Count one request; return the Retry-After seconds when it must be refused."""
+        now = time.monotonic() if now is None else now
+        if now - self.started >= self.window:
+            self.started, self.count = now, 0
+        self.count += 1
+        if self.count <= self.limit:
+            return None
+        return max(1, math.ceil(self.window - (now - self.started)))
+
+
+@dataclass
+class Faults:
+    removed: dict[Target, int] = field(default_factory=dict)  # -> 404 | 410
+    blocked: set[Target] = field(default_factory=set)
+    failing: dict[Target, int] = field(default_factory=dict)  # -> 5xx
+    delays: dict[Target, float] = field(default_factory=dict)
+    maintenance: set[Target] = field(default_factory=set)
+    broken: dict[Target, str] = field(default_factory=dict)  # -> break_html mode
+    rate: RateLimit | None = None
+
+    def removed_story_ids(self) -> set[int]:
+        """Removed stories also vanish from listings and feeds, as on the real site."""
+        return {v for k, v in self.removed if k == "id" and isinstance(v, int)}
+
+    def delay_for(self, path: str) -> float:
+        key = matches(self.delays, path)
+        return self.delays[key] if key else 0.0
