@@ -8,9 +8,9 @@ from typing import Any
 
 import sqlite_utils
 
-SUBJECT_TABLES = {
-    "story": ("stories", "id", "story_versions"),
-    "photo": ("images", "media_id", "image_versions"),
+SUBJECT_TABLES = {  # page type -> (state table, its key, versions table, the versions table's key)
+    "story": ("stories", "id", "story_versions", "story_id"),
+    "photo": ("images", "media_id", "image_versions", "media_id"),
 }
 GOOD_OUTCOMES = ("ok", "not_modified")
 REMOVAL_OUTCOMES = ("not_found", "gone")
@@ -27,11 +27,12 @@ class SubjectFetch:
     version: int | None
     url: str
     fetch_id: int
+    fetched_at: str
 
 
 def run_subject_fetches(db: sqlite_utils.Database, run_id: int) -> list[SubjectFetch]:
     rows = db.execute(
-        """SELECT page_type, subject_id, outcome, parse_status, version, url, id FROM fetches
+        """SELECT page_type, subject_id, outcome, parse_status, version, url, id, fetched_at FROM fetches
            WHERE run_id = ? AND page_type IN ('story', 'photo') AND subject_id IS NOT NULL ORDER BY id""",
         [run_id],
     ).fetchall()
@@ -80,15 +81,13 @@ def previous_version(db: sqlite_utils.Database, page_type: str, subject_id: int,
 
 
 def version_record(db: sqlite_utils.Database, page_type: str, subject_id: int, version: int) -> dict[str, Any]:
-    _, key, versions = SUBJECT_TABLES[page_type]
-    row = db.execute(
-        f"SELECT record FROM {versions} WHERE {key} = ? AND version = ?", [subject_id, version]
-    ).fetchone()
+    _, _, versions, key = SUBJECT_TABLES[page_type]
+    row = db.execute(f"SELECT record FROM {versions} WHERE {key} = ? AND version = ?", [subject_id, version]).fetchone()
     return json.loads(row[0]) if row else {}
 
 
 def subject_state(db: sqlite_utils.Database, page_type: str, subject_id: int) -> dict[str, Any] | None:
-    table, key, _ = SUBJECT_TABLES[page_type]
+    table, key, _, _ = SUBJECT_TABLES[page_type]
     row = db.execute(f"SELECT * FROM {table} WHERE {key} = ?", [subject_id])
     columns = [c[0] for c in row.description]
     found = row.fetchone()
@@ -97,7 +96,7 @@ def subject_state(db: sqlite_utils.Database, page_type: str, subject_id: int) ->
 
 def set_status(db: sqlite_utils.Database, page_type: str, subject_id: int, status: str, now: str) -> None:
     """Move a page between live, missing and removed; the timestamps follow the status."""
-    table, key, _ = SUBJECT_TABLES[page_type]
+    table, key, _, _ = SUBJECT_TABLES[page_type]
     if status == "live":
         sql = f"UPDATE {table} SET status = 'live', missing_since = NULL, removed_at = NULL WHERE {key} = ?"
         db.execute(sql, [subject_id])

@@ -45,11 +45,11 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Start with `defwatch demo` (offline), or `defwatch init` then `defwatch crawl`.",
     )
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for Scrapy's)")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    from defwatch import commands as c
+    commands_parser = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    from defwatch import analyst_commands, commands
 
-    for register in c.REGISTRY:
-        register(commands)
+    for register in commands.REGISTRY + analyst_commands.REGISTRY:
+        register(commands_parser)
     return parser
 
 

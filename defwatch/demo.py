@@ -23,6 +23,17 @@ from db.events import list_events
 from db.schema import connect
 
 EDITED_STORY = 3610656
+ACCENTED_STORY = 4016543  # its text has accents, so the whitespace edit also changes Unicode form
+
+# The demo's own config file (written beside the demo archive); the environment adds site and SMTP.
+DEMO_CONFIG = """\
+# defwatch demo: a 404 must be seen on two runs before a story counts as removed.
+[monitor]
+removal_confirm_runs = 2
+
+[alerts]
+immediate_removals = false
+"""
 
 
 def run_demo(db_path: str) -> int:
@@ -31,8 +42,10 @@ def run_demo(db_path: str) -> int:
     from defwatch.mailsink import SmtpSink
 
     _fresh(db_path)
+    config_path = Path(db_path).with_suffix(".toml")
+    config_path.write_text(DEMO_CONFIG, encoding="utf-8")
     with SampleSite() as site, SmtpSink() as sink:
-        env = _child_env(db_path, site.base_url, sink.port)
+        env = _child_env(db_path, site.base_url, sink.port, str(config_path))
         _say(f"sample site at {site.base_url}, SMTP sink at 127.0.0.1:{sink.port}, archive {db_path}")
         first = _crawl(env, "full")
         _say(f"run {first['run_id']} (baseline): {first['pages']} pages fetched")
@@ -52,11 +65,11 @@ def run_demo(db_path: str) -> int:
 
 def apply_changes(site: Any) -> list[str]:
     """The scripted changes; returns what was done, in words."""
-    data = site.data if hasattr(site, "data") else None
-    stories = _story_ids(site, data)
-    others = [s for s in stories if s != EDITED_STORY]
-    removed, blocked, spaced, linked = others[0], others[1], others[2], others[3]
-    media_id = _first_image_of(site, others[4:])
+    stories = sorted(site.content.all_story_ids())
+    others = [s for s in stories if s not in (EDITED_STORY, ACCENTED_STORY)]
+    removed, blocked, linked = others[0], others[1], others[2]
+    spaced = ACCENTED_STORY
+    media_id = _first_image_of(site, others[3:])
     new_text = "The ministers agreed to meet again in 2024, adding a working group on space debris."
     site.edit_paragraph(EDITED_STORY, 1, new_text)
     site.set_caption(media_id, "A new caption written after publication.")
@@ -76,14 +89,9 @@ def apply_changes(site: Any) -> list[str]:
     ]
 
 
-def _story_ids(site: Any, data: Any) -> list[int]:
-    ids = site.story_ids() if hasattr(site, "story_ids") else [s["id"] for s in data["stories"]]
-    return sorted(ids)
-
-
 def _first_image_of(site: Any, story_ids: list[int]) -> int:
     for story_id in story_ids:
-        media = site.story_media_ids(story_id)
+        media = [b["media_id"] for b in site.content.story(story_id)["body"] if b["type"] == "image"]
         if media:
             return media[0]
     raise RuntimeError("the sample site has no story with an image")
@@ -94,10 +102,10 @@ def _fresh(db_path: str) -> None:
         Path(db_path + suffix).unlink(missing_ok=True)
 
 
-def _child_env(db_path: str, site: str, smtp_port: int) -> dict[str, str]:
+def _child_env(db_path: str, site: str, smtp_port: int, config_path: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("DEFWATCH_")}
     env.update({
-        "DEFWATCH_DB": db_path, "DEFWATCH_SITE": site, "DEFWATCH_CONFIG": os.devnull,
+        "DEFWATCH_DB": db_path, "DEFWATCH_SITE": site, "DEFWATCH_CONFIG": config_path,
         "DEFWATCH_SMTP_HOST": "127.0.0.1", "DEFWATCH_SMTP_PORT": str(smtp_port), "DEFWATCH_SMTP_SECURITY": "none",
         "DEFWATCH_ALERT_FROM": "defwatch@localhost", "DEFWATCH_ALERT_TO": "analyst@example.org",
         "DEFWATCH_OPERATOR_TO": "operator@example.org",

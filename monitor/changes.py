@@ -150,9 +150,9 @@ def _absence_events(
 ) -> list[dict[str, Any]]:
     if state["status"] == "removed":
         return []
-    if state["status"] == "live":
-        q.set_status(db, fetch.page_type, fetch.subject_id, "missing", now)
-        state = {**state, "status": "missing", "missing_since": now}
+    if state["status"] == "live":  # missing since the 404 itself, so this run counts towards confirmation
+        q.set_status(db, fetch.page_type, fetch.subject_id, "missing", fetch.fetched_at)
+        state = {**state, "status": "missing", "missing_since": fetch.fetched_at}
     if not _removal_confirmed(db, fetch, state, policy, now):
         return []
     q.set_status(db, fetch.page_type, fetch.subject_id, "removed", now)
@@ -209,15 +209,15 @@ def _related_events(db: sqlite_utils.Database, run_id: int) -> list[dict[str, An
     events = []
     for (story_id, change), links in grouped.items():
         titles = "; ".join(link["title"] or str(link["related_id"]) for link in links)
+        lines = [f"{link['title'] or link['related_id']} <{link['url']}>" for link in links]
+        added = change == "added"
         events.append({
             "kind": f"related_{change}", "subject_type": "story", "subject_id": story_id,
             "url": links[0]["story_url"], "title": links[0]["story_title"],
             "changed_fields": ["related"],
             "summary": f"Related stories {change}: {titles}",
-            "diff": {"related": [{"op": "insert" if change == "added" else "delete",
-                                  "old" if change == "removed" else "new":
-                                      [{"id": link["related_id"], "url": link["url"], "title": link["title"]}
-                                       for link in links]}]},
+            "diff": {"related": [{"op": "insert" if added else "delete",
+                                  "old": [] if added else lines, "new": lines if added else []}]},
         })
     return events
 

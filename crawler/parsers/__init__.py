@@ -1,0 +1,109 @@
+"""Page parsers: bytes of one response -> one typed record (crawler.records).
+
+``parse_page`` is the single entry point for the crawler, the CLI and re-parsing of stored pages. It
+dispatches on the URL grammar and falls back to sniffing the content, and it never raises: anything
+it cannot turn into a record comes back as a :class:`ParseError` with a machine-readable reason
+(``block_page``, ``no_title``, ``no_body``, ``not_html``, ``unknown_page``; ``parser_error`` only for
+a bug, logged with its traceback).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from crawler.parsers.afmil import is_print_view, parse_print_view
+from crawler.parsers.block import detect_block, sniff_block_page
+from crawler.parsers.dom import parse_html
+from crawler.parsers.feed import looks_like_feed, parse_feed
+from crawler.parsers.listing import parse_listing
+from crawler.parsers.photo import parse_photo
+from crawler.parsers.story import parse_story
+from crawler.parsers.virin import find_virin, parse_virin
+from crawler.records import ParseError, Record
+from crawler.urls import classify_url
+
+__all__ = ["detect_block", "find_virin", "parse_page", "parse_virin", "sniff_page_type"]
+
+log = logging.getLogger(__name__)
+
+PAGE_TYPES = ("story", "photo", "listing", "feed")
+_BINARY_MAGIC = (b"\x89PNG", b"%PDF", b"GIF8", b"\xff\xd8\xff", b"PK\x03\x04", b"\x1f\x8b", b"RIFF", b"II*\x00",
+                 b"MM\x00*")
+_TEXT_TYPES = ("html", "xml", "text/", "rss", "atom")
+
+
+def parse_page(body: bytes | str, url: str, content_type: str | None = None) -> Record:
+    """The record for one fetched page (Story, Photo, Listing, Feed) or a ParseError; never raises."""
+    ref = classify_url(url) if isinstance(url, str) else None
+    expected = ref.type if ref is not None and ref.type in PAGE_TYPES else None
+    try:
+        return _parse(body, url, content_type, expected)
+    except Exception as exc:  # one bad page must never stop a crawl
+        log.exception("parser crashed on %s", url)
+        return ParseError(str(url), "parser_error", f"{type(exc).__name__}: {exc}", expected)
+
+
+def _parse(body: bytes | str, url: str, content_type: str | None, expected: str | None) -> Record:
+    data = body.encode("utf-8", "surrogatepass") if isinstance(body, str) else bytes(body or b"")
+    if not data.strip():
+        return ParseError(url, "no_body", "empty response body", expected)
+    if _not_text(data, content_type):
+        return ParseError(url, "not_html", f"content is not HTML/XML ({content_type or 'binary'})", expected)
+    blocked = sniff_block_page(data)
+    if blocked:
+        return ParseError(url, "block_page", f"{blocked} page served instead of content", expected)
+    page_type = sniff_page_type(data, expected)
+    if page_type is None:
+        return ParseError(url, "unknown_page", "URL and content match no known page type", expected)
+    if page_type == "feed":
+        feed = parse_feed(body if isinstance(body, str) else data, url)
+        if isinstance(feed, ParseError):
+            feed.page_type = expected
+        return feed
+    page = parse_html(body if isinstance(body, str) else data, content_type, url)
+    if page is None:
+        return ParseError(url, "not_html", "no HTML document in the body", expected)
+    record = _PARSERS[page_type](page)
+    if isinstance(record, ParseError):
+        record.page_type = expected  # what the URL promised, not what sniffing guessed
+    return record
+
+
+def sniff_page_type(data: bytes, expected: str | None = None) -> str | None:
+    """What parser a body needs: the URL's type first, the content when the URL says nothing.
+
+    An af.mil print view wins over the URL (it is saved under story URLs too); a URL that says
+    "feed" keeps the feed parser, which reports ``not_html`` for an HTML error page.
+    """
+    if is_print_view(data):
+        return "afmil"
+    if expected:
+        return expected
+    if looks_like_feed(data):
+        return "feed"
+    if b"<listing-with-preview" in data:
+        return "listing"
+    if b"media-inline-popup" in data or b"photo-detail" in data:
+        return "photo"
+    if b"maintitle" in data or b"data-article-id" in data or b"og:title" in data:
+        return "story"
+    return None
+
+
+def _not_text(data: bytes, content_type: str | None) -> bool:
+    if content_type:
+        ctype = content_type.split(";", 1)[0].strip().lower()
+        if ctype and not any(t in ctype for t in _TEXT_TYPES):
+            return True
+    head = data[:1024]
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return False  # UTF-16 text has NUL bytes
+    return head.startswith(_BINARY_MAGIC) or b"\x00" in head
+
+
+_PARSERS = {
+    "story": parse_story,
+    "afmil": parse_print_view,
+    "photo": parse_photo,
+    "listing": parse_listing,
+}

@@ -1,0 +1,206 @@
+"""af.mil ArticleCS print view (2016, ``Print.aspx?...&Article=N``) -> :class:`Story`.
+
+The oldest real markup of the platform (reference/MARKUP.md §1a): body paragraphs are
+``<br><br>``-separated text in ``div.da_black``, images are a gallery after the body, credits sit
+inside the caption, and the VIRIN is only the image file name. HTTrack-mirrored copies have their
+media.defense.gov links rewritten to relative paths; those are repaired before reading.
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from crawler.parsers import images
+from crawler.parsers.dom import (
+    Element,
+    Page,
+    Sel,
+    abs_url,
+    all_of_first,
+    first_match,
+    first_text,
+    lines_of,
+    sels,
+    text_of,
+)
+from crawler.parsers.text import clean_dateline, norm, norm_or_none, parse_date, split_byline
+from crawler.records import Image, ParseError, RelatedLink, Story
+from crawler.urls import classify_url
+
+_ARTICLE_PATH_RE = re.compile(r"/Article/(\d+)(?:[/.?#]|$)", re.I)
+_MIRRORED_MEDIA_RE = re.compile(r"^(?:\.\./|/)*(?:[^/]*/)*?(media\.defense\.gov/.*)$", re.I)
+_DATELINE_RE = re.compile(r"(?:--|—|–)\s*$")
+_CREDIT_RE = re.compile(
+    r"\(([^()]*\b(?:photo|photos|illustration|graphic|image|video|courtesy|art)\b[^()]*)\)\s*$", re.I
+)
+_MAILTO_URL_RE = re.compile(r"(https?://\S+?/Article/\d+\S*)", re.I)
+
+
+class SEL:
+    """Print view selectors: one fallback chain per field."""
+
+    root = sels("div.da_print_body", "div.da_print_bio")
+    title = sels("h1.title", "h1.biotitleprint", "h1")
+    info = sels("p.da_story_info")
+    body = sels("div.da_black")
+    media_items = Sel(".da_media_item")
+    tags = sels(".da_body_center .inner a")
+    related = sels(".da_related_item .item a[href]", ".da_related_item a[href]")
+    image = images.ImageSelectors(
+        img=sels("img.da_img", "img"),
+        title=(),
+        caption=(),  # the last <p> without links, see _caption
+        credit=(),
+        virin=(),
+        download=(),  # the "DOWNLOAD HI-RES" anchor, found by its text
+        page_link=sels("a[href*=igphoto]"),
+        media_id=(),
+    )
+
+
+def is_print_view(body: bytes) -> bool:
+    return b"da_print_body" in body or b"da_print_bio" in body
+
+
+def parse_print_view(page: Page) -> Story | ParseError:
+    """The story of an af.mil print view; ParseError when it has no title, body or article id."""
+    url = page.url
+    root = first_match(page, None, SEL.root)
+    if root is None:
+        return ParseError(url, "unknown_page", "no div.da_print_body", "story")
+    title = first_text(page, root, SEL.title)
+    if not title:
+        return ParseError(url, "no_title", "no h1.title in the print view", "story")
+    canonical = _canonical(page)
+    story_id = _story_id(page, canonical)
+    if story_id is None:
+        return ParseError(url, "unknown_page", "no Article= id in the URL, form or e-mail link", "story")
+    paragraphs, dateline = _paragraphs(first_match(page, root, SEL.body))
+    if not paragraphs:
+        return ParseError(url, "no_body", "empty div.da_black", "story")
+    byline, published = _story_info(first_match(page, root, SEL.info))
+    authors, organisation = split_byline(byline)
+    ref = classify_url(canonical or url)
+    return Story(
+        id=story_id,
+        kind=ref.kind if ref.type == "story" and ref.kind else "news-story",
+        url=url,
+        canonical_url=canonical,
+        title=title,
+        published=published,
+        byline=byline,
+        authors=authors,
+        organisation=organisation,
+        dateline=dateline,
+        paragraphs=paragraphs,
+        body_text="\n\n".join(paragraphs),
+        images=_images(page),
+        tags=list(dict.fromkeys(t for t in (text_of(a) for a in all_of_first(page, None, SEL.tags)) if t)),
+        related=_related(page),
+    )
+
+
+def _canonical(page: Page) -> str | None:
+    """The article page URL, printed only inside the E-MAIL link's body."""
+    for a in page.root.iter("a"):
+        href = a.get("href") or ""
+        if href.lower().startswith("mailto:"):
+            m = _MAILTO_URL_RE.search(unquote(href))
+            if m:
+                return m.group(1)
+    return None
+
+
+def _story_id(page: Page, canonical: str | None) -> int | None:
+    """``Article=`` of the print URL, else of the form action, else the id in the article URL."""
+    actions = [form.get("action") or "" for form in page.root.iter("form")]
+    for candidate in (page.url, *actions, canonical or ""):
+        for key, value in parse_qsl(urlsplit(candidate).query):
+            if key.lower() == "article" and value.strip().isdigit():
+                return int(value)
+        m = _ARTICLE_PATH_RE.search(candidate)
+        if m:
+            return int(m.group(1))
+    return None
+
+
+def _story_info(info: Element | None) -> tuple[str | None, str | None]:
+    """(byline, published) from "By X,   Unit <span>/ Published May 27, 2015</span>"; fact sheets
+    print only "Published ..." and biographies nothing."""
+    if info is None:
+        return None, None
+    span = info.find("span")
+    date_text = text_of(span) if span is not None else text_of(info)
+    lead = norm(info.text)
+    byline = lead if lead and not lead.lower().startswith("published") else None
+    return byline, parse_date(date_text)
+
+
+def _paragraphs(body: Element | None) -> tuple[list[str], str | None]:
+    """Every ``<br>``-separated line is a paragraph (news text uses ``<br><br>``; fact sheets and
+    biographies put headings and list lines on single ``<br>``s). A leading bold "CITY (AFNS) --"
+    becomes the dateline."""
+    if body is None:
+        return [], None
+    lines = lines_of(body)
+    lead = body[0] if len(body) and not (body.text or "").strip() and body[0].tag in ("strong", "b") else None
+    if lines and lead is not None:
+        head = text_of(lead)
+        if _DATELINE_RE.search(head) and lines[0].startswith(head):
+            rest = norm(lines[0][len(head):])
+            return ([rest] if rest else []) + lines[1:], clean_dateline(head)
+    return lines, None
+
+
+def _images(page: Page) -> list[Image]:
+    out: list[Image] = []
+    for item in SEL.media_items.all(page):
+        _repair_mirrored_links(item)
+        image = images.parse_image(page, item, SEL.image, derive_page_url=False)
+        if image is not None:
+            image.download_url = image.download_url or _download(page, item)
+            image.caption = _caption(item)
+            image.credit = _credit(image.caption)
+            out.append(image)
+    return out
+
+
+def _download(page: Page, item: Element) -> str | None:
+    for a in item.iter("a"):
+        if "DOWNLOAD" in text_of(a).upper():
+            return abs_url(page.url, a.get("href"))
+    return None
+
+
+def _caption(item: Element) -> str | None:
+    """The last <p> that is not the DOWNLOAD / PHOTO DETAILS link line."""
+    paragraphs = [p for p in item.iter("p") if next(p.iter("a"), None) is None]
+    return norm_or_none(text_of(paragraphs[-1])) if paragraphs else None
+
+
+def _repair_mirrored_links(item: Element) -> None:
+    """HTTrack turned ``http://media.defense.gov/...`` into ``../../../media.defense.gov/...``."""
+    for el in item.iter("img", "a"):
+        for attr in ("src", "href"):
+            value = el.get(attr)
+            if value and not value.lower().startswith(("http:", "https:")):
+                m = _MIRRORED_MEDIA_RE.match(value)
+                if m:
+                    el.set(attr, "http://" + m.group(1))
+
+
+def _credit(caption: str | None) -> str | None:
+    """ "... (U.S. Air Force photo/Jim Varhegyi)" -> "U.S. Air Force photo/Jim Varhegyi"."""
+    m = _CREDIT_RE.search(caption or "")
+    return norm_or_none(m.group(1)) if m else None
+
+
+def _related(page: Page) -> list[RelatedLink]:
+    out: dict[int, RelatedLink] = {}
+    for a in all_of_first(page, None, SEL.related):
+        href = abs_url(page.url, a.get("href"))
+        m = _ARTICLE_PATH_RE.search(href or "")
+        if href and m and int(m.group(1)) not in out:
+            out[int(m.group(1))] = RelatedLink(id=int(m.group(1)), url=href, title=text_of(a) or None)
+    return list(out.values())

@@ -1,0 +1,405 @@
+"""One lxml parse per page, a class index, a tiny selector engine, and text extraction.
+
+Speed matters: the story parser must keep up with a bare ``lxml.html.fromstring``. Two measured
+costs shaped this module: lxml.html's Python element-class lookup makes every element touched from
+Python ~5x dearer than plain ``lxml.etree`` elements, and libxml2 evaluates CSS-style class
+predicates (``contains(concat(' ', @class, ' '), ...)``) slowly on every node. So pages are parsed
+with ``etree.HTMLParser``, one pass builds a class -> elements index, and selectors (a small CSS
+subset: ``tag.class[attr*=value]`` compounds joined by descendant spaces) are answered from it.
+"""
+
+from __future__ import annotations
+
+import codecs
+import re
+from collections.abc import Iterable, Iterator
+from functools import cached_property
+from urllib.parse import urljoin
+
+from lxml import etree
+
+from crawler.parsers.text import norm
+
+Element = etree._Element
+
+# One parser: every page is handed to lxml as UTF-8 bytes (transcoded first when needed), so a
+# declared <meta charset> can never make lxml read UTF-8 bytes as Latin-1 (the 2016 af.mil pages
+# declare nothing and are UTF-8).
+_PARSER = etree.HTMLParser(encoding="utf-8", remove_comments=True, remove_pis=True, no_network=True)
+
+_HEADER_CHARSET_RE = re.compile(r"charset\s*=\s*[\"']?([A-Za-z0-9_.:-]+)", re.I)
+_META_CHARSET_RE = re.compile(rb"<meta[^>]+charset\s*=\s*[\"']?([A-Za-z0-9_.:-]+)", re.I)
+# Labels browsers treat as windows-1252 (WHATWG): the bytes 0x80-0x9F are then curly quotes.
+_CP1252_ALIASES = {"iso-8859-1", "iso8859-1", "latin-1", "latin1", "us-ascii", "ascii", "l1"}
+
+
+# ---------------------------------------------------------------- decoding and parsing
+
+def _codec(name: str | None) -> str | None:
+    if not name:
+        return None
+    name = name.strip().lower()
+    if name in _CP1252_ALIASES:
+        return "cp1252"
+    try:
+        return codecs.lookup(name).name
+    except LookupError:
+        return None
+
+
+def to_utf8(body: bytes | str, content_type: str | None = None) -> bytes:
+    """The page as UTF-8 bytes: HTTP charset, then BOM, then <meta charset>, then UTF-8 if the bytes
+    are valid UTF-8, else windows-1252."""
+    if isinstance(body, str):
+        return body.encode("utf-8", "surrogatepass")
+    declared = _codec(_header_charset(content_type))
+    if declared is None:
+        if body.startswith(codecs.BOM_UTF8):
+            return body[3:]
+        if body.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+            declared = "utf-16"
+        else:
+            m = _META_CHARSET_RE.search(body, 0, 4096)
+            declared = _codec(m.group(1).decode("ascii", "ignore")) if m else None
+    if declared in (None, "utf-8"):
+        try:
+            body.decode("utf-8")
+            return body
+        except UnicodeDecodeError:
+            declared = "cp1252" if declared is None else declared
+    return body.decode(declared or "cp1252", "replace").encode("utf-8", "surrogatepass")
+
+
+def _header_charset(content_type: str | None) -> str | None:
+    if not content_type:
+        return None
+    m = _HEADER_CHARSET_RE.search(content_type)
+    return m.group(1) if m else None
+
+
+class Page:
+    """A parsed page: the root element, its raw bytes, and lookup caches built on first use."""
+
+    def __init__(self, root: Element, url: str = "", raw: bytes = b"") -> None:
+        self.root = root
+        self.url = url
+        self.raw = raw
+        self._tagged: dict[tuple[Element | None, str], list[tuple[Element, list[str]]]] = {}
+        self._by_class: dict[Element | None, dict[str, list[Element]]] = {}
+        self._mentions: dict[bytes, bool] = {}
+
+    def mentions(self, tokens: tuple[bytes, ...]) -> bool:
+        """False when one of ``tokens`` (class names, attribute names) is absent from the raw
+        page, so the selector needing it cannot match: lets fallback chains cost nothing."""
+        if not self.raw:
+            return True
+        for token in tokens:
+            known = self._mentions.get(token)
+            if known is None:
+                known = self._mentions[token] = token in self.raw
+            if not known:
+                return False
+        return True
+
+    def tagged(self, scope: Element | None, tag: str) -> list[tuple[Element, list[str]]]:
+        """(element, class tokens) for every ``tag`` element in scope, in document order."""
+        key = (scope, tag)
+        found = self._tagged.get(key)
+        if found is None:
+            base = self.root if scope is None else scope
+            found = self._tagged[key] = [(el, (el.get("class") or "").split()) for el in base.iter(tag)]
+        return found
+
+    def class_index(self, scope: Element | None) -> dict[str, list[Element]]:
+        """class token -> elements of the scope subtree, for class-only selectors (fallbacks)."""
+        if scope is self.root:
+            scope = None
+        index = self._by_class.get(scope)
+        if index is None:
+            index = self._by_class[scope] = _class_index(self.root if scope is None else scope)
+        return index
+
+    @cached_property
+    def meta(self) -> dict[str, str]:
+        """<meta property|name|itemprop> -> content (first non-empty wins), keys lower-cased."""
+        out: dict[str, str] = {}
+        for el in self.root.iter("meta"):
+            content = norm(el.get("content"))
+            for attr in ("property", "name", "itemprop"):
+                key = (el.get(attr) or "").strip().lower()
+                if key and content and key not in out:
+                    out[key] = content
+        return out
+
+    @cached_property
+    def links(self) -> dict[str, str]:
+        """<link rel=...> -> href (first wins)."""
+        out: dict[str, str] = {}
+        for el in self.root.iter("link"):
+            href = (el.get("href") or "").strip()
+            for rel in (el.get("rel") or "").lower().split():
+                if href and rel not in out:
+                    out[rel] = href
+        return out
+
+
+def _class_index(root: Element) -> dict[str, list[Element]]:
+    index: dict[str, list[Element]] = {}
+    for el in root.iter(tag=etree.Element):
+        classes = el.get("class")
+        if classes:
+            for token in classes.split():
+                found = index.get(token)
+                if found is None:
+                    index[token] = [el]
+                elif found[-1] is not el:
+                    found.append(el)
+    return index
+
+
+def parse_html(body: bytes | str, content_type: str | None = None, url: str = "") -> Page | None:
+    """The parsed page, or None when lxml finds no document (empty or unparseable input)."""
+    data = to_utf8(body, content_type)
+    if not data.strip():
+        return None
+    try:
+        root = etree.fromstring(data, _PARSER)
+    except (etree.XMLSyntaxError, etree.ParserError, ValueError):
+        return None
+    return Page(root, url, data) if root is not None else None
+
+
+# ---------------------------------------------------------------- selectors
+
+_COMPOUND_RE = re.compile(r"^(?P<tag>[A-Za-z][\w-]*|\*)?(?P<rest>(?:\.[\w-]+|\[[^\]]+\])*)$")
+_ATTR_RE = re.compile(r"^\[\s*([\w:-]+)\s*(?:([*^$]?=)\s*[\"']?(.*?)[\"']?\s*)?\]$")
+_PART_RE = re.compile(r"\.[\w-]+|\[[^\]]+\]")
+
+
+class _Compound:
+    __slots__ = ("tag", "classes", "attrs")
+
+    def __init__(self, text: str) -> None:
+        m = _COMPOUND_RE.match(text)
+        if not m:
+            raise ValueError(f"unsupported selector part {text!r}")
+        tag = m.group("tag")
+        self.tag = None if tag in (None, "*") else tag.lower()
+        self.classes: tuple[str, ...] = ()
+        self.attrs: tuple[tuple[str, str | None, str], ...] = ()
+        for part in _PART_RE.findall(m.group("rest")):
+            if part.startswith("."):
+                self.classes += (part[1:],)
+            else:
+                a = _ATTR_RE.match(part)
+                if not a:
+                    raise ValueError(f"unsupported attribute selector {part!r}")
+                self.attrs += ((a.group(1).lower(), a.group(2), a.group(3) or ""),)
+
+    def matches(self, el: Element, classes: list[str] | None = None) -> bool:
+        """True when ``el`` matches; ``classes`` are its class tokens when already known."""
+        if self.tag is not None and el.tag != self.tag:
+            return False
+        if self.classes:
+            tokens = classes if classes is not None else (el.get("class") or "").split()
+            for c in self.classes:
+                if c not in tokens:
+                    return False
+        for name, op, expected in self.attrs:
+            value = el.get(name)
+            if value is None or not _attr_ok(value, op, expected):
+                return False
+        return True
+
+
+def _attr_ok(value: str, op: str | None, expected: str) -> bool:
+    if op is None:
+        return True
+    if op == "=":
+        return value == expected
+    if op == "*=":
+        return expected in value
+    if op == "^=":
+        return value.startswith(expected)
+    return value.endswith(expected)
+
+
+class Sel:
+    """A compiled selector: compounds (``tag.class[attr op value]``) joined by descendant spaces.
+
+    Matches are in document order and include the scope element itself (descendant-or-self),
+    so a block's own ``data-media-id`` is found with the block as scope. Tag-qualified selectors
+    ("div.body") scan one cached per-tag list; class-only ones (".body") use a class index built
+    on demand, and only when the class name occurs in the page at all.
+    """
+
+    def __init__(self, selector: str) -> None:
+        self.text = selector
+        self.parts = [_Compound(p) for p in selector.split()]
+        self.required = tuple(
+            {c.encode() for part in self.parts for c in part.classes}
+            | {name.encode() for part in self.parts for name, _, _ in part.attrs}
+        )
+
+    def __repr__(self) -> str:
+        return f"Sel({self.text!r})"
+
+    def all(self, page: Page, scope: Element | None = None) -> list[Element]:
+        if not page.mentions(self.required):
+            return []
+        last = self.parts[-1]
+        if last.tag and (len(self.parts) == 1 or last.classes or last.attrs):
+            tagged = page.tagged(scope, last.tag)
+            if last.attrs or len(last.classes) > 1:
+                found = [el for el, classes in tagged if last.matches(el, classes)]
+            elif last.classes:
+                token = last.classes[0]
+                found = [el for el, classes in tagged if token in classes]
+            else:
+                found = [el for el, _ in tagged]
+        elif last.classes:
+            found = [el for el in page.class_index(scope).get(last.classes[0], ()) if last.matches(el)]
+        elif len(self.parts) > 1:
+            return self._under_ancestors(page, scope, last)
+        else:
+            base = page.root if scope is None else scope
+            found = [el for el in base.iter(tag=etree.Element) if last.matches(el)]
+        return [el for el in found if self._ancestors_match(el)] if len(self.parts) > 1 else found
+
+    def first(self, page: Page, scope: Element | None = None) -> Element | None:
+        found = self.all(page, scope)
+        return found[0] if found else None
+
+    def _under_ancestors(self, page: Page, scope: Element | None, last: _Compound) -> list[Element]:
+        """Unqualified last part (".tags a"): search inside the elements the leading parts match."""
+        anchors = Sel.__new__(Sel)
+        anchors.text, anchors.parts, anchors.required = self.text, self.parts[:-1], ()
+        out: list[Element] = []
+        seen: set[Element] = set()
+        for anchor in anchors.all(page, scope):
+            for el in anchor.iter(last.tag or etree.Element):
+                if el is not anchor and el not in seen and last.matches(el):
+                    seen.add(el)
+                    out.append(el)
+        return out
+
+    def _ancestors_match(self, el: Element) -> bool:
+        """The ancestors of ``el`` match the leading parts, innermost first."""
+        need = len(self.parts) - 2
+        node = el.getparent()
+        while need >= 0 and node is not None:
+            if self.parts[need].matches(node):
+                need -= 1
+            node = node.getparent()
+        return need < 0
+
+
+def sels(*selectors: str) -> tuple[Sel, ...]:
+    """A fallback chain: compiled once at import, tried in order."""
+    return tuple(Sel(s) for s in selectors)
+
+
+def first_match(page: Page, scope: Element | None, chain: Iterable[Sel]) -> Element | None:
+    """The first element of the first selector in ``chain`` that finds any."""
+    for sel in chain:
+        found = sel.first(page, scope)
+        if found is not None:
+            return found
+    return None
+
+
+def all_of_first(page: Page, scope: Element | None, chain: Iterable[Sel]) -> list[Element]:
+    """All matches of the first selector in ``chain`` that matches anything."""
+    for sel in chain:
+        found = sel.all(page, scope)
+        if found:
+            return found
+    return []
+
+
+def first_text(page: Page, scope: Element | None, chain: Iterable[Sel]) -> str | None:
+    """Text of the first non-empty match, trying selectors in order."""
+    for sel in chain:
+        for el in sel.all(page, scope):
+            value = text_of(el)
+            if value:
+                return value
+    return None
+
+
+def first_attr(page: Page, scope: Element | None, chain: Iterable[Sel], attr: str) -> str | None:
+    for sel in chain:
+        for el in sel.all(page, scope):
+            value = (el.get(attr) or "").strip()
+            if value:
+                return value
+    return None
+
+
+# ---------------------------------------------------------------- text extraction
+
+BLOCK_TAGS = frozenset({
+    "address", "article", "aside", "blockquote", "dd", "div", "dl", "dt", "figcaption", "figure",
+    "footer", "form", "h1", "h2", "h3", "h4", "h5", "h6", "header", "hr", "li", "main", "nav",
+    "ol", "p", "pre", "section", "table", "tbody", "td", "tfoot", "th", "thead", "tr", "ul",
+})
+SKIP_TAGS = frozenset({"script", "style", "noscript", "template", "button", "select", "option", "iframe"})
+# Line breaks we insert; newlines in the source are just whitespace.
+_BREAK = "\x1e"
+
+
+def text_of(el: Element | None) -> str:
+    """Normalized visible text of one element; a ``<br>`` counts as a space, scripts are dropped."""
+    if el is None:
+        return ""
+    if len(el) == 0:
+        return "" if el.tag in SKIP_TAGS else norm(el.text)
+    out: list[str] = []
+    _walk(el, out, root=True)
+    return norm("".join(out).replace(_BREAK, " "))
+
+
+def lines_of(el: Element) -> list[str]:
+    """Visible text of a subtree as lines: block elements and ``<br>`` end a line.
+
+    Used where labels are matched ("Photo By:", "VIRIN:") so a value never runs into the next label,
+    and for ``<br>``-separated paragraphs (af.mil print view).
+    """
+    out: list[str] = []
+    _walk(el, out, root=True)
+    return [line for line in (norm(part) for part in "".join(out).split(_BREAK)) if line]
+
+
+def _walk(el: Element, out: list[str], root: bool = False) -> None:
+    tag = el.tag if isinstance(el.tag, str) else ""
+    if tag and tag not in SKIP_TAGS:
+        block = tag in BLOCK_TAGS
+        if block or tag == "br":
+            out.append(_BREAK)
+        if el.text:
+            out.append(el.text)
+        for child in el:
+            _walk(child, out)
+        if block:
+            out.append(_BREAK)
+    if el.tail and not root:
+        out.append(el.tail)
+
+
+def iter_elements(el: Element) -> Iterator[Element]:
+    """Element children only (comments and processing instructions skipped)."""
+    for child in el:
+        if isinstance(child.tag, str):
+            yield child
+
+
+def abs_url(base: str, href: str | None) -> str | None:
+    """An absolute URL; cheap for the common already-absolute case (urljoin is slow)."""
+    if not href:
+        return None
+    href = href.strip()
+    if not href:
+        return None
+    if href.startswith(("https://", "http://")):
+        return href
+    return urljoin(base, href)

@@ -1,0 +1,96 @@
+"""Listing pages (``/News/News-Stories/?Page=N``) -> :class:`Listing`.
+
+Every item is a ``<listing-with-preview>`` custom element whose data sits in attributes (rendered
+client-side by Vue). Attributes are read by name, so their order never matters (sources differ).
+"""
+
+from __future__ import annotations
+
+import re
+
+from crawler.parsers.dom import Element, Page, Sel, abs_url, all_of_first, sels
+from crawler.parsers.text import norm, norm_or_none, parse_date
+from crawler.records import Listing, ListingItem, ParseError
+from crawler.urls import CONTENT_TYPE_KIND, classify_url
+
+_ARTICLE_ID_RE = re.compile(r"/Article/(\d+)(?:[/.?#]|$)", re.I)
+_NEXT_WORDS = ("next", "»", "›", ">", "→")
+
+
+class SEL:
+    """Listing selectors: one fallback chain per field."""
+
+    items = Sel("listing-with-preview")
+    next_rel = Sel("a[rel=next]")
+    pager_links = sels(".apager li.nextprev a", ".dgov-pager li.nextprev a", "li.nextprev a")
+    pager_items = sels(".apager li", ".dgov-pager li")
+
+
+def parse_listing(page: Page) -> Listing | ParseError:
+    """The items of a listing page; ParseError when the page has none and no next page."""
+    url = page.url
+    items = [item for item in (listing_item(el, url) for el in SEL.items.all(page)) if item is not None]
+    next_page = _next_page(page)
+    if not items and next_page is None:
+        return ParseError(url, "no_body", "no <listing-with-preview> items", "listing")
+    return Listing(url=url, items=items, next_page=next_page)
+
+
+def listing_item(el: Element, base_url: str) -> ListingItem | None:
+    """One item, or None when it has no article id (nothing to identify it by)."""
+    url = abs_url(base_url, el.get("article-url") or el.get("article-url-or-link-absolute")
+                   or el.get("article-url-or-link"))
+    item_id = _item_id(el.get("article-id"), url)
+    if item_id is None:
+        return None
+    return ListingItem(
+        id=item_id,
+        url=url or "",
+        title=norm_or_none(el.get("article-title")),
+        published=parse_date(el.get("publish-date-jss")) or parse_date(el.get("publish-date-ap")),
+        kind=_kind(url, el.get("content-type-val")),
+        image_url=abs_url(base_url, norm(el.get("article-image-url")) or None),
+        summary=norm_or_none(el.get("article-summary")),
+    )
+
+
+def _item_id(attr: str | None, url: str | None) -> int | None:
+    if attr and attr.strip().isdigit():
+        return int(attr.strip())
+    m = _ARTICLE_ID_RE.search(url or "")
+    return int(m.group(1)) if m else None
+
+
+def _kind(url: str | None, content_type_val: str | None) -> str | None:
+    """From the URL grammar; from ``content-type-val`` (9, 400, 800...) when the URL says nothing."""
+    ref = classify_url(url) if url else None
+    if ref is not None and ref.type == "story":
+        return ref.kind
+    val = (content_type_val or "").strip()
+    return CONTENT_TYPE_KIND.get(int(val)) if val.isdigit() else None
+
+
+def _next_page(page: Page) -> str | None:
+    """The pager's "next" link: rel=next, else a ``li.nextprev`` link labelled next (», aria-label),
+    else the ``li.nextprev`` that comes after the active page."""
+    url = page.url
+    rel_next = page.links.get("next") or next((a.get("href") for a in SEL.next_rel.all(page)), None)
+    if rel_next:
+        return abs_url(url, rel_next)
+    for a in all_of_first(page, None, SEL.pager_links):
+        label = f"{a.get('aria-label', '')} {a.get('title', '')} {''.join(a.itertext())}".lower()
+        if any(word in label for word in _NEXT_WORDS) and "prev" not in label and a.get("href"):
+            return abs_url(url, a.get("href"))
+    return _after_active(page)
+
+
+def _after_active(page: Page) -> str | None:
+    seen_active = False
+    for li in all_of_first(page, None, SEL.pager_items):
+        classes = (li.get("class") or "").split()
+        if "active" in classes:
+            seen_active = True
+        elif seen_active and "nextprev" in classes:
+            href = next((a.get("href") for a in li.iter("a") if a.get("href")), None)
+            return abs_url(page.url, href)
+    return None

@@ -1,0 +1,65 @@
+"""Photo pages (``/Multimedia/Photos/igphoto/<id>/``) -> :class:`Photo`.
+
+The page's ``h1.maintitle`` is the section banner ("Photos"), never the photo title, so titles come
+from the info block (``.media-inline-popup .title``) or og:title.
+"""
+
+from __future__ import annotations
+
+from crawler.parsers import images
+from crawler.parsers.dom import Page, abs_url, first_match, first_text, sels
+from crawler.parsers.text import parse_date
+from crawler.records import ParseError, Photo
+from crawler.urls import classify_url, media_id_from_media_url
+
+
+class SEL:
+    """Photo page selectors: one fallback chain per field."""
+
+    block = sels(".adetail.photo-detail", ".photo-detail", "[data-media-id]", ".adetail", "main", "body")
+    info = images.ImageSelectors(
+        img=sels("img.primary-image", ".image-wrapper img", "img"),
+        title=sels(".media-inline-popup .title", ".photo-title", "h2.title", ".mtitle"),
+        caption=sels(".media-inline-popup .caption", ".caption"),
+        credit=sels(".action .photographer", ".photographer", ".credit"),
+        virin=sels(".action .virin", ".virin-value", ".virin"),
+        download=sels("a.download-link"),
+        page_link=(),
+        media_id=sels("[data-media-id]"),
+    )
+    published = sels(".media-inline-popup .date", ".photo-detail .date")
+
+
+def parse_photo(page: Page) -> Photo | ParseError:
+    """The photo on an igphoto page; ParseError when the page shows no image or no title."""
+    url = page.url
+    block = first_match(page, None, SEL.block)
+    if block is None:
+        return ParseError(url, "no_body", "no photo block", "photo")
+    image = images.parse_image(page, block, SEL.info)
+    ref = classify_url(url)
+    og_image = abs_url(url, page.meta.get("og:image"))
+    media_id = (image.media_id if image else None) or ref.id or media_id_from_media_url(og_image)
+    title = (image.title if image else None) or page.meta.get("og:title")
+    if media_id is None or (image is None and og_image is None):
+        return ParseError(url, "no_body", "no image on the photo page", "photo")
+    if not title:
+        return ParseError(url, "no_title", "no photo title or og:title", "photo")
+    canonical = abs_url(url, page.links.get("canonical"))
+    has_caption = first_text(page, block, SEL.info.caption) is not None
+    return Photo(
+        media_id=media_id,
+        page_url=canonical if canonical and "/igphoto/" in canonical.lower() else url,
+        src=(image.src if image else None) or og_image,
+        download_url=image.download_url if image else None,
+        alt=image.alt if image else None,
+        title=title,
+        # The line-based caption guess is weaker than og:description on a photo page.
+        caption=(image.caption if image and has_caption else None) or page.meta.get("og:description"),
+        credit=image.credit if image else None,
+        size_bytes=image.size_bytes if image else None,
+        virin=image.virin if image else None,
+        url=url,
+        published=parse_date(first_text(page, block, SEL.published)) or parse_date(
+            page.meta.get("article:published_time")),
+    )
