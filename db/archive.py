@@ -76,11 +76,20 @@ class Archive:
 
     def start_run(self, mode: str, site: str) -> int:
         with self.db.atomic():
+            self._close_stale_runs()
             cursor = self.db.execute(
                 "INSERT INTO runs (mode, site, started_at, status, pid) VALUES (?, ?, ?, 'running', ?)",
                 [mode, site, utcnow(), os.getpid()],
             )
         return int(cursor.lastrowid)
+
+    def _close_stale_runs(self) -> None:
+        """Runs left 'running' by a process that no longer exists (kill -9, power loss) were interrupted."""
+        for run_id, pid in self.db.execute("SELECT id, pid FROM runs WHERE status = 'running'").fetchall():
+            if pid is None or not _pid_alive(pid):
+                self.db.execute(
+                    "UPDATE runs SET status = 'interrupted', ended_at = ? WHERE id = ?", [utcnow(), run_id]
+                )
 
     def finish_run(self, run_id: int, status: str, stats: dict[str, Any]) -> None:
         with self.db.atomic():
@@ -314,6 +323,16 @@ class Archive:
             for subject_id, etag, last_modified in rows:
                 found[(page_type, subject_id)] = (etag, last_modified)
         return found
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _marks(values: Any) -> str:

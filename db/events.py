@@ -55,18 +55,18 @@ def _rank(fetch: SubjectFetch) -> int:
 
 
 def run_fetch_counts(db: sqlite_utils.Database, run_id: int) -> dict[str, int]:
-    """Outcome counts of a run's page fetches, plus story pages fetched with a 200 and parsed."""
+    """Outcome counts of a run's fetches, and of its story pages: 200s, 200s that parsed, and 304s."""
     counts = {
         row[0]: row[1]
         for row in db.execute("SELECT outcome, COUNT(*) FROM fetches WHERE run_id = ? GROUP BY outcome", [run_id])
     }
     story = db.execute(
-        """SELECT COUNT(*), SUM(parse_status = 'parsed') FROM fetches
-           WHERE run_id = ? AND page_type = 'story' AND outcome = 'ok'""",
+        """SELECT SUM(outcome = 'ok'), SUM(outcome = 'ok' AND parse_status = 'parsed'), SUM(outcome = 'not_modified')
+           FROM fetches WHERE run_id = ? AND page_type = 'story'""",
         [run_id],
     ).fetchone()
-    counts["story_ok"], counts["story_parsed"] = story[0] or 0, story[1] or 0
-    counts["total"] = sum(v for k, v in counts.items() if k not in ("story_ok", "story_parsed"))
+    counts["total"] = sum(counts.values())
+    counts["story_ok"], counts["story_parsed"], counts["story_not_modified"] = (n or 0 for n in story)
     return counts
 
 

@@ -225,3 +225,9 @@ def count_waiting(db: sqlite_utils.Database) -> int:
     """Mails not yet delivered nor given up (pending, or sending under a live lease)."""
     row = db.execute("SELECT COUNT(*) FROM outbox WHERE status IN ('pending', 'sending')").fetchone()
     return int(row[0])
+
+
+def retry_now(db: sqlite_utils.Database) -> int:
+    """Make every pending mail due at once: an operator's explicit flush does not wait out the backoff."""
+    with db.atomic():
+        return db.execute("UPDATE outbox SET next_attempt_at = NULL WHERE status = 'pending'").rowcount

@@ -27,7 +27,7 @@ class UsageError(Exception):
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    _setup_logging(getattr(args, "verbose", 0))
+    _setup_logging(getattr(args, "verbose", 0), daemon=args.command == "run")
     try:
         return args.handler(args)
     except (UsageError, ConfigError) as exc:
@@ -82,9 +82,18 @@ def existing_db(path: str) -> str:
     return path
 
 
-def _setup_logging(verbosity: int) -> None:
-    level = logging.WARNING if verbosity == 0 else logging.INFO if verbosity == 1 else logging.DEBUG
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+def _setup_logging(verbosity: int, *, daemon: bool = False) -> None:
+    """Filter on the handler: Scrapy's own logging setup resets its loggers' levels.
+
+    The daemon logs one INFO line per job by default; other commands only warnings, unless -v.
+    """
+    level = logging.INFO if daemon else logging.WARNING
+    if verbosity:
+        level = logging.INFO if verbosity == 1 else logging.DEBUG
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setLevel(level)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=level, handlers=[handler])
     if verbosity < 2:
         for noisy in ("scrapy", "twisted", "filelock", "asyncio"):
             logging.getLogger(noisy).setLevel(max(level, logging.WARNING))

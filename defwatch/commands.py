@@ -218,7 +218,7 @@ def register_alerts(commands: Any) -> None:
 
 
 def cmd_alerts(args: argparse.Namespace) -> int:
-    from db.outbox import list_outbox
+    from db.outbox import list_outbox, retry_now
     from db.schema import connect
     from monitor.alerts import flush_outbox, queue_pending_alerts, queue_test_mail
 
@@ -237,6 +237,7 @@ def cmd_alerts(args: argparse.Namespace) -> int:
         queue_test_mail(db, config.alerts)
     else:
         queue_pending_alerts(db, config.alerts)
+        retry_now(db)  # an explicit flush does not wait out the retry backoff
     result = flush_outbox(db, config.smtp, config.alerts)
     print(f"sent {result.sent}, failed {result.failed}, pending {result.pending}")
     return 0 if not result.failed and (args.action != "test" or result.sent) else 1

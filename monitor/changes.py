@@ -259,8 +259,13 @@ def _degraded(counts: dict[str, int], policy: HealthPolicy) -> bool:
 
 
 def _healthy(db: sqlite_utils.Database, run_id: int, policy: HealthPolicy) -> bool:
+    """Enough story pages answered, and those that sent a body parsed: held alerts may go out.
+
+    A 304 counts as a healthy answer: it says the page still matches a version that parsed well.
+    """
     counts = q.run_fetch_counts(db, run_id)
-    return counts["story_ok"] >= policy.min_pages_for_health and not _degraded(counts, policy)
+    answered = counts["story_ok"] + counts["story_not_modified"]
+    return answered >= policy.min_pages_for_health and not _degraded(counts, policy)
 
 
 def _run_event(kind: str, run_id: int, summary: str) -> dict[str, Any]:

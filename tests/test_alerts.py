@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import sqlite_utils
-from smtp_sink import SmtpSink, self_signed_cert, unused_port
+from tests.smtp_sink import SmtpSink, self_signed_cert, unused_port
 
 from db import outbox
 from db.schema import connect

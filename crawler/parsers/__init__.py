@@ -10,17 +10,18 @@ a bug, logged with its traceback).
 from __future__ import annotations
 
 import logging
+import re
 
 from crawler.parsers.afmil import is_print_view, parse_print_view
 from crawler.parsers.block import detect_block, sniff_block_page
-from crawler.parsers.dom import parse_html
+from crawler.parsers.dom import parse_html, parse_region
 from crawler.parsers.feed import looks_like_feed, parse_feed
 from crawler.parsers.listing import parse_listing
 from crawler.parsers.photo import parse_photo
 from crawler.parsers.story import parse_story
 from crawler.parsers.virin import find_virin, parse_virin
 from crawler.records import ParseError, Record
-from crawler.urls import classify_url
+from crawler.urls import STORY_PATHS, PageRef, classify_url
 
 __all__ = ["detect_block", "find_virin", "parse_page", "parse_virin", "sniff_page_type"]
 
@@ -34,39 +35,53 @@ _TEXT_TYPES = ("html", "xml", "text/", "rss", "atom")
 
 def parse_page(body: bytes | str, url: str, content_type: str | None = None) -> Record:
     """The record for one fetched page (Story, Photo, Listing, Feed) or a ParseError; never raises."""
-    ref = classify_url(url) if isinstance(url, str) else None
+    ref = _classify(url) if isinstance(url, str) else None
     expected = ref.type if ref is not None and ref.type in PAGE_TYPES else None
     try:
-        return _parse(body, url, content_type, expected)
+        return _parse(body, url, content_type, expected, ref)
     except Exception as exc:  # one bad page must never stop a crawl
         log.exception("parser crashed on %s", url)
         return ParseError(str(url), "parser_error", f"{type(exc).__name__}: {exc}", expected)
 
 
-def _parse(body: bytes | str, url: str, content_type: str | None, expected: str | None) -> Record:
-    data = body.encode("utf-8", "surrogatepass") if isinstance(body, str) else bytes(body or b"")
-    if not data.strip():
+def _parse(body: bytes | str, url: str, content_type: str | None, expected: str | None, ref: PageRef | None) -> Record:
+    raw = body.encode("utf-8", "surrogatepass") if isinstance(body, str) else bytes(body or b"")
+    if not raw or raw.isspace():
         return ParseError(url, "no_body", "empty response body", expected)
-    if _not_text(data, content_type):
+    if _not_text(raw, content_type):
         return ParseError(url, "not_html", f"content is not HTML/XML ({content_type or 'binary'})", expected)
-    blocked = sniff_block_page(data)
+    blocked = sniff_block_page(raw)
     if blocked:
         return ParseError(url, "block_page", f"{blocked} page served instead of content", expected)
-    page_type = sniff_page_type(data, expected)
+    if expected == "story":
+        quick = _story_from_region(raw, url, ref, content_type)
+        if quick is not None:
+            return quick
+    page_type = sniff_page_type(raw, expected)
     if page_type is None:
         return ParseError(url, "unknown_page", "URL and content match no known page type", expected)
     if page_type == "feed":
-        feed = parse_feed(body if isinstance(body, str) else data, url)
+        feed = parse_feed(body if isinstance(body, str) else raw, url)
         if isinstance(feed, ParseError):
             feed.page_type = expected
         return feed
-    page = parse_html(body if isinstance(body, str) else data, content_type, url)
+    page = parse_html(body, content_type, url, ref)
     if page is None:
         return ParseError(url, "not_html", "no HTML document in the body", expected)
     record = _PARSERS[page_type](page)
     if isinstance(record, ParseError):
         record.page_type = expected  # what the URL promised, not what sniffing guessed
     return record
+
+
+def _story_from_region(raw: bytes, url: str, ref: PageRef | None, content_type: str | None) -> Record | None:
+    """The story read from its article region alone, or None to parse the whole page instead
+    (no region, or the region lacks a title or body that a fallback might still find)."""
+    page = parse_region(raw, url, ref, content_type)
+    if page is None:
+        return None
+    record = parse_story(page)
+    return None if isinstance(record, ParseError) else record
 
 
 def sniff_page_type(data: bytes, expected: str | None = None) -> str | None:
@@ -88,6 +103,20 @@ def sniff_page_type(data: bytes, expected: str | None = None) -> str | None:
     if b"maintitle" in data or b"data-article-id" in data or b"og:title" in data:
         return "story"
     return None
+
+
+# The common case, a story URL, in one regex; anything else goes through crawler.urls.classify_url.
+_STORY_URL_RE = re.compile(r"^(?:https?://[^/?#]*)?(/news/[^/?#]+/[^/?#]+/article/)(\d+)(?=[/?#]|$)", re.I)
+
+
+def _classify(url: str) -> PageRef:
+    """classify_url with a fast path for story URLs (it is a measurable share of a page's parse)."""
+    m = _STORY_URL_RE.match(url)
+    if m:
+        kind = STORY_PATHS.get(m.group(1).lower())
+        if kind is not None:
+            return PageRef("story", int(m.group(2)), kind)
+    return classify_url(url)
 
 
 def _not_text(data: bytes, content_type: str | None) -> bool:

@@ -47,20 +47,11 @@ class SEL:
     media_items = Sel(".da_media_item")
     tags = sels(".da_body_center .inner a")
     related = sels(".da_related_item .item a[href]", ".da_related_item a[href]")
-    image = images.ImageSelectors(
-        img=sels("img.da_img", "img"),
-        title=(),
-        caption=(),  # the last <p> without links, see _caption
-        credit=(),
-        virin=(),
-        download=(),  # the "DOWNLOAD HI-RES" anchor, found by its text
-        page_link=sels("a[href*=igphoto]"),
-        media_id=(),
-    )
 
 
 def is_print_view(body: bytes) -> bool:
-    return b"da_print_body" in body or b"da_print_bio" in body
+    """da_print_body (articles, fact sheets) or da_print_bio (biographies), in one scan."""
+    return b"da_print_b" in body
 
 
 def parse_print_view(page: Page) -> Story | ParseError:
@@ -157,20 +148,13 @@ def _images(page: Page) -> list[Image]:
     out: list[Image] = []
     for item in SEL.media_items.all(page):
         _repair_mirrored_links(item)
-        image = images.parse_image(page, item, SEL.image, derive_page_url=False)
+        # No classes to go by: the download link is found by its "DOWNLOAD HI-RES" text.
+        image = images.parse_image(item, page.url, roles={}, derive_page_url=False)
         if image is not None:
-            image.download_url = image.download_url or _download(page, item)
             image.caption = _caption(item)
             image.credit = _credit(image.caption)
             out.append(image)
     return out
-
-
-def _download(page: Page, item: Element) -> str | None:
-    for a in item.iter("a"):
-        if "DOWNLOAD" in text_of(a).upper():
-            return abs_url(page.url, a.get("href"))
-    return None
 
 
 def _caption(item: Element) -> str | None:

@@ -21,6 +21,8 @@ LOGIN = "login"  # a sign-in wall served instead of the page
 EMPTY = "empty"  # 200 with no body
 
 _HEAD_BYTES = 8192
+# Akamai's denial page is ~400 bytes: its signature is always at the very start.
+_AKAMAI_BYTES = 2048
 _SMALL_PAGE = 20_000
 _AKAMAI_RE = re.compile(
     rb"<title>\s*Access Denied\s*</title>|You don(?:'|&#39;|&#x27;)t have permission to access|"
@@ -28,8 +30,7 @@ _AKAMAI_RE = re.compile(
     re.I,
 )
 # Cheap byte probes: the regex only runs when one of these occurs (it is slow on 8 KB of HTML).
-_AKAMAI_PROBES = (b"Access Denied", b"ACCESS DENIED", b"access denied", b"permission to access", b"Reference",
-                  b"edgesuite")
+_AKAMAI_PROBES = (b"ccess Denied", b"Reference", b"edgesuite")
 _CONTENT_MARKERS = (b"maintitle", b"listing-with-preview", b"da_print_body", b"<rss", b"data-article-id",
                     b"media-inline", b"adetail")
 _WEAK: tuple[tuple[str, re.Pattern[bytes]], ...] = (
@@ -75,8 +76,12 @@ def sniff_block_page(body: bytes) -> str | None:
     return None
 
 
-def _akamai(head: bytes) -> bool:
-    return any(probe in head for probe in _AKAMAI_PROBES) and _AKAMAI_RE.search(head) is not None
+def _akamai(body: bytes) -> bool:
+    head = body[:_AKAMAI_BYTES]
+    for probe in _AKAMAI_PROBES:
+        if probe in head:
+            return _AKAMAI_RE.search(head) is not None
+    return False
 
 
 def _header(headers: Mapping[str, str | bytes] | None, name: str) -> str:

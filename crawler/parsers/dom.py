@@ -11,21 +11,26 @@ subset: ``tag.class[attr*=value]`` compounds joined by descendant spaces) are an
 from __future__ import annotations
 
 import codecs
+import html
 import re
 from collections.abc import Iterable, Iterator
-from functools import cached_property
+from functools import lru_cache
 from urllib.parse import urljoin
 
 from lxml import etree
 
 from crawler.parsers.text import norm
+from crawler.urls import PageRef, classify_url
 
 Element = etree._Element
+ELEMENTS = etree.Element  # ``el.iter(tag=ELEMENTS)`` yields elements only (no comments/PIs)
 
 # One parser: every page is handed to lxml as UTF-8 bytes (transcoded first when needed), so a
 # declared <meta charset> can never make lxml read UTF-8 bytes as Latin-1 (the 2016 af.mil pages
 # declare nothing and are UTF-8).
-_PARSER = etree.HTMLParser(encoding="utf-8", remove_comments=True, remove_pis=True, no_network=True)
+_PARSER = etree.HTMLParser(
+    encoding="utf-8", remove_comments=True, remove_pis=True, no_network=True, collect_ids=False
+)
 
 _HEADER_CHARSET_RE = re.compile(r"charset\s*=\s*[\"']?([A-Za-z0-9_.:-]+)", re.I)
 _META_CHARSET_RE = re.compile(rb"<meta[^>]+charset\s*=\s*[\"']?([A-Za-z0-9_.:-]+)", re.I)
@@ -35,6 +40,7 @@ _CP1252_ALIASES = {"iso-8859-1", "iso8859-1", "latin-1", "latin1", "us-ascii", "
 
 # ---------------------------------------------------------------- decoding and parsing
 
+@lru_cache(maxsize=64)
 def _codec(name: str | None) -> str | None:
     if not name:
         return None
@@ -52,22 +58,34 @@ def to_utf8(body: bytes | str, content_type: str | None = None) -> bytes:
     are valid UTF-8, else windows-1252."""
     if isinstance(body, str):
         return body.encode("utf-8", "surrogatepass")
+    if body.startswith(codecs.BOM_UTF8):
+        return body[3:]
+    return recode(body, declared_encoding(body, content_type))
+
+
+def declared_encoding(body: bytes, content_type: str | None = None) -> str | None:
+    """The page's declared encoding (HTTP charset, UTF-16 BOM, <meta charset>), None if none."""
     declared = _codec(_header_charset(content_type))
-    if declared is None:
-        if body.startswith(codecs.BOM_UTF8):
-            return body[3:]
-        if body.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-            declared = "utf-16"
-        else:
-            m = _META_CHARSET_RE.search(body, 0, 4096)
-            declared = _codec(m.group(1).decode("ascii", "ignore")) if m else None
+    if declared is not None:
+        return declared
+    if body.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "utf-16"
+    m = _META_CHARSET_RE.search(body, 0, 4096)
+    return _codec(m.group(1).decode("ascii", "ignore")) if m else None
+
+
+def recode(data: bytes, declared: str | None) -> bytes:
+    """``data`` (a page or any slice of one) as UTF-8: kept when it is valid UTF-8 and nothing else
+    is declared, else decoded from the declared encoding (windows-1252 when none)."""
     if declared in (None, "utf-8"):
+        if data.isascii():
+            return data
         try:
-            body.decode("utf-8")
-            return body
+            data.decode("utf-8")
+            return data
         except UnicodeDecodeError:
             declared = "cp1252" if declared is None else declared
-    return body.decode(declared or "cp1252", "replace").encode("utf-8", "surrogatepass")
+    return data.decode(declared or "cp1252", "replace").encode("utf-8", "surrogatepass")
 
 
 def _header_charset(content_type: str | None) -> str | None:
@@ -80,10 +98,11 @@ def _header_charset(content_type: str | None) -> str | None:
 class Page:
     """A parsed page: the root element, its raw bytes, and lookup caches built on first use."""
 
-    def __init__(self, root: Element, url: str = "", raw: bytes = b"") -> None:
+    def __init__(self, root: Element, url: str = "", raw: bytes = b"", ref: PageRef | None = None) -> None:
         self.root = root
         self.url = url
         self.raw = raw
+        self._ref = ref
         self._tagged: dict[tuple[Element | None, str], list[tuple[Element, list[str]]]] = {}
         self._by_class: dict[Element | None, dict[str, list[Element]]] = {}
         self._mentions: dict[bytes, bool] = {}
@@ -119,33 +138,78 @@ class Page:
             index = self._by_class[scope] = _class_index(self.root if scope is None else scope)
         return index
 
-    @cached_property
-    def meta(self) -> dict[str, str]:
-        """<meta property|name|itemprop> -> content (first non-empty wins), keys lower-cased."""
-        out: dict[str, str] = {}
-        for el in self.root.iter("meta"):
-            content = norm(el.get("content"))
-            for attr in ("property", "name", "itemprop"):
-                key = (el.get(attr) or "").strip().lower()
-                if key and content and key not in out:
-                    out[key] = content
-        return out
+    @property
+    def ref(self) -> PageRef:
+        """What the URL grammar says the page is (computed once: it is not cheap)."""
+        if self._ref is None:
+            self._ref = classify_url(self.url)
+        return self._ref
 
-    @cached_property
-    def links(self) -> dict[str, str]:
-        """<link rel=...> -> href (first wins)."""
-        out: dict[str, str] = {}
-        for el in self.root.iter("link"):
-            href = (el.get("href") or "").strip()
-            for rel in (el.get("rel") or "").lower().split():
-                if href and rel not in out:
-                    out[rel] = href
-        return out
+    # The head is read from the raw bytes, not the tree: a story is parsed from its article region
+    # only (see parse_region), and a byte search for the few head values needed is cheaper anyway.
+
+    def meta(self, name: str) -> str | None:
+        """Normalized content of the first <meta property|name|itemprop=name> with content."""
+        for tag in _tags_mentioning(self.raw, name):
+            if name in ((_attr(tag, "property") or "").lower(), (_attr(tag, "name") or "").lower(),
+                        (_attr(tag, "itemprop") or "").lower()):
+                value = norm(_attr(tag, "content"))
+                if value:
+                    return value
+        return None
+
+    def link(self, rel: str) -> str | None:
+        """href of the first <link rel=...> (or <a rel=...>) with that relation."""
+        for tag in _tags_mentioning(self.raw, rel):
+            if rel in (_attr(tag, "rel") or "").lower().split():
+                href = (_attr(tag, "href") or "").strip()
+                if href:
+                    return href
+        return None
+
+    def title(self) -> str | None:
+        """Text of <title>."""
+        m = _TITLE_RE.search(self.raw)
+        return norm(html.unescape(m.group(1).decode("utf-8", "replace"))) or None if m else None
+
+
+_TITLE_RE = re.compile(rb"<title[^>]*>(.*?)</title\s*>", re.I | re.S)
+_TAG_NAMES = (b"meta", b"link", b"a")
+
+
+def _tags_mentioning(raw: bytes, value: str) -> Iterator[bytes]:
+    """The attribute text of each <meta>/<link>/<a> tag that contains ``value`` (matched as the
+    page spells it in lower case, as every seen page does)."""
+    needle = value.encode()
+    pos = raw.find(needle)
+    while pos >= 0:
+        start = raw.rfind(b"<", 0, pos)
+        end = raw.find(b">", pos)
+        if start >= 0 and end > 0 and raw.find(b">", start, pos) < 0:
+            tag = raw[start + 1:end]
+            name = tag.split(None, 1)[0].lower() if tag.strip() else b""
+            if name in _TAG_NAMES:
+                yield tag[len(name):]
+        pos = raw.find(needle, pos + len(needle))
+
+
+@lru_cache(maxsize=32)
+def _attr_re(name: str) -> re.Pattern[bytes]:
+    return re.compile(rb"""(?:^|\s)""" + name.encode() + rb"""\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'>]+))""", re.I)
+
+
+def _attr(tag: bytes, name: str) -> str | None:
+    """The (entity-decoded) value of attribute ``name`` in a tag's attribute text."""
+    m = _attr_re(name).search(tag)
+    if not m:
+        return None
+    value = next(g for g in m.groups() if g is not None).decode("utf-8", "replace")
+    return html.unescape(value) if "&" in value else value
 
 
 def _class_index(root: Element) -> dict[str, list[Element]]:
     index: dict[str, list[Element]] = {}
-    for el in root.iter(tag=etree.Element):
+    for el in root.iter(tag=ELEMENTS):
         classes = el.get("class")
         if classes:
             for token in classes.split():
@@ -157,16 +221,55 @@ def _class_index(root: Element) -> dict[str, list[Element]]:
     return index
 
 
-def parse_html(body: bytes | str, content_type: str | None = None, url: str = "") -> Page | None:
+def parse_html(
+    body: bytes | str, content_type: str | None = None, url: str = "", ref: PageRef | None = None
+) -> Page | None:
     """The parsed page, or None when lxml finds no document (empty or unparseable input)."""
-    data = to_utf8(body, content_type)
+    return parse_utf8(to_utf8(body, content_type), url, ref)
+
+
+def parse_utf8(data: bytes, url: str = "", ref: PageRef | None = None) -> Page | None:
+    """Like :func:`parse_html` for bytes already known to be UTF-8."""
     if not data.strip():
         return None
     try:
         root = etree.fromstring(data, _PARSER)
     except (etree.XMLSyntaxError, etree.ParserError, ValueError):
         return None
-    return Page(root, url, data) if root is not None else None
+    return Page(root, url, data, ref) if root is not None else None
+
+
+def parse_region(
+    data: bytes, url: str = "", ref: PageRef | None = None, content_type: str | None = None
+) -> Page | None:
+    """Only the story region of a UTF-8 page: from ``<article class="adetail ...">`` to ``</main>``
+    (or the last ``</article>``); None when the page has no such region.
+
+    Why: banner, navigation, head and footer are half of a story page's bytes and none of its
+    content, and lxml's parse is most of a page's cost. The caller falls back to the whole page
+    when the region does not yield a story, so nothing is lost on unusual markup.
+    """
+    start = data.find(b"<article")
+    while start >= 0:
+        close = data.find(b">", start)
+        if close > 0 and b"adetail" in data[start:close]:
+            break
+        start = data.find(b"<article", start + 8)
+    if start < 0:
+        return None
+    end = data.find(b"</main>", start)
+    if end < 0:
+        end = data.rfind(b"</article>")
+        if end < start:
+            return None
+        end += len(b"</article>")
+    declared = declared_encoding(data, content_type)
+    if declared not in (None, "utf-8", "cp1252") and not codecs.lookup(declared).name.startswith(("iso8859", "cp")):
+        return None  # markers were found as ASCII bytes; only ASCII-compatible encodings slice safely
+    page = parse_utf8(recode(data[start:end], declared), url, ref)
+    if page is not None:
+        page.raw = data if declared in (None, "utf-8") else recode(data, declared)
+    return page
 
 
 # ---------------------------------------------------------------- selectors
@@ -263,7 +366,7 @@ class Sel:
             return self._under_ancestors(page, scope, last)
         else:
             base = page.root if scope is None else scope
-            found = [el for el in base.iter(tag=etree.Element) if last.matches(el)]
+            found = [el for el in base.iter(tag=ELEMENTS) if last.matches(el)]
         return [el for el in found if self._ancestors_match(el)] if len(self.parts) > 1 else found
 
     def first(self, page: Page, scope: Element | None = None) -> Element | None:

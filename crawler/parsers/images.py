@@ -1,90 +1,111 @@
 """One image block (a story's ``.media-inline``, a photo page's info block) -> :class:`Image`.
 
-Classes are tried first; when they are missing the labels the site prints ("Photo By:", "VIRIN:",
-"Download: Full Size (...)") are matched in the block's text, and the VIRIN and media id fall back
-to the media.defense.gov URL grammar, which has been stable since 2015.
+A block is read in one pass: each element's class tokens are looked up in a role table (the
+"selectors" of this module), so a renamed class is a one-line change. When classes are missing
+the labels the site prints ("Photo By:", "VIRIN:", "Download: Full Size (...)") are matched in the
+block's text, and the VIRIN and media id fall back to the media.defense.gov URL grammar, which has
+been stable since 2015.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
 from urllib.parse import urlsplit
 
-from crawler.parsers.dom import Element, Page, Sel, abs_url, first_attr, first_match, first_text, lines_of, sels
-from crawler.parsers.dom import text_of as _text_of
-from crawler.parsers.text import norm_or_none, parse_size, strip_credit_label
+from crawler.parsers.dom import Element, abs_url, lines_of, text_of
+from crawler.parsers.text import norm, norm_or_none, parse_size, strip_credit_label
 from crawler.parsers.virin import find_virin, parse_virin, virin_from_filename
 from crawler.records import Image, Virin
 from crawler.urls import file_name_from_media_url, media_id_from_media_url, photo_page_url
 
+# class token -> field, for inline story images (first element with a role wins).
+INLINE_ROLES: Mapping[str, str] = {
+    "mtitle": "title",
+    "caption": "caption",
+    "credit": "credit",
+    "photographer": "credit",
+    "virin": "virin",
+    "virin-value": "virin",
+    "download-link": "download",
+}
+
 _IGPHOTO_RE = re.compile(r"/igphoto/(\d+)(?:/|$)", re.I)
 _LABEL_LINE_RE = re.compile(r"^(?:•\s*)?(?:Download|Photo\s+By|Image\s+By|VIRIN)\b", re.I)
 _CREDIT_RE = re.compile(r"(?:Photo|Image)\s+by\s*:\s*(.*?)\s*(?:\||VIRIN\s*:|$)", re.I)
+_CUT_VIRIN_RE = re.compile(r"\s*\|\s*|\s*VIRIN\s*:", re.I)
 _DOWNLOAD_WORDS = ("full size", "download")
 
 
-@dataclass(frozen=True)
-class ImageSelectors:
-    """Where each image field lives in one kind of block; every chain is tried in order."""
-
-    img: tuple[Sel, ...]
-    title: tuple[Sel, ...]
-    caption: tuple[Sel, ...]
-    credit: tuple[Sel, ...]
-    virin: tuple[Sel, ...]
-    download: tuple[Sel, ...]
-    page_link: tuple[Sel, ...]
-    media_id: tuple[Sel, ...]
+# Tags that can carry a field's class; images, scripts and the like are never read for classes.
+_ROLE_TAGS = ("div", "span", "p", "a", "li", "h2", "h3", "h4", "h5", "figcaption", "small", "strong", "em",
+              "section", "time", "ul", "dd", "dt")
 
 
-INLINE = ImageSelectors(
-    img=sels("img",),
-    title=sels("div.mtitle", ".mtitle"),
-    caption=sels("div.caption", ".caption"),
-    credit=sels("div.credit", ".credit", ".photographer"),
-    virin=sels("div.virin", ".virin"),
-    download=sels("a.download-link",),
-    page_link=sels("a[href*=igphoto]",),
-    media_id=sels("[data-media-id]",),
-)
+def scan_block(block: Element, roles: Mapping[str, str]) -> dict[str, Element]:
+    """field -> first element with that role; plus "img" and "igphoto" (first igphoto link)."""
+    found: dict[str, Element] = {}
+    get = roles.get
+    for el in block.iter(*_ROLE_TAGS):
+        classes = el.get("class")
+        if classes:
+            for token in classes.split():
+                role = get(token)
+                if role is not None and role not in found:
+                    found[role] = el
+    for img in block.iter("img"):
+        found["img"] = img
+        break
+    for a in block.iter("a"):
+        href = a.get("href")
+        if href and "igphoto" in href.lower():
+            found["igphoto"] = a
+            break
+    return found
 
 
 def parse_image(
-    page: Page, block: Element, sel: ImageSelectors = INLINE, derive_page_url: bool = True
+    block: Element, base_url: str, roles: Mapping[str, str] = INLINE_ROLES, derive_page_url: bool = True
 ) -> Image | None:
     """An :class:`Image` from one block, or None when the block holds no image at all (e.g. video).
 
     ``derive_page_url`` builds the igphoto page URL from the media id when the block links none;
     off for sites whose photo pages have another URL shape (af.mil 2016).
     """
-    base = page.url
-    img = first_match(page, block, sel.img)
-    src = abs_url(base, _img_src(img))
-    download_el = first_match(page, block, sel.download)
+    found = scan_block(block, roles)
+    img = found.get("img")
+    src = abs_url(base_url, _img_src(img))
+    download_el = found.get("download")
     if download_el is None:
         download_el = _download_by_text(block)
-    download_url = abs_url(base, download_el.get("href")) if download_el is not None else None
-    page_link = abs_url(base, first_attr(page, block, sel.page_link, "href"))
-    media_id = _media_id(first_attr(page, block, sel.media_id, "data-media-id"), src, download_url, page_link)
+    download_url = abs_url(base_url, download_el.get("href")) if download_el is not None else None
+    link = found.get("igphoto")
+    page_link = abs_url(base_url, link.get("href")) if link is not None else None
+    media_id = _media_id(block.get("data-media-id"), src, download_url, page_link)
     if img is None and media_id is None:
         return None
     lines = _LazyLines(block)
-    alt = norm_or_none(img.get("alt")) if img is not None else None
-    title = first_text(page, block, sel.title)
+    alt = norm(img.get("alt")) or None if img is not None else None
+    title = _text(found, "title")
     return Image(
         media_id=media_id,
-        page_url=page_link or (photo_page_url(media_id, _site(base)) if media_id and derive_page_url else None),
+        page_url=page_link or (photo_page_url(media_id, _site(base_url)) if media_id and derive_page_url else None),
         src=src,
         download_url=download_url,
         alt=alt,
         title=title,
-        caption=first_text(page, block, sel.caption) or _caption_from_lines(lines, alt, title),
-        credit=_credit(page, block, sel, lines),
-        size_bytes=parse_size(_text_of(download_el)) if download_el is not None else _size(lines),
-        virin=_virin(page, block, sel, lines, download_url, src),
+        caption=_text(found, "caption") or caption_from_lines(lines, alt, title),
+        credit=_credit(_text(found, "credit"), lines),
+        size_bytes=parse_size(text_of(download_el)) if download_el is not None else _size(lines),
+        virin=_virin(_text(found, "virin"), lines, download_url, src),
     )
+
+
+def _text(found: dict[str, Element], role: str) -> str | None:
+    el = found.get(role)
+    if el is None:
+        return None
+    return (norm(el.text) if len(el) == 0 else text_of(el)) or None
 
 
 class _LazyLines:
@@ -109,7 +130,7 @@ def _img_src(img: Element | None) -> str | None:
 def _download_by_text(block: Element) -> Element | None:
     """An anchor labelled "Download ..." / "Full Size (...)" when no download class is present."""
     for a in block.iter("a"):
-        if a.get("href") and any(w in _text_of(a).lower() for w in _DOWNLOAD_WORDS):
+        if a.get("href") and any(w in text_of(a).lower() for w in _DOWNLOAD_WORDS):
             return a
     return None
 
@@ -131,22 +152,16 @@ def _site(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else "https://www.war.gov"
 
 
-def _credit(page: Page, block: Element, sel: ImageSelectors, lines: _LazyLines) -> str | None:
-    value = first_text(page, block, sel.credit)
+def _credit(value: str | None, lines: _LazyLines) -> str | None:
+    """The credit without its "Photo By:" label (and without a "| VIRIN: ..." tail)."""
     if value:
-        return _cut_virin(strip_credit_label(value))
+        credit = strip_credit_label(value)
+        return norm_or_none(_CUT_VIRIN_RE.split(credit, maxsplit=1)[0]) if credit else None
     for line in lines:
         m = _CREDIT_RE.search(line)
         if m and m.group(1).strip():
             return norm_or_none(m.group(1))
     return None
-
-
-def _cut_virin(credit: str | None) -> str | None:
-    """A credit element that also holds "| VIRIN: ..." (spaceforce template) keeps only the name."""
-    if not credit:
-        return None
-    return norm_or_none(re.split(r"\s*\|\s*|\s*VIRIN\s*:", credit, maxsplit=1, flags=re.I)[0])
 
 
 def _size(lines: _LazyLines) -> int | None:
@@ -157,8 +172,8 @@ def _size(lines: _LazyLines) -> int | None:
     return None
 
 
-def _virin(page: Page, block: Element, sel: ImageSelectors, lines: _LazyLines, *urls: str | None) -> Virin | None:
-    value = first_text(page, block, sel.virin)
+def _virin(value: str | None, lines: _LazyLines, *urls: str | None) -> Virin | None:
+    """The printed VIRIN, else a "VIRIN:" label in the text, else the media file name."""
     if value:
         return parse_virin(value)
     found = find_virin("\n".join(line for line in lines if "VIRIN" in line.upper()))
@@ -171,7 +186,7 @@ def _virin(page: Page, block: Element, sel: ImageSelectors, lines: _LazyLines, *
     return None
 
 
-def _caption_from_lines(lines: _LazyLines, alt: str | None, title: str | None) -> str | None:
+def caption_from_lines(lines: Iterator[str] | _LazyLines, alt: str | None, title: str | None) -> str | None:
     """Without a caption class: the block's text minus label lines, the alt text and the title."""
     skip = {alt, title}
     rest = [line for line in lines if line not in skip and not _LABEL_LINE_RE.match(line)]

@@ -74,7 +74,7 @@ def _next_page(page: Page) -> str | None:
     """The pager's "next" link: rel=next, else a ``li.nextprev`` link labelled next (», aria-label),
     else the ``li.nextprev`` that comes after the active page."""
     url = page.url
-    rel_next = page.links.get("next") or next((a.get("href") for a in SEL.next_rel.all(page)), None)
+    rel_next = page.link("next") or next((a.get("href") for a in SEL.next_rel.all(page)), None)
     if rel_next:
         return abs_url(url, rel_next)
     for a in all_of_first(page, None, SEL.pager_links):

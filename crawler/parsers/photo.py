@@ -7,27 +7,24 @@ from the info block (``.media-inline-popup .title``) or og:title.
 from __future__ import annotations
 
 from crawler.parsers import images
-from crawler.parsers.dom import Page, abs_url, first_match, first_text, sels
+from crawler.parsers.dom import Page, abs_url, first_match, sels, text_of
 from crawler.parsers.text import parse_date
 from crawler.records import ParseError, Photo
-from crawler.urls import classify_url, media_id_from_media_url
+from crawler.urls import media_id_from_media_url
 
 
 class SEL:
-    """Photo page selectors: one fallback chain per field."""
+    """Photo page selectors: the block chain, and class token -> field inside the block."""
 
     block = sels(".adetail.photo-detail", ".photo-detail", "[data-media-id]", ".adetail", "main", "body")
-    info = images.ImageSelectors(
-        img=sels("img.primary-image", ".image-wrapper img", "img"),
-        title=sels(".media-inline-popup .title", ".photo-title", "h2.title", ".mtitle"),
-        caption=sels(".media-inline-popup .caption", ".caption"),
-        credit=sels(".action .photographer", ".photographer", ".credit"),
-        virin=sels(".action .virin", ".virin-value", ".virin"),
-        download=sels("a.download-link"),
-        page_link=(),
-        media_id=sels("[data-media-id]"),
-    )
-    published = sels(".media-inline-popup .date", ".photo-detail .date")
+    roles = {
+        "title": "title", "photo-title": "title", "mtitle": "title",
+        "caption": "caption",
+        "photographer": "credit", "credit": "credit",
+        "virin": "virin", "virin-value": "virin",
+        "download-link": "download",
+        "date": "published",
+    }
 
 
 def parse_photo(page: Page) -> Photo | ParseError:
@@ -36,17 +33,19 @@ def parse_photo(page: Page) -> Photo | ParseError:
     block = first_match(page, None, SEL.block)
     if block is None:
         return ParseError(url, "no_body", "no photo block", "photo")
-    image = images.parse_image(page, block, SEL.info)
-    ref = classify_url(url)
-    og_image = abs_url(url, page.meta.get("og:image"))
+    image = images.parse_image(block, url, SEL.roles)
+    fields = images.scan_block(block, SEL.roles)
+    ref = page.ref
+    og_image = abs_url(url, page.meta("og:image"))
     media_id = (image.media_id if image else None) or ref.id or media_id_from_media_url(og_image)
-    title = (image.title if image else None) or page.meta.get("og:title")
+    title = (image.title if image else None) or page.meta("og:title")
     if media_id is None or (image is None and og_image is None):
         return ParseError(url, "no_body", "no image on the photo page", "photo")
     if not title:
         return ParseError(url, "no_title", "no photo title or og:title", "photo")
-    canonical = abs_url(url, page.links.get("canonical"))
-    has_caption = first_text(page, block, SEL.info.caption) is not None
+    canonical = abs_url(url, page.link("canonical"))
+    has_caption = "caption" in fields and bool(text_of(fields["caption"]))
+    date = fields.get("published")
     return Photo(
         media_id=media_id,
         page_url=canonical if canonical and "/igphoto/" in canonical.lower() else url,
@@ -55,11 +54,11 @@ def parse_photo(page: Page) -> Photo | ParseError:
         alt=image.alt if image else None,
         title=title,
         # The line-based caption guess is weaker than og:description on a photo page.
-        caption=(image.caption if image and has_caption else None) or page.meta.get("og:description"),
+        caption=(image.caption if image and has_caption else None) or page.meta("og:description"),
         credit=image.credit if image else None,
         size_bytes=image.size_bytes if image else None,
         virin=image.virin if image else None,
         url=url,
-        published=parse_date(first_text(page, block, SEL.published)) or parse_date(
-            page.meta.get("article:published_time")),
+        published=parse_date(text_of(date) if date is not None else None) or parse_date(
+            page.meta("article:published_time")),
     )

@@ -54,7 +54,7 @@ def parse_date(text: str | None) -> str | None:
     """
     if not text:
         return None
-    m = _ISO_RE.match(text)
+    m = _ISO_RE.match(text) if text.lstrip()[:1].isdigit() else None
     if m:
         return _iso_from_match(text, m)
     m = _MDY_RE.search(text)

@@ -8,6 +8,7 @@ as far as they can be read.
 from __future__ import annotations
 
 import re
+import time
 from datetime import date
 
 from crawler.records import Virin
@@ -50,12 +51,13 @@ def parse_virin(text: str | None, *, today: date | None = None) -> Virin | None:
     if not text:
         return None
     value = text.strip()
-    label = _LABEL_RE.search(value)
-    if label:
-        value = label.group(1)
+    if ":" in value:
+        label = _LABEL_RE.search(value)
+        if label:
+            value = label.group(1)
     m = _VIRIN_RE.search(value)
     if m:
-        return _from_match(m, today or date.today())
+        return _from_match(m, today or _today())
     value = _TRAILING_EXT_RE.sub("", value.strip().strip(".,;|"))
     if not value or any(c.isspace() for c in value):
         return None
@@ -71,7 +73,7 @@ def find_virin(text: str | None, *, today: date | None = None) -> Virin | None:
     if label:
         return parse_virin(label.group(1), today=today)
     m = _VIRIN_RE.search(text)
-    return _from_match(m, today or date.today()) if m else None
+    return _from_match(m, today or _today()) if m else None
 
 
 def virin_from_filename(name: str | None, *, today: date | None = None) -> Virin | None:
@@ -80,20 +82,33 @@ def virin_from_filename(name: str | None, *, today: date | None = None) -> Virin
     if not name:
         return None
     m = _VIRIN_RE.search(name)
-    return _from_match(m, today or date.today()) if m else None
+    return _from_match(m, today or _today()) if m else None
 
 
 def _from_match(m: re.Match[str], today: date) -> Virin:
-    code = m.group("svc").upper()
+    raw, yymmdd, svc, originator, seq, suffix = m.group("raw", "date", "svc", "id", "seq", "suffix")
+    code = svc.upper()
     return Virin(
-        raw=m.group("raw"),
-        shot_date=shot_date(m.group("date"), today),
+        raw=raw,
+        shot_date=shot_date(yymmdd, today),
         branch_code=code,
         branch=BRANCHES.get(code),
-        originator_id=m.group("id").upper(),
-        sequence=m.group("seq"),
-        suffix=(m.group("suffix") or "").upper() or None,
+        originator_id=originator.upper(),
+        sequence=seq,
+        suffix=suffix.upper() if suffix else None,
     )
+
+
+_today_cache: tuple[float, date] = (0.0, date.min)
+
+
+def _today() -> date:
+    """Today's date, re-read at most once a minute (date.today() is a measurable cost per image)."""
+    global _today_cache
+    now = time.monotonic()
+    if now - _today_cache[0] > 60:
+        _today_cache = (now, date.today())
+    return _today_cache[1]
 
 
 def shot_date(yymmdd: str, today: date) -> str | None:

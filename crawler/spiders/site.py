@@ -216,13 +216,13 @@ class SiteSpider(Spider):
         outcome, reason = classify(response.status, headers, response.body)
         record = None
         if outcome == "ok":
-            record = parse_page(response.body, response.url, headers.get("Content-Type"))
+            record = parse_page(response.body, response.url, _header(response, "Content-Type"))
             outcome, reason = self._check_record(record, page_type, subject_id, response.url, outcome, reason)
         fetch = FetchInfo(
             url=request_url, final_url=response.url if response.url != request_url else None,
             outcome=outcome, page_type=page_type, subject_id=subject_id, status=response.status,
-            etag=headers.get("ETag"), last_modified=headers.get("Last-Modified"),
-            content_type=headers.get("Content-Type"), elapsed_ms=response.meta.get("elapsed_ms"),
+            etag=_header(response, "ETag"), last_modified=_header(response, "Last-Modified"),
+            content_type=_header(response, "Content-Type"), elapsed_ms=response.meta.get("elapsed_ms"),
             error=reason, fetched_at=utcnow(),
         )
         return PageResult(fetch, response.body if response.body else None, record)
@@ -256,3 +256,9 @@ class SiteSpider(Spider):
         self.blocked_in_a_row = self.blocked_in_a_row + 1 if outcome == "blocked" else 0
         if self.block_storm and self.blocked_in_a_row >= self.block_storm:
             raise CloseSpider("blocked")
+
+
+def _header(response: Response, name: str) -> str | None:
+    """A response header, whatever its case (Scrapy normalizes ``ETag`` to ``Etag``)."""
+    value = response.headers.get(name)
+    return value.decode("latin-1") if value else None

@@ -1,0 +1,327 @@
+"""Read queries behind the analysts' commands (search, show, history, diff, images, export, stats).
+
+Everything here only reads. Every value that comes from the user is a bound parameter; the only
+text formatted into SQL is chosen from fixed tables of column and table names below. List columns
+stored as JSON text (authors, tags, changed_fields, diff, stats) are decoded on the way out, so the
+commands and their ``--json`` output never see the storage format.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections import Counter
+from collections.abc import Iterator
+from datetime import date
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import sqlite_utils
+
+# Search hits carry these around each matched term; the CLI swaps them for its own markers (ANSI
+# on a terminal, ``**`` elsewhere). Control characters cannot occur in the cleaned, scraped text.
+HIT_START, HIT_END = "\x02", "\x03"
+SNIPPET_TOKENS = 16
+# bm25 weights in FTS column order (title, subtitle, body_text, captions): a word in a title says
+# more about what a story is about than the same word deep in a transcript.
+BM25_WEIGHTS = (10.0, 5.0, 1.0, 2.0)
+
+JSON_COLUMNS = {
+    "stories": ("authors", "tags"),
+    "images": (),
+    "events": ("changed_fields", "diff"),
+}
+EXPORT_ORDER = {"stories": "s.id", "images": "i.media_id", "events": "e.id"}
+
+# Messages SQLite gives for a MATCH expression it cannot read; anything else is a real failure.
+_FTS_ERRORS = ("fts5:", "unterminated string", "no such column", "unknown special query")
+
+
+class SearchQueryError(ValueError):
+    """The FTS5 query text does not parse; the message says why in SQLite's words."""
+
+
+# -- search -----------------------------------------------------------------------------------------
+
+
+def search_stories(
+    db: sqlite_utils.Database,
+    query: str,
+    *,
+    kind: str | None = None,
+    since: str | None = None,
+    limit: int = 20,
+) -> list[dict[str, Any]]:
+    """Stories matching an FTS5 query, best first (bm25: lower is better), with a highlighted snippet.
+
+    ``since`` is an ISO date compared with ``published`` as text, which works for both the date and
+    date-time forms the site prints.
+    """
+    clauses, params = ["stories_fts MATCH :query"], {"query": query, "limit": limit}
+    if kind:
+        clauses.append("s.kind = :kind")
+        params["kind"] = kind
+    if since:
+        clauses.append("s.published >= :since")
+        params["since"] = since
+    weights = ", ".join(str(w) for w in BM25_WEIGHTS)
+    sql = f"""
+        SELECT s.id, s.kind, s.title, s.url, s.published,
+               snippet(stories_fts, -1, :start, :end, '…', {SNIPPET_TOKENS}) AS snippet,
+               bm25(stories_fts, {weights}) AS rank
+        FROM stories_fts JOIN stories s ON s.id = stories_fts.rowid
+        WHERE {" AND ".join(clauses)}
+        ORDER BY rank, s.id
+        LIMIT :limit"""
+    params |= {"start": HIT_START, "end": HIT_END}
+    try:
+        return _dicts(db.execute(sql, params))
+    except sqlite3.OperationalError as exc:
+        if str(exc).startswith(_FTS_ERRORS):
+            raise SearchQueryError(str(exc)) from exc
+        raise
+
+
+# -- stories ----------------------------------------------------------------------------------------
+
+
+def story(db: sqlite_utils.Database, story_id: int) -> dict[str, Any] | None:
+    """The story's current state as the ``stories`` row, list columns decoded."""
+    rows = _dicts(db.execute("SELECT * FROM stories WHERE id = ?", [story_id]))
+    return _decode(rows[0], JSON_COLUMNS["stories"]) if rows else None
+
+
+def story_versions(db: sqlite_utils.Database, story_id: int) -> list[dict[str, Any]]:
+    """Every stored version, oldest first, each with its parsed record decoded."""
+    return _story_version_rows(db, "story_id = ?", [story_id])
+
+
+def story_version(db: sqlite_utils.Database, story_id: int, version: int) -> dict[str, Any] | None:
+    rows = _story_version_rows(db, "story_id = ? AND version = ?", [story_id, version])
+    return rows[0] if rows else None
+
+
+def _story_version_rows(db: sqlite_utils.Database, where: str, params: list[Any]) -> list[dict[str, Any]]:
+    rows = _dicts(db.execute(
+        f"""SELECT version, content_hash, title, record, parser_version, first_seen, last_seen,
+                   first_run_id, last_run_id, fetch_id, raw_sha256
+            FROM story_versions WHERE {where} ORDER BY version""",
+        params,
+    ))
+    for row in rows:
+        row["record"] = json.loads(row["record"])
+    return rows
+
+
+def story_images(db: sqlite_utils.Database, story_id: int) -> list[dict[str, Any]]:
+    """The story's current images in page order, with their VIRIN fields."""
+    return _dicts(db.execute(
+        """SELECT si.position, i.media_id, i.title, i.caption, i.credit, i.alt, i.src, i.download_url,
+                  i.page_url, i.size_bytes, i.virin, i.virin_shot_date, i.virin_branch_code, i.virin_branch,
+                  i.virin_originator_id, i.virin_sequence, i.virin_suffix, i.status
+           FROM story_images si JOIN images i ON i.media_id = si.media_id
+           WHERE si.story_id = ? ORDER BY si.position""",
+        [story_id],
+    ))
+
+
+def related_links(db: sqlite_utils.Database, story_id: int) -> list[dict[str, Any]]:
+    """Every related link the story ever listed; ones it no longer lists carry ``removed_at``."""
+    rows = _dicts(db.execute(
+        """SELECT r.related_id, r.url, r.title, r.first_seen, r.last_seen, r.removed_at,
+                  EXISTS (SELECT 1 FROM stories s WHERE s.id = r.related_id) AS archived
+           FROM related_links r WHERE r.story_id = ?
+           ORDER BY r.removed_at IS NOT NULL, r.first_seen, r.related_id""",
+        [story_id],
+    ))
+    for row in rows:
+        row["removed"] = row["removed_at"] is not None
+        row["archived"] = bool(row["archived"])
+    return rows
+
+
+# -- images -----------------------------------------------------------------------------------------
+
+
+def image(db: sqlite_utils.Database, media_id: int) -> dict[str, Any] | None:
+    rows = _dicts(db.execute("SELECT * FROM images WHERE media_id = ?", [media_id]))
+    return rows[0] if rows else None
+
+
+def image_versions(db: sqlite_utils.Database, media_id: int) -> list[dict[str, Any]]:
+    """Versions of the image's photo page, oldest first (none for an image only seen inline)."""
+    rows = _dicts(db.execute(
+        """SELECT version, content_hash, title, caption, credit, record, parser_version, first_seen, last_seen,
+                  first_run_id, last_run_id
+           FROM image_versions WHERE media_id = ? ORDER BY version""",
+        [media_id],
+    ))
+    for row in rows:
+        row["record"] = json.loads(row["record"])
+    return rows
+
+
+def image_stories(db: sqlite_utils.Database, media_id: int) -> list[dict[str, Any]]:
+    """Stories that currently show the image."""
+    return _dicts(db.execute(
+        """SELECT s.id, s.kind, s.title, s.url, si.position FROM story_images si JOIN stories s ON s.id = si.story_id
+           WHERE si.media_id = ? ORDER BY s.id""",
+        [media_id],
+    ))
+
+
+def find_images(
+    db: sqlite_utils.Database,
+    *,
+    virin_pattern: str | None = None,
+    branch: str | None = None,
+    shot_from: str | None = None,
+    shot_to: str | None = None,
+    credit: str | None = None,
+    limit: int = 0,
+) -> list[dict[str, Any]]:
+    """Images by VIRIN metadata, newest shot first.
+
+    The VIRIN pattern uses ``*`` and ``?`` wildcards and ignores case (VIRINs are printed in both);
+    ``credit`` matches a part of the credit line. Each row lists the stories showing the image.
+    """
+    clauses, params = [], []
+    if virin_pattern:
+        clauses.append("i.virin LIKE ? ESCAPE '\\'")
+        params.append(wildcard_to_like(virin_pattern))
+    if branch:
+        clauses.append("UPPER(i.virin_branch_code) = UPPER(?)")
+        params.append(branch)
+    if shot_from:
+        clauses.append("i.virin_shot_date >= ?")
+        params.append(shot_from)
+    if shot_to:
+        clauses.append("i.virin_shot_date <= ?")
+        params.append(shot_to)
+    if credit:
+        clauses.append("i.credit LIKE ? ESCAPE '\\'")
+        params.append(f"%{_like_escape(credit)}%")
+    where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+    sql = f"""SELECT i.media_id, i.virin, i.virin_shot_date, i.virin_branch_code, i.virin_branch,
+                     i.virin_originator_id, i.virin_sequence, i.virin_suffix, i.title, i.caption, i.credit,
+                     i.size_bytes, i.page_url, i.download_url, i.source, i.status, i.first_seen,
+                     (SELECT json_group_array(story_id) FROM
+                        (SELECT story_id FROM story_images si WHERE si.media_id = i.media_id ORDER BY story_id))
+                       AS story_ids
+              FROM images i {where}
+              ORDER BY i.virin_shot_date IS NULL, i.virin_shot_date DESC, i.media_id"""
+    if limit:
+        sql += " LIMIT ?"
+        params.append(limit)
+    rows = _dicts(db.execute(sql, params))
+    return [_decode(row, ("story_ids",)) for row in rows]
+
+
+def wildcard_to_like(pattern: str) -> str:
+    """``231111-F-*`` -> ``231111-F-%``: shell-style wildcards, with LIKE's own ``%`` and ``_`` literal."""
+    return _like_escape(pattern).replace("*", "%").replace("?", "_")
+
+
+def _like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+# -- export -----------------------------------------------------------------------------------------
+
+_EXPORT_SQL = {
+    # A story or image is exported when it was archived, changed content or was removed since the
+    # date: what an incremental export needs to bring a copy up to date.
+    "stories": """SELECT s.* FROM stories s
+                  LEFT JOIN story_versions v ON v.story_id = s.id AND v.version = s.current_version
+                  WHERE :since IS NULL OR s.first_seen >= :since OR v.first_seen >= :since
+                     OR s.removed_at >= :since""",
+    "images": """SELECT i.* FROM images i
+                 LEFT JOIN image_versions v ON v.media_id = i.media_id AND v.version = i.current_version
+                 WHERE :since IS NULL OR i.first_seen >= :since OR v.first_seen >= :since
+                    OR i.removed_at >= :since""",
+    "events": "SELECT e.* FROM events e WHERE :since IS NULL OR e.detected_at >= :since",
+}
+
+
+def export_rows(db: sqlite_utils.Database, table: str, since: str | None = None) -> Iterator[dict[str, Any]]:
+    """Rows of one table in key order, streamed (an archive can outgrow memory), JSON columns decoded."""
+    cursor = db.execute(f"{_EXPORT_SQL[table]} ORDER BY {EXPORT_ORDER[table]}", {"since": since})
+    columns = [c[0] for c in cursor.description]
+    for row in cursor:
+        yield _decode(dict(zip(columns, row, strict=True)), JSON_COLUMNS[table])
+
+
+def export_columns(db: sqlite_utils.Database, table: str) -> list[str]:
+    """Column names in table order, so a CSV of an empty selection still has its header."""
+    return [row[1] for row in db.execute(f"PRAGMA table_info({table})")]
+
+
+# -- stats ------------------------------------------------------------------------------------------
+
+
+def archive_stats(db: sqlite_utils.Database, *, runs: int = 10) -> dict[str, Any]:
+    """Counts over the whole archive, and the last runs newest first."""
+    return {
+        "stories": {
+            "total": _scalar(db, "SELECT COUNT(*) FROM stories"),
+            "by_kind": _counts(db, "SELECT kind, COUNT(*) FROM stories GROUP BY kind"),
+            "by_status": _counts(db, "SELECT status, COUNT(*) FROM stories GROUP BY status"),
+        },
+        "versions": {
+            "story": _scalar(db, "SELECT COUNT(*) FROM story_versions"),
+            "image": _scalar(db, "SELECT COUNT(*) FROM image_versions"),
+        },
+        "images": {
+            "total": _scalar(db, "SELECT COUNT(*) FROM images"),
+            "by_source": _counts(db, "SELECT source, COUNT(*) FROM images GROUP BY source"),
+            "by_status": _counts(db, "SELECT status, COUNT(*) FROM images GROUP BY status"),
+        },
+        "events": {
+            "total": _scalar(db, "SELECT COUNT(*) FROM events"),
+            "by_kind": _counts(db, "SELECT kind, COUNT(*) FROM events GROUP BY kind"),
+            "by_week": _events_by_week(db),
+        },
+        "runs": last_runs(db, runs),
+    }
+
+
+def last_runs(db: sqlite_utils.Database, limit: int) -> list[dict[str, Any]]:
+    rows = _dicts(db.execute(
+        """SELECT id, mode, site, status, started_at, ended_at,
+                  ROUND((julianday(ended_at) - julianday(started_at)) * 86400, 1) AS duration_s, stats
+           FROM runs ORDER BY id DESC LIMIT ?""",
+        [limit],
+    ))
+    return [_decode(row, ("stats",)) for row in rows]
+
+
+def _events_by_week(db: sqlite_utils.Database) -> dict[str, int]:
+    """Events per ISO week (``2026-W03``); SQLite's ``%W`` is not the ISO week, so Python counts."""
+    weeks: Counter[str] = Counter()
+    for day, count in db.execute("SELECT substr(detected_at, 1, 10), COUNT(*) FROM events GROUP BY 1"):
+        year, week, _ = date.fromisoformat(day).isocalendar()
+        weeks[f"{year}-W{week:02d}"] += count
+    return dict(sorted(weeks.items()))
+
+
+# -- helpers ----------------------------------------------------------------------------------------
+
+
+def _dicts(cursor: sqlite3.Cursor) -> list[dict[str, Any]]:
+    columns = [c[0] for c in cursor.description]
+    return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+
+
+def _decode(row: dict[str, Any], columns: tuple[str, ...]) -> dict[str, Any]:
+    for name in columns:
+        if isinstance(row.get(name), str):
+            row[name] = json.loads(row[name])
+    return row
+
+
+def _scalar(db: sqlite_utils.Database, sql: str) -> int:
+    return int(db.execute(sql).fetchone()[0])
+
+
+def _counts(db: sqlite_utils.Database, sql: str) -> dict[str, int]:
+    return {str(key): int(count) for key, count in db.execute(sql)}
