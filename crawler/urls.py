@@ -181,11 +181,14 @@ def absolute(base: str, href: str | None) -> str | None:
     return urljoin(base, href.strip())
 
 
-_CACHE_BUSTERS = frozenset({"cdv", "ver", "v", "_", "utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content"})
+_CACHE_BUSTERS = frozenset(
+    {"cdv", "ver", "v", "_", "utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content"}
+)
 
 
 def normalize_url(url: str) -> str:
     """A stable form for comparing links: lower-case host, no fragment, no cache-busting query keys."""
     parts = urlsplit(url)
-    query = urlencode([(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k.lower() not in _CACHE_BUSTERS])
+    pairs = parse_qsl(parts.query, keep_blank_values=True)
+    query = urlencode([(k, v) for k, v in pairs if k.lower() not in _CACHE_BUSTERS])
     return urlunsplit((parts.scheme.lower(), parts.netloc.lower(), parts.path, query, ""))

@@ -16,7 +16,7 @@ import json
 import os
 import zlib
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlite_utils
@@ -30,7 +30,7 @@ OUTCOMES = ("ok", "not_modified", "blocked", "not_found", "gone", "error")
 
 def utcnow() -> str:
     """ISO 8601 UTC with a ``Z``: sorts as text, which every ``--since`` query relies on."""
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 @dataclass
@@ -220,7 +220,8 @@ class Archive:
             self._ensure_inline_image(image, run_id, seen_at)
             self.db.execute(
                 """INSERT INTO story_images (story_id, media_id, position, first_seen, last_seen) VALUES (?, ?, ?, ?, ?)
-                   ON CONFLICT (story_id, media_id) DO UPDATE SET position = excluded.position, last_seen = excluded.last_seen""",
+                   ON CONFLICT (story_id, media_id)
+                   DO UPDATE SET position = excluded.position, last_seen = excluded.last_seen""",
                 [story.id, image.media_id, position, seen_at, seen_at],
             )
         self.db.execute(
@@ -299,7 +300,9 @@ class Archive:
         row = self.db.execute(f"SELECT current_version FROM {table} WHERE {key} = ?", [subject_id]).fetchone()
         if row is None or row[0] is None:
             return None
-        self.db.execute(f"UPDATE {table} SET last_seen = ?, last_fetched = ? WHERE {key} = ?", [seen_at, seen_at, subject_id])
+        self.db.execute(
+            f"UPDATE {table} SET last_seen = ?, last_fetched = ? WHERE {key} = ?", [seen_at, seen_at, subject_id]
+        )
         self.db.execute(
             f"UPDATE {versions} SET last_seen = ?, last_run_id = ? WHERE {key} = ? AND version = ?",
             [seen_at, run_id, subject_id, row[0]],

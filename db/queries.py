@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlite_utils
@@ -18,7 +18,7 @@ class KnownPage:
 
 
 def iso(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def known_ids(db: sqlite_utils.Database, page_type: str) -> set[int]:
@@ -30,7 +30,8 @@ def known_ids(db: sqlite_utils.Database, page_type: str) -> set[int]:
 
 def all_known_pages(db: sqlite_utils.Database) -> list[KnownPage]:
     """Every archived story and photo page: the sweep visits them all, removed ones included."""
-    stories = [KnownPage("story", r[0], r[1], r[2]) for r in db.execute("SELECT id, url, kind FROM stories ORDER BY id")]
+    rows = db.execute("SELECT id, url, kind FROM stories ORDER BY id")
+    stories = [KnownPage("story", r[0], r[1], r[2]) for r in rows]
     photos = [
         KnownPage("photo", r[0], r[1])
         for r in db.execute("SELECT media_id, page_url FROM images WHERE page_url IS NOT NULL ORDER BY media_id")

@@ -297,7 +297,8 @@ def migrate(db: sqlite_utils.Database) -> int:
     current = db.execute("PRAGMA user_version").fetchone()[0]
     if current > SCHEMA_VERSION:
         raise ArchiveTooNew(
-            f"archive schema version {current} is newer than this defwatch supports ({SCHEMA_VERSION}); upgrade defwatch"
+            f"archive schema version {current} is newer than this defwatch supports ({SCHEMA_VERSION}); "
+            "upgrade defwatch"
         )
     for number in range(current, SCHEMA_VERSION):
         with db.atomic():  # one transaction per step: a crash leaves the previous version intact

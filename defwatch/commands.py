@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -96,7 +97,8 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 def register_parse(commands: Any) -> None:
     p = _command(commands, "parse", "Parse one saved page (or a site URL) and print its record.",
-                 "defwatch parse page.html --url https://www.war.gov/News/News-Stories/Article/Article/3610656/x/ --json")
+                 "defwatch parse page.html --json \\\n"
+                 "    --url https://www.war.gov/News/News-Stories/Article/Article/3610656/x/")
     p.add_argument("source", metavar="FILE_OR_URL")
     p.add_argument("--url", help="the page's URL, which tells what kind of page it is")
     p.add_argument("--json", action="store_true", help="print the record as JSON (the default)")
@@ -162,7 +164,8 @@ EVENT_KEYS = ("id", "kind", "subject_type", "subject_id", "url", "title", "run_i
 
 
 def register_changes(commands: Any) -> None:
-    p = _command(commands, "changes", "List detected change events.", "defwatch changes --since 2026-11-01 --kind story_updated --json")
+    p = _command(commands, "changes", "List detected change events.",
+                 "defwatch changes --since 2026-11-01 --kind story_updated --json")
     _common(p)
     p.add_argument("--since", metavar="ISO", help="only events detected at or after this date/time (UTC)")
     p.add_argument("--kind", help="only this event kind, e.g. story_updated")
@@ -194,15 +197,17 @@ def cmd_changes(args: argparse.Namespace) -> int:
 
 
 def _iso(text: str) -> str:
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError as exc:
-        raise UsageError(f"--since needs an ISO date or date-time like 2026-11-01 or 2026-11-01T12:00, not {text!r}") from exc
+        raise UsageError(
+            f"--since needs an ISO date or date-time like 2026-11-01 or 2026-11-01T12:00, not {text!r}"
+        ) from exc
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 # -- alerts -----------------------------------------------------------------------------------------
@@ -229,7 +234,8 @@ def cmd_alerts(args: argparse.Namespace) -> int:
         if args.json:
             print_json(mails)
         for mail in [] if args.json else mails:
-            print(f"{mail['id']:>5} {mail['status']:<8} attempts={mail['attempts']} {mail['kind']:<9} {mail['subject']}")
+            status = f"{mail['status']:<8} attempts={mail['attempts']}"
+            print(f"{mail['id']:>5} {status} {mail['kind']:<9} {mail['subject']}")
         return 0
     if not (config.alerts.recipients or config.alerts.operator_recipients):
         raise UsageError("no recipients configured: set [alerts] recipients or DEFWATCH_ALERT_TO")

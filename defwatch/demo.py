@@ -37,9 +37,8 @@ immediate_removals = false
 
 
 def run_demo(db_path: str) -> int:
-    from samplesite import SampleSite
-
     from defwatch.mailsink import SmtpSink
+    from samplesite import SampleSite
 
     _fresh(db_path)
     config_path = Path(db_path).with_suffix(".toml")

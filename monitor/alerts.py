@@ -15,7 +15,7 @@ import logging
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from difflib import SequenceMatcher
 from email.utils import make_msgid, parseaddr
 from pathlib import Path
@@ -410,15 +410,15 @@ def _json(raw: str | None, kind: type) -> Any:
 def _when(stamp: str | None) -> str:
     """``2025-03-04 15:02 UTC`` for readers; whatever was stored if it does not parse."""
     try:
-        return outbox.parse_stamp(stamp or "").astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        return outbox.parse_stamp(stamp or "").astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
     except ValueError:
         return stamp or "unknown time"
 
 
 def _utc(now: datetime | None) -> datetime:
     if now is None:
-        return datetime.now(timezone.utc)
-    return now if now.tzinfo else now.replace(tzinfo=timezone.utc)
+        return datetime.now(UTC)
+    return now if now.tzinfo else now.replace(tzinfo=UTC)
 
 
 # --- delivery --------------------------------------------------------------------------------

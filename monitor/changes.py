@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlite_utils
@@ -195,10 +195,14 @@ def _image_new_events(db: sqlite_utils.Database, run_id: int) -> list[dict[str, 
         {
             "kind": "image_new", "subject_type": "image", "subject_id": image["media_id"], "url": image["page_url"],
             "title": image["title"], "to_version": None,
-            "summary": f"New image {image['virin'] or image['media_id']}: {image['title'] or image['caption'] or ''}".strip(),
+            "summary": f"New image {image['virin'] or image['media_id']}: {_image_label(image)}".strip(),
         }
         for image in q.new_images(db, run_id)
     ]
+
+
+def _image_label(image: dict[str, Any]) -> str:
+    return image["title"] or image["caption"] or ""
 
 
 def _related_events(db: sqlite_utils.Database, run_id: int) -> list[dict[str, Any]]:
@@ -321,4 +325,4 @@ def _title(state: dict[str, Any]) -> str:
 
 
 def _parse(stamp: str) -> datetime:
-    return datetime.strptime(stamp.rstrip("Z")[:26], "%Y-%m-%dT%H:%M:%S.%f").replace(tzinfo=timezone.utc)
+    return datetime.strptime(stamp.rstrip("Z")[:26], "%Y-%m-%dT%H:%M:%S.%f").replace(tzinfo=UTC)

@@ -26,7 +26,7 @@ import copy
 import json
 import time
 from calendar import timegm
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -200,5 +200,5 @@ class Content:
 
     def now_local(self) -> tuple[str, str]:
         """(date, time) of now in the site's clock (US Eastern, fixed -5 h)."""
-        dt = datetime.fromtimestamp(time.time() - 5 * 3600, tz=timezone.utc)
+        dt = datetime.fromtimestamp(time.time() - 5 * 3600, tz=UTC)
         return dt.strftime("%Y-%m-%d"), dt.strftime("%H:%M:%S")

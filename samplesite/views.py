@@ -11,7 +11,7 @@ import html
 import re
 import zlib
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from email.utils import format_datetime
 from typing import Any
 
@@ -212,7 +212,7 @@ def listing_page(content: Content, kind: str, page: int, base: str, hidden: set[
 
 
 def rfc822(ts: float) -> str:
-    return format_datetime(datetime.fromtimestamp(ts, tz=timezone.utc), usegmt=True)
+    return format_datetime(datetime.fromtimestamp(ts, tz=UTC), usegmt=True)
 
 
 def creator_of(story: dict[str, Any]) -> str:

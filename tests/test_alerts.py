@@ -7,12 +7,11 @@ import json
 import logging
 import threading
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import sqlite_utils
-from tests.smtp_sink import SmtpSink, self_signed_cert, unused_port
 
 from db import outbox
 from db.schema import connect
@@ -24,8 +23,9 @@ from monitor.alerts import (
     queue_run_alerts,
     queue_test_mail,
 )
+from tests.smtp_sink import SmtpSink, self_signed_cert, unused_port
 
-NOW = datetime(2025, 3, 4, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2025, 3, 4, 12, 0, tzinfo=UTC)
 SENDER = "defwatch@alerts.example.org"
 ALICE, BOB, OPS = "alice@example.com", "bob@example.com", "ops@example.com"
 SITE = "https://www.war.gov"

@@ -122,7 +122,8 @@ def test_fts_follows_edits(archive):
     hits = archive.db.execute("SELECT rowid FROM stories_fts WHERE stories_fts MATCH 'caption'").fetchall()
     assert hits == [(101,)]
     archive.save_response(run, ok(), b"2", make_story(body_text="Submarine news.", paragraphs=["Submarine news."]))
-    assert archive.db.execute("SELECT rowid FROM stories_fts WHERE stories_fts MATCH 'submarine'").fetchall() == [(101,)]
+    match = "SELECT rowid FROM stories_fts WHERE stories_fts MATCH ?"
+    assert archive.db.execute(match, ["submarine"]).fetchall() == [(101,)]
     assert archive.db.execute("SELECT rowid FROM stories_fts WHERE stories_fts MATCH 'second'").fetchall() == []
 
 

@@ -31,7 +31,7 @@ from defwatch.config import (
     render_init_template,
 )
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 def write(tmp_path: Path, text: str) -> str:

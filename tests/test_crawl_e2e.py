@@ -58,7 +58,8 @@ def test_the_real_2023_story_is_archived_with_its_four_images(crawled):
                         FROM story_images si JOIN images i USING (media_id) WHERE si.story_id = 3610656
                         ORDER BY si.position""")
     assert rows == [
-        ("231111-F-NU281-1013M", "2023-11-11", "Air Force", "M", round(2.91 * 1024 * 1024), "Justin Pacheco, Air Force"),
+        ("231111-F-NU281-1013M", "2023-11-11", "Air Force", "M", round(2.91 * 1024 * 1024),
+         "Justin Pacheco, Air Force"),
         ("231207-D-D0439-1234", "2023-12-07", "Department of Defense", None, round(931.84 * 1024), "OSDPA"),
         ("230803-X-NY190-1001", "2023-08-03", "Space Force", None, round(563.2 * 1024),
          "Space Force Senior Airman Samuel Becker"),

@@ -7,7 +7,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from db.queries import due_for_revisit
 from db.schema import connect
@@ -66,7 +66,7 @@ def test_revisit_picks_stories_by_age_and_missing_ones_first(site, tmp_path):
     env = crawl_env(tmp_path)
     assert run_crawl(db, site.base_url, env=env).returncode == 0
     archive = connect(str(db))
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     rules = dict(fresh_days=7, fresh_interval_hours=6, recent_days=90, recent_interval_hours=72,
                  old_interval_hours=24 * 30)
     assert due_for_revisit(archive, now=now, **rules) == []  # everything was just fetched

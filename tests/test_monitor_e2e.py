@@ -109,7 +109,8 @@ def test_story_updated_carries_a_paragraph_diff(scenario):
             (EDITED,)).fetchone()
     body = json.loads(diff)["body"]
     assert (frm, to) == (1, 2)
-    assert body == [{"op": "replace", "old": [body[0]["old"][0]], "new": ["The ministers agreed to meet again in 2024."]}]
+    new = ["The ministers agreed to meet again in 2024."]
+    assert body == [{"op": "replace", "old": [body[0]["old"][0]], "new": new}]
     assert body[0]["old"][0].startswith("The annual event, held this week")
 
 

@@ -177,33 +177,37 @@ _TITLE_RE = re.compile(rb"<title[^>]*>(.*?)</title\s*>", re.I | re.S)
 _TAG_NAMES = (b"meta", b"link", b"a")
 
 
-def _tags_mentioning(raw: bytes, value: str) -> Iterator[bytes]:
+def _tags_mentioning(raw: bytes, value: str) -> list[bytes]:
     """The attribute text of each <meta>/<link>/<a> tag that contains ``value`` (matched as the
     page spells it in lower case, as every seen page does)."""
     needle = value.encode()
+    found: list[bytes] = []
     pos = raw.find(needle)
     while pos >= 0:
         start = raw.rfind(b"<", 0, pos)
         end = raw.find(b">", pos)
         if start >= 0 and end > 0 and raw.find(b">", start, pos) < 0:
             tag = raw[start + 1:end]
-            name = tag.split(None, 1)[0].lower() if tag.strip() else b""
+            space = tag.find(b" ")
+            name = tag[:space].lower() if space > 0 else b""
             if name in _TAG_NAMES:
-                yield tag[len(name):]
+                found.append(tag[space:])
         pos = raw.find(needle, pos + len(needle))
+    return found
 
 
-@lru_cache(maxsize=32)
-def _attr_re(name: str) -> re.Pattern[bytes]:
-    return re.compile(rb"""(?:^|\s)""" + name.encode() + rb"""\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'>]+))""", re.I)
+_ATTR_RES = {
+    name: re.compile(rb"""(?:^|\s)""" + name.encode() + rb"""\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'>]+))""", re.I)
+    for name in ("rel", "href", "property", "name", "itemprop", "content")
+}
 
 
 def _attr(tag: bytes, name: str) -> str | None:
     """The (entity-decoded) value of attribute ``name`` in a tag's attribute text."""
-    m = _attr_re(name).search(tag)
+    m = _ATTR_RES[name].search(tag)
     if not m:
         return None
-    value = next(g for g in m.groups() if g is not None).decode("utf-8", "replace")
+    value = m.group(m.lastindex or 1).decode("utf-8", "replace")
     return html.unescape(value) if "&" in value else value
 
 

@@ -31,7 +31,10 @@ INLINE_ROLES: Mapping[str, str] = {
 }
 
 _IGPHOTO_RE = re.compile(r"/igphoto/(\d+)(?:/|$)", re.I)
-_LABEL_LINE_RE = re.compile(r"^(?:•\s*)?(?:Download|Photo\s+By|Image\s+By|VIRIN)\b", re.I)
+# A printed label: everything from it to the end of its line is not caption text.
+_LABEL_RE = re.compile(
+    r"(?:^|\s)(?:•\s*)?(?:Download(?:\s+Image)?\s*:|Full\s+Size\s*\(|(?:Photo|Image)\s+By\s*:|VIRIN\s*:)", re.I
+)
 _CREDIT_RE = re.compile(r"(?:Photo|Image)\s+by\s*:\s*(.*?)\s*(?:\||VIRIN\s*:|$)", re.I)
 _CUT_VIRIN_RE = re.compile(r"\s*\|\s*|\s*VIRIN\s*:", re.I)
 _DOWNLOAD_WORDS = ("full size", "download")
@@ -187,7 +190,18 @@ def _virin(value: str | None, lines: _LazyLines, *urls: str | None) -> Virin | N
 
 
 def caption_from_lines(lines: Iterator[str] | _LazyLines, alt: str | None, title: str | None) -> str | None:
-    """Without a caption class: the block's text minus label lines, the alt text and the title."""
-    skip = {alt, title}
-    rest = [line for line in lines if line not in skip and not _LABEL_LINE_RE.match(line)]
+    """Without a caption class: the block's text lines, each cut at its first printed label
+    ("Download:", "Photo By:", "VIRIN:"), without the alt text, the title and bare VIRIN lines."""
+    skip = {alt, title, ""}
+    rest = []
+    for line in lines:
+        m = _LABEL_RE.search(line)
+        text = line[:m.start()].strip() if m else line
+        if text not in skip and parse_virin_strict(text) is None:
+            rest.append(text)
     return norm_or_none(" ".join(rest))
+
+
+def parse_virin_strict(text: str) -> Virin | None:
+    """A VIRIN only when the whole text is one (a bare VIRIN line above a photo)."""
+    return virin_from_filename(text) if len(text) <= 40 and " " not in text else None

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from crawler.parsers.dom import Element, Page, Sel, abs_url, all_of_first, sels
+from crawler.parsers.dom import Element, Page, Sel, abs_url, all_of_first, first_match, sels
 from crawler.parsers.text import norm, norm_or_none, parse_date
 from crawler.records import Listing, ListingItem, ParseError
 from crawler.urls import CONTENT_TYPE_KIND, classify_url
@@ -21,6 +21,7 @@ class SEL:
     """Listing selectors: one fallback chain per field."""
 
     items = Sel("listing-with-preview")
+    container = sels("div.alist", ".alist-inner", "feature-template")
     next_rel = Sel("a[rel=next]")
     pager_links = sels(".apager li.nextprev a", ".dgov-pager li.nextprev a", "li.nextprev a")
     pager_items = sels(".apager li", ".dgov-pager li")
@@ -29,10 +30,12 @@ class SEL:
 def parse_listing(page: Page) -> Listing | ParseError:
     """The items of a listing page; ParseError when the page has none and no next page."""
     url = page.url
-    items = [item for item in (listing_item(el, url) for el in SEL.items.all(page)) if item is not None]
+    elements = SEL.items.all(page)
+    items = [item for item in (listing_item(el, url) for el in elements) if item is not None]
     next_page = _next_page(page)
-    if not items and next_page is None:
-        return ParseError(url, "no_body", "no <listing-with-preview> items", "listing")
+    if not elements and next_page is None and first_match(page, None, SEL.container) is None:
+        return ParseError(url, "no_body", "no listing markup (<listing-with-preview>, .alist)", "listing")
+    # A listing container without items is a real answer: a page past the last one is empty.
     return Listing(url=url, items=items, next_page=next_page)
 
 

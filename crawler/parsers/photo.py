@@ -53,8 +53,9 @@ def parse_photo(page: Page) -> Photo | ParseError:
         download_url=image.download_url if image else None,
         alt=image.alt if image else None,
         title=title,
-        # The line-based caption guess is weaker than og:description on a photo page.
-        caption=(image.caption if image and has_caption else None) or page.meta("og:description"),
+        # A caption element, else og:description, else the guess from the block's text lines.
+        caption=(image.caption if image and has_caption else None) or page.meta("og:description")
+        or (image.caption if image else None),
         credit=image.credit if image else None,
         size_bytes=image.size_bytes if image else None,
         virin=image.virin if image else None,

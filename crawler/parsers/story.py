@@ -293,6 +293,8 @@ class _BodyReader:
                         break
             if role is None:
                 role = BODY_BLOCK_BY_TAG.get(tag)  # type: ignore[call-overload]
+                if role is None and tag == "div" and child.get("data-media-id"):
+                    role = "image"  # an image block without the media-inline class
             if role is not None:
                 self._special(role, child)
             elif tag in TEXT_BLOCKS or tag in CONTAINERS:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import re
 import unicodedata
 from datetime import UTC, datetime
-from decimal import ROUND_HALF_UP, Decimal
 from email.utils import parsedate_to_datetime
 
 # Characters that render as nothing but are not Python whitespace (zero-width, BOM, soft hyphen).
@@ -119,19 +118,20 @@ _UNITS = {"b": 1, "bytes": 1, "kb": 1024, "mb": 1024**2, "gb": 1024**3}
 def parse_size(text: str | None) -> int | None:
     """Bytes from "Full Size (2.91 MB)" / "(931.84 KB)" / "(1 MB)", binary units, rounded half up.
 
-    Decimal arithmetic keeps the result identical on every platform (2.91 MB = 3051356).
+    Exact integer arithmetic keeps the result identical on every platform (2.91 MB = 3051356).
     """
     if not text:
         return None
     m = _SIZE_RE.search(text)
     if not m:
         return None
-    try:
-        number = Decimal(m.group(1).replace(",", ""))
-    except ArithmeticError:
+    whole, _, frac = m.group(1).replace(",", "").partition(".")
+    if not (whole or frac) or not (whole or "0").isdigit() or not (frac or "0").isdigit():
         return None
-    value = number * _UNITS[m.group(2).lower()]
-    return int(value.quantize(Decimal(1), rounding=ROUND_HALF_UP))
+    scale = 10 ** len(frac)
+    numerator = int(whole or "0") * scale + int(frac or "0")
+    unit = _UNITS[m.group(2).lower()]
+    return (2 * numerator * unit + scale) // (2 * scale)  # round half up
 
 
 # ---------------------------------------------------------------- bylines

@@ -51,11 +51,13 @@ def parse_virin(text: str | None, *, today: date | None = None) -> Virin | None:
     if not text:
         return None
     value = text.strip()
-    if ":" in value:
+    if value[:6].upper() == "VIRIN:":
+        value = value[6:].strip()
+    elif ":" in value:
         label = _LABEL_RE.search(value)
         if label:
             value = label.group(1)
-    m = _VIRIN_RE.search(value)
+    m = _VIRIN_RE.match(value) or _VIRIN_RE.search(value)
     if m:
         return _from_match(m, today or _today())
     value = _TRAILING_EXT_RE.sub("", value.strip().strip(".,;|"))
