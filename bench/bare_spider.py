@@ -42,23 +42,20 @@ _PHOTO = re.compile(rb"""(https?://[^"'\s<>]+/igphoto/(\d+)/?)""", re.I)
 _NEXT = re.compile(rb"""href="([^"]*[?&](?:amp;)?Page=(\d+))\"""", re.I)
 
 
+# Project settings that wire in defwatch's own code: the bare spider must run without any of it.
+_DEFWATCH_ONLY = frozenset({"SPIDER_MODULES", "NEWSPIDER_MODULE", "DOWNLOADER_MIDDLEWARES", "SPIDER_MIDDLEWARES",
+                            "ITEM_PIPELINES", "EXTENSIONS", "LOG_LEVEL"})
+
+
 def bare_settings() -> dict[str, Any]:
-    """The crawl's network settings and nothing else: no defwatch middlewares, no pipeline."""
-    base = {
-        "USER_AGENT": project.USER_AGENT,
-        "ROBOTSTXT_OBEY": True,
-        "COOKIES_ENABLED": False,
-        "TELNETCONSOLE_ENABLED": False,
-        "RETRY_ENABLED": project.RETRY_ENABLED,
-        "RETRY_TIMES": project.RETRY_TIMES,
-        "RETRY_HTTP_CODES": project.RETRY_HTTP_CODES,
-        "REDIRECT_MAX_TIMES": project.REDIRECT_MAX_TIMES,
-        "DOWNLOAD_MAXSIZE": project.DOWNLOAD_MAXSIZE,
-        "DOWNLOAD_WARNSIZE": project.DOWNLOAD_WARNSIZE,
-        "LOG_LEVEL": "WARNING",  # what `defwatch crawl` runs at without -v
-    }
+    """The project's Scrapy settings (robots, User-Agent, retries, CONCURRENT_ITEMS, ...) relaxed by
+    ``local_overrides()`` exactly as ``defwatch crawl`` relaxes them for 127.0.0.1, minus defwatch's
+    middlewares, pipeline and ``DEFWATCH_*`` keys. Copied wholesale so a tuning change in
+    ``crawler/settings.py`` reaches both contenders."""
+    names = [n for n in dir(project) if n.isupper() and n not in _DEFWATCH_ONLY and not n.startswith("DEFWATCH_")]
+    base = {name: getattr(project, name) for name in names}
     overrides = {k: v for k, v in project.local_overrides().items() if not k.startswith("DEFWATCH_")}
-    return base | overrides
+    return base | overrides | {"LOG_LEVEL": "WARNING"}  # what `defwatch crawl` runs at without -v
 
 
 class BareSpider(Spider):

@@ -86,7 +86,7 @@ class Archive:
     def _close_stale_runs(self) -> None:
         """Runs left 'running' by a process that no longer exists (kill -9, power loss) were interrupted."""
         for run_id, pid in self.db.execute("SELECT id, pid FROM runs WHERE status = 'running'").fetchall():
-            if pid is None or not _pid_alive(pid):
+            if pid is None or not pid_alive(pid):
                 self.db.execute(
                     "UPDATE runs SET status = 'interrupted', ended_at = ? WHERE id = ?", [utcnow(), run_id]
                 )
@@ -328,7 +328,8 @@ class Archive:
         return found
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """True if a process with this pid exists (signal 0 checks without sending anything)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

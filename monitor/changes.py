@@ -29,6 +29,7 @@ import sqlite_utils
 from db import events as q
 from db.archive import utcnow
 from db.versions import changed_image_fields, changed_story_fields
+from defwatch.config import MonitorConfig
 
 SUBSCRIBER_KINDS = (
     "story_new", "story_updated", "story_removed", "story_restored", "related_added", "related_removed",
@@ -39,13 +40,8 @@ TEXT_DIFF_FIELDS = {"body": "paragraphs"}
 NOUN = {"story": "story", "photo": "image"}
 
 
-@dataclass
-class HealthPolicy:
-    removal_confirm_runs: int = 2
-    removal_delay_hours: float = 0.0
-    parser_health_threshold: float = 0.9
-    block_threshold: float = 0.5
-    min_pages_for_health: int = 3
+# Fewer story pages than this in a run say nothing about parser health or blocking.
+MIN_PAGES_FOR_HEALTH = 3
 
 
 @dataclass
@@ -60,14 +56,14 @@ class Detection:
 def detect_changes(
     db: sqlite_utils.Database,
     run_id: int,
-    policy: HealthPolicy | None = None,
+    policy: MonitorConfig | None = None,
     *,
     finish_reason: str = "finished",
     baseline: bool = False,
     now: str | None = None,
 ) -> Detection:
     """Write the run's events in one transaction and return what was found."""
-    policy = policy or HealthPolicy()
+    policy = policy or MonitorConfig()
     now = now or utcnow()
     detection = Detection(run_id, baseline=baseline)
     with db.atomic():
@@ -96,7 +92,7 @@ def _add(db: sqlite_utils.Database, detection: Detection, event: dict[str, Any],
 
 
 def _page_events(
-    db: sqlite_utils.Database, fetch: q.SubjectFetch, run_id: int, policy: HealthPolicy, now: str, baseline: bool
+    db: sqlite_utils.Database, fetch: q.SubjectFetch, run_id: int, policy: MonitorConfig, now: str, baseline: bool
 ) -> list[dict[str, Any]]:
     state = q.subject_state(db, fetch.page_type, fetch.subject_id)
     if state is None:
@@ -146,7 +142,7 @@ def _update_event(
 
 
 def _absence_events(
-    db: sqlite_utils.Database, fetch: q.SubjectFetch, state: dict[str, Any], policy: HealthPolicy, now: str
+    db: sqlite_utils.Database, fetch: q.SubjectFetch, state: dict[str, Any], policy: MonitorConfig, now: str
 ) -> list[dict[str, Any]]:
     if state["status"] == "removed":
         return []
@@ -162,7 +158,7 @@ def _absence_events(
 
 
 def _removal_confirmed(
-    db: sqlite_utils.Database, fetch: q.SubjectFetch, state: dict[str, Any], policy: HealthPolicy, now: str
+    db: sqlite_utils.Database, fetch: q.SubjectFetch, state: dict[str, Any], policy: MonitorConfig, now: str
 ) -> bool:
     since = state["missing_since"] or now
     if q.removal_runs(db, fetch.page_type, fetch.subject_id, since) >= max(1, policy.removal_confirm_runs):
@@ -230,13 +226,13 @@ def _related_events(db: sqlite_utils.Database, run_id: int) -> list[dict[str, An
 
 
 def _health_events(
-    db: sqlite_utils.Database, run_id: int, policy: HealthPolicy, finish_reason: str, detection: Detection
+    db: sqlite_utils.Database, run_id: int, policy: MonitorConfig, finish_reason: str, detection: Detection
 ) -> list[dict[str, Any]]:
     counts = q.run_fetch_counts(db, run_id)
     events = []
     blocked = counts.get("blocked", 0)
     if finish_reason == "blocked" or (
-        counts["total"] >= policy.min_pages_for_health and blocked / counts["total"] >= policy.block_threshold
+        counts["total"] >= MIN_PAGES_FOR_HEALTH and blocked / counts["total"] >= policy.block_threshold
     ):
         detection.blocked = True
         events.append(_run_event("crawl_blocked", run_id, f"Blocked: {blocked} of {counts['total']} requests refused"))
@@ -256,20 +252,20 @@ def _health_events(
     return events
 
 
-def _degraded(counts: dict[str, int], policy: HealthPolicy) -> bool:
-    if counts["story_ok"] < policy.min_pages_for_health:
+def _degraded(counts: dict[str, int], policy: MonitorConfig) -> bool:
+    if counts["story_ok"] < MIN_PAGES_FOR_HEALTH:
         return False
     return counts["story_parsed"] / counts["story_ok"] < policy.parser_health_threshold
 
 
-def _healthy(db: sqlite_utils.Database, run_id: int, policy: HealthPolicy) -> bool:
+def _healthy(db: sqlite_utils.Database, run_id: int, policy: MonitorConfig) -> bool:
     """Enough story pages answered, and those that sent a body parsed: held alerts may go out.
 
     A 304 counts as a healthy answer: it says the page still matches a version that parsed well.
     """
     counts = q.run_fetch_counts(db, run_id)
     answered = counts["story_ok"] + counts["story_not_modified"]
-    return answered >= policy.min_pages_for_health and not _degraded(counts, policy)
+    return answered >= MIN_PAGES_FOR_HEALTH and not _degraded(counts, policy)
 
 
 def _run_event(kind: str, run_id: int, summary: str) -> dict[str, Any]:

@@ -13,6 +13,8 @@ from __future__ import annotations
 import fcntl
 import os
 
+from db.archive import pid_alive
+
 
 class LockHeld(Exception):
     """Another process holds the archive lock; ``pid`` is what it wrote there (None if unreadable)."""
@@ -26,17 +28,6 @@ class LockHeld(Exception):
 def lock_path_for(db: str) -> str:
     """The lock file that guards the archive at ``db``."""
     return f"{db}.lock"
-
-
-def pid_alive(pid: int) -> bool:
-    """True if a process with this pid exists (signal 0 checks without sending anything)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def describe_holder(path: str, pid: int | None) -> str:

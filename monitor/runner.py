@@ -16,7 +16,7 @@ from crawler.run import build_settings, is_local, run_crawl
 from db.archive import Archive
 from db.queries import is_baseline
 from defwatch.config import Config
-from monitor.changes import Detection, HealthPolicy, detect_changes
+from monitor.changes import Detection, detect_changes
 
 logger = logging.getLogger(__name__)
 
@@ -50,16 +50,6 @@ class RunSummary:
         )
 
 
-def policy_from(config: Config) -> HealthPolicy:
-    m = config.monitor
-    return HealthPolicy(
-        removal_confirm_runs=m.removal_confirm_runs,
-        removal_delay_hours=m.removal_delay_hours,
-        parser_health_threshold=m.parser_health_threshold,
-        block_threshold=m.block_threshold,
-    )
-
-
 def run_once(
     config: Config, *, mode: str, max_pages: int = 0, send_mail: bool = True, settings_overrides: dict | None = None
 ) -> RunSummary:
@@ -70,7 +60,7 @@ def run_once(
         result = _crawl(config, run_id, mode, max_pages, settings_overrides)
         baseline = is_baseline(archive.db, run_id)
         detection = detect_changes(
-            archive.db, run_id, policy_from(config), finish_reason=result.finish_reason, baseline=baseline
+            archive.db, run_id, config.monitor, finish_reason=result.finish_reason, baseline=baseline
         )
         summary = _summarise(run_id, mode, result.finish_reason, result.stats, detection)
         summary.mails_queued, summary.mails_sent = _alert(archive, run_id, config, send_mail)

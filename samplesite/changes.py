@@ -18,13 +18,22 @@ from typing import Any
 from crawler.urls import STORY_PREFIX_BY_KIND
 from samplesite.breakage import BREAK_MODES
 from samplesite.content import Content
-from samplesite.faults import Faults, RateLimit, Target, to_target
+from samplesite.faults import (
+    DEFAULT_HUGE_BYTES,
+    MISBEHAVE_MODES,
+    Faults,
+    FlipFlop,
+    RateLimit,
+    Target,
+    to_target,
+)
 from samplesite.synthetic import make_story
 
 ADMIN_ACTIONS = frozenset({
     "edit_paragraph", "set_title", "set_caption", "add_related", "drop_related", "publish", "remove",
     "restore", "block", "unblock", "fail", "heal", "delay", "break_html", "fix_html", "whitespace_edit",
     "maintenance", "end_maintenance", "rate_limit", "reset", "requests", "clear_requests",
+    "redirect", "unredirect", "misbehave", "behave", "flip_flop", "stop_flip_flop", "add_offsite_related",
 })
 
 
@@ -40,7 +49,7 @@ class ChangesMixin:
     def edit_paragraph(self, story_id: int, index: int, text: str, *, is_html: bool = False) -> None:
         """Replace the text of the story's ``index``-th paragraph (0-based, ``<p>`` blocks only)."""
         with self.lock:
-            block = _paragraphs(self.content.edit_story(int(story_id)))[int(index)]
+            block = story_paragraphs(self.content.edit_story(int(story_id)))[int(index)]
             block["html"] = text if is_html else html.escape(text, quote=False)
 
     def set_title(self, story_id: int, title: str) -> None:
@@ -114,7 +123,7 @@ class ChangesMixin:
         Unicode form really changes; otherwise only whitespace changes.
         """
         with self.lock:
-            paras = _paragraphs(self.content.edit_story(int(story_id)))
+            paras = story_paragraphs(self.content.edit_story(int(story_id)))
             if index is None:
                 index = next((i for i, b in enumerate(paras)
                               if unicodedata.normalize("NFD", b["html"]) != b["html"]), 0)
@@ -196,10 +205,68 @@ class ChangesMixin:
         with self.lock:
             _discard(self.faults.maintenance, path_or_id)
 
-    def rate_limit(self, n_requests: int | None, retry_after: float = 30) -> None:
-        """Allow ``n_requests`` per ``retry_after`` seconds, then 429 + Retry-After; None lifts it."""
+    def rate_limit(self, n_requests: int | None, retry_after: float = 30, http_date: bool = False) -> None:
+        """Allow ``n_requests`` per ``retry_after`` seconds, then 429 + Retry-After; None lifts it.
+
+        ``http_date`` sends Retry-After as an HTTP date (the other form RFC 9110 allows) instead of seconds.
+        """
         with self.lock:
-            self.faults.rate = None if n_requests is None else RateLimit(int(n_requests), float(retry_after))
+            self.faults.rate = (None if n_requests is None
+                                else RateLimit(int(n_requests), float(retry_after), bool(http_date)))
+
+    def redirect(self, path_or_id: int | str | None, to: str, status: int = 301) -> None:
+        """Answer with a redirect to ``to`` (a path on this site, or any absolute URL).
+
+        Two redirects pointing at each other make a loop; a redirect to another host stands for an
+        off-site hop (or, with ``--site``, the defense.gov -> war.gov host rename).
+        """
+        if int(status) not in (301, 302, 303, 307, 308):
+            raise ValueError("status must be a redirect (301, 302, 303, 307 or 308)")
+        with self.lock:
+            self.faults.redirects[to_target(path_or_id)] = (int(status), str(to))
+
+    def unredirect(self, path_or_id: int | str | None = None) -> None:
+        with self.lock:
+            _discard(self.faults.redirects, path_or_id)
+
+    def misbehave(self, mode: str, path_or_id: int | str | None = None, size: int = DEFAULT_HUGE_BYTES) -> None:
+        """Answer badly on the wire. Modes:
+
+        reset: close the connection without answering; truncate: announce the whole page, send half;
+        empty: 200 with no body; login: 200 with a sign-in wall; oversize: the page padded to ``size``
+        bytes; gzip_bomb: ``size`` bytes of zeros sent gzipped (a few KB that inflate past any limit).
+        """
+        if mode not in MISBEHAVE_MODES:
+            raise ValueError(f"mode must be one of {MISBEHAVE_MODES}")
+        with self.lock:
+            self.faults.misbehaving[to_target(path_or_id)] = (mode, int(size))
+
+    def behave(self, path_or_id: int | str | None = None) -> None:
+        """Lift one misbehaviour, or all of them when None."""
+        with self.lock:
+            _discard(self.faults.misbehaving, path_or_id)
+
+    def flip_flop(self, story_id: int, text: str, index: int = 0) -> None:
+        """Alternate a paragraph between its text and ``text`` on every request for the story.
+
+        The first request after this call shows ``text``; the next one the original, and so on,
+        as a page behind two out-of-sync caches would.
+        """
+        with self.lock:
+            story_paragraphs(self.content.edit_story(int(story_id)))[int(index)]  # the paragraph exists
+            other = html.escape(text, quote=False)
+            self.faults.flipping[to_target(int(story_id))] = FlipFlop(int(index), other)
+
+    def stop_flip_flop(self, story_id: int | None = None) -> None:
+        """Freeze the flip-flop; the paragraph keeps the text it showed last."""
+        with self.lock:
+            _discard(self.faults.flipping, story_id)
+
+    def add_offsite_related(self, story_id: int, url: str) -> None:
+        """Add a related-story link to another host (``https://evil.example/...``) to a story page."""
+        with self.lock:
+            self.content.edit_story(int(story_id))  # marks the page changed
+            self.faults.offsite_related.setdefault(to_target(int(story_id)), []).append(str(url))
 
     def reset(self) -> None:
         """Back to the data file: edits, published stories and every fault are dropped."""
@@ -209,7 +276,7 @@ class ChangesMixin:
             self._markup_mtime = 0.0
 
 
-def _paragraphs(story: dict[str, Any]) -> list[dict[str, Any]]:
+def story_paragraphs(story: dict[str, Any]) -> list[dict[str, Any]]:
     return [b for b in story["body"] if b["type"] == "p"]
 
 

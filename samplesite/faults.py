@@ -1,4 +1,6 @@
-"""Faults the site can be told to show: removals, blocks, failures, delays, maintenance, rate limits.
+"""Faults the site can be told to show: removals, blocks, failures, delays, maintenance, rate limits,
+redirects, misbehaving transports (dropped connections, short, empty, huge or gzip-bomb bodies, login
+walls) and pages that flip between two versions.
 
 A fault targets a story id, a media id, a path (``/News/Releases/``; a trailing ``*`` makes it a
 prefix) or, with None, the whole site. Ids and paths are matched the way the site identifies pages:
@@ -7,15 +9,58 @@ any URL of story 3610656, whatever its slug or host, is story 3610656.
 
 from __future__ import annotations
 
+import email.utils
+import gzip
 import math
 import time
 from dataclasses import dataclass, field
+from functools import lru_cache
 from urllib.parse import urlsplit
 
 from crawler.urls import classify_url
 
 Target = tuple[str, object]  # ("id", 3610656) | ("path", "/news/releases") | ("prefix", "/news/") | ("all", None)
 ALL: Target = ("all", None)
+# How a page can misbehave on the wire (``Site.misbehave``).
+MISBEHAVE_MODES = ("reset", "truncate", "empty", "login", "oversize", "gzip_bomb")
+DEFAULT_HUGE_BYTES = 50 * 1024 * 1024
+LOGIN_PAGE = b"""<!DOCTYPE html>
+<html><head><title>Sign In | U.S. Department of War</title></head>
+<body><form method="post" action="/login"><label>User <input name="user"></label>
+<label>Password <input type="password" name="password"></label><button>Sign in</button></form></body></html>
+"""
+
+
+class DropConnection(TimeoutError):
+    """Raised while answering to close the socket without sending a byte.
+
+    It is a ``TimeoutError`` because that is the one exception the stdlib's request handler treats
+    as "discard this connection" (quietly, no traceback), so the server needs no special case.
+    """
+
+
+class ShortBody(bytes):
+    """A body that claims ``claimed`` bytes (its ``len``, hence Content-Length) but holds fewer.
+
+    The server announces ``len(body)`` and writes the real bytes, so the client sees a response cut
+    short, as when a connection dies mid-transfer. Sent with ``Connection: close``.
+    """
+
+    claimed: int
+
+    def __new__(cls, data: bytes, claimed: int) -> ShortBody:
+        body = super().__new__(cls, data)
+        body.claimed = claimed
+        return body
+
+    def __len__(self) -> int:
+        return self.claimed
+
+
+@lru_cache(maxsize=4)
+def gzip_bomb(size: int) -> bytes:
+    """``size`` bytes of zeros, gzipped: a few kilobytes on the wire that inflate past any sane limit."""
+    return gzip.compress(b"\0" * size, compresslevel=9)
 
 
 def to_target(path_or_id: int | str | None) -> Target:
@@ -68,6 +113,7 @@ class RateLimit:
 
     limit: int
     window: float
+    http_date: bool = False  # send Retry-After as an HTTP date instead of delta-seconds
     started: float = 0.0
     count: int = 0
 
@@ -81,6 +127,20 @@ class RateLimit:
             return None
         return max(1, math.ceil(self.window - (now - self.started)))
 
+    def retry_after(self, seconds: int) -> str:
+        """The header value: delta-seconds, or the HTTP-date form RFC 9110 also allows."""
+        if not self.http_date:
+            return str(seconds)
+        return email.utils.formatdate(time.time() + seconds, usegmt=True)
+
+
+@dataclass
+class FlipFlop:
+    """A paragraph that alternates between two texts on every request for the page."""
+
+    index: int
+    other_html: str
+
 
 @dataclass
 class Faults:
@@ -91,6 +151,10 @@ class Faults:
     maintenance: set[Target] = field(default_factory=set)
     broken: dict[Target, str] = field(default_factory=dict)  # -> break_html mode
     rate: RateLimit | None = None
+    redirects: dict[Target, tuple[int, str]] = field(default_factory=dict)  # -> (status, Location)
+    misbehaving: dict[Target, tuple[str, int]] = field(default_factory=dict)  # -> (mode, size)
+    flipping: dict[Target, FlipFlop] = field(default_factory=dict)
+    offsite_related: dict[Target, list[str]] = field(default_factory=dict)  # -> extra related URLs
 
     def removed_story_ids(self) -> set[int]:
         """Removed stories also vanish from listings and feeds, as on the real site."""

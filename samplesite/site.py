@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import html
 import json
 import os
 import random
@@ -24,9 +25,9 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from crawler.urls import DEFAULT_SITE, classify_url, listing_url
 from samplesite import breakage
-from samplesite.changes import ChangesMixin
+from samplesite.changes import ChangesMixin, story_paragraphs
 from samplesite.content import Content, load_data
-from samplesite.faults import Faults, matches
+from samplesite.faults import LOGIN_PAGE, DropConnection, Faults, ShortBody, gzip_bomb, matches
 from samplesite.response import LoggedRequest, Response
 from samplesite.views import (
     Page,
@@ -82,7 +83,11 @@ class Site(ChangesMixin):
         headers = headers or {}
         base = base.rstrip("/")
         with self.lock:
-            resp = self._respond(method.upper(), target, headers, base)
+            try:
+                resp = self._respond(method.upper(), target, headers, base)
+            except DropConnection:  # logged with status 0: the request arrived, no answer left
+                self._log.append(LoggedRequest(method.upper(), target, 0, dict(headers)))
+                raise
             self._log.append(LoggedRequest(method.upper(), target, resp.status, dict(headers)))
         return resp  # for HEAD the server sends the headers only
 
@@ -94,9 +99,14 @@ class Site(ChangesMixin):
             return self._finish(self._error(405), path, headers, base, {"Allow": "GET, HEAD"})
         f = self.faults
         if f.rate is not None and (retry := f.rate.check()) is not None:
-            return self._finish(self._error(429), path, headers, base, {"Retry-After": str(retry)})
+            return self._finish(self._error(429), path, headers, base, {"Retry-After": f.rate.retry_after(retry)})
         if matches(f.blocked, path):
             return breakage.akamai_denied(base + target)
+        if key := matches(f.redirects, path):
+            return _redirect(*f.redirects[key], base)
+        self._flip(path)
+        if key := matches(f.misbehaving, path):
+            return self._misbehave(*f.misbehaving[key], path, parts.query, base)
         delay = f.delay_for(path)
         if key := matches(f.failing, path):
             resp = self._finish(self._error(f.failing[key]), path, headers, base)
@@ -110,6 +120,35 @@ class Site(ChangesMixin):
         resp.delay = delay
         return resp
 
+    def _flip(self, path: str) -> None:
+        """A flip-flopping story swaps its paragraph for the other text before every answer."""
+        key = matches(self.faults.flipping, path)
+        if key is None or key[0] != "id":
+            return
+        flip = self.faults.flipping[key]
+        block = story_paragraphs(self.content.edit_story(int(str(key[1]))))[flip.index]
+        block["html"], flip.other_html = flip.other_html, block["html"]
+
+    def _misbehave(self, mode: str, size: int, path: str, query: str, base: str) -> Response:
+        """Answer ``path`` badly on the wire; conditional headers are ignored so the fault always shows."""
+        if mode == "reset":
+            raise DropConnection(f"dropping the connection for {path}")
+        html_type = {"Content-Type": "text/html; charset=utf-8", "Server": ORIGIN_SERVER}
+        if mode == "empty":
+            return Response(200, html_type, b"")
+        if mode == "login":
+            return Response(200, html_type, LOGIN_PAGE)
+        if mode == "gzip_bomb":
+            return Response(200, html_type | {"Content-Encoding": "gzip"}, gzip_bomb(size))
+        page = self._finish(self._route(path, query, base), path, {}, base)
+        if mode == "oversize":
+            padding = max(0, size - len(page.body) - 7)
+            page.body = page.body + b"<!--" + b"x" * padding + b"-->"
+        else:  # truncate: announce the whole page, send half of it, hang up
+            page.body = ShortBody(page.body[: len(page.body) // 2], claimed=len(page.body))
+            page.headers["Connection"] = "close"
+        return page
+
     def _route(self, path: str, query: str, base: str) -> Page:
         ref = classify_url(path)
         hidden = self.faults.removed_story_ids()
@@ -120,6 +159,7 @@ class Site(ChangesMixin):
                 return self._error(404)
             page = story_page(self.content, story, base)
             page.mtime = max(page.mtime or 0.0, self._markup_mtime)
+            self._add_offsite_related(page, path)
             mode = self._broken_mode(path)
             if mode:
                 page.ctx["broken"] = mode
@@ -138,6 +178,14 @@ class Site(ChangesMixin):
         if path in ("/", "/News", "/News/"):
             return home_page(self.content, base, hidden)
         return self._error(404)
+
+    def _add_offsite_related(self, page: Page, path: str) -> None:
+        """Related links to other hosts (``add_offsite_related``): in the context, so the ETag moves too."""
+        key = matches(self.faults.offsite_related, path)
+        if key is not None:
+            extra = [{"id": None, "url": url, "title": "Elsewhere on the web", "published_ap": ""}
+                     for url in self.faults.offsite_related[key]]
+            page.ctx["related"] = list(page.ctx.get("related", [])) + extra
 
     def _broken_mode(self, path: str) -> str | None:
         key = matches(self.faults.broken, path)
@@ -184,6 +232,14 @@ class Site(ChangesMixin):
         if page.ctx.get("broken"):
             body = breakage.apply(body, page.ctx["broken"])
         return body.encode("utf-8")
+
+
+def _redirect(status: int, location: str, base: str) -> Response:
+    """A bare redirect; a path is made absolute on the served base, a URL is sent as given."""
+    target = base + location if location.startswith("/") else location
+    headers = {"Location": target, "Content-Type": "text/html; charset=utf-8", "Server": ORIGIN_SERVER}
+    body = f'<html><body>Moved to <a href="{html.escape(target)}">here</a></body></html>'
+    return Response(int(status), headers, body.encode())
 
 
 def _listing_url(kind: str, n: int, site: str) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import re
+from html.entities import name2codepoint
 from urllib.parse import parse_qsl, urlsplit
 
 from lxml import etree
@@ -36,7 +37,7 @@ def looks_like_feed(body: bytes) -> bool:
 def parse_feed(body: bytes | str, url: str) -> Feed | ParseError:
     """Items of an RSS feed; ParseError("not_html") when the body is not an RSS document."""
     text_input = isinstance(body, str)
-    data = body.encode("utf-8", "surrogatepass") if text_input else body
+    data = repair_entities(body.encode("utf-8", "surrogatepass") if text_input else body)
     try:
         root = etree.fromstring(data, _XML_PARSER_UTF8 if text_input else _XML_PARSER)
     except (etree.XMLSyntaxError, ValueError):
@@ -47,6 +48,31 @@ def parse_feed(body: bytes | str, url: str) -> Feed | ParseError:
     items = [item for item in (_item(el, url, content_type) for el in _ITEMS(root)) if item is not None]
     title_el = _CHANNEL_TITLE(root)
     return Feed(url=url, items=items, title=norm_or_none(title_el[0].text) if title_el else None)
+
+
+_BARE_AMP_RE = re.compile(rb"&(?!(?:#[0-9]+|#[xX][0-9a-fA-F]+|[A-Za-z][A-Za-z0-9]*);)")
+_NAMED_RE = re.compile(rb"&([A-Za-z][A-Za-z0-9]*);")
+_XML_NAMED = frozenset({b"amp", b"lt", b"gt", b"quot", b"apos"})
+
+
+def repair_entities(data: bytes) -> bytes:
+    """Escape bare "&" and turn HTML-only named entities (&nbsp;) into character references.
+
+    Why: after one such error libxml2's recovery silently drops every later entity of the feed, so
+    a single bad title would corrupt all following summaries ("Text &amp; more" -> "Text more").
+    """
+    if b"&" not in data:
+        return data
+    data = _BARE_AMP_RE.sub(b"&amp;", data)
+    return _NAMED_RE.sub(_named_entity, data)
+
+
+def _named_entity(m: re.Match[bytes]) -> bytes:
+    name = m.group(1)
+    if name in _XML_NAMED:
+        return m.group(0)
+    codepoint = name2codepoint.get(name.decode("ascii"))
+    return b"&#%d;" % codepoint if codepoint is not None else b"&amp;" + name + b";"
 
 
 def _child_text(el: etree._Element, name: str) -> str:
