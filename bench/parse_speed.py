@@ -137,14 +137,18 @@ def check_records(pages: list[Page]) -> Counter[str]:
 
 
 def report(rates: dict[str, list[float]]) -> None:
+    """Rates per contender, then the verdicts on the median of per-round ratios: contenders run
+    back to back within a round, so a ratio taken inside one round cancels most background load."""
     print(f"{'':22}{'median p/s':>12}{'best p/s':>12}{'worst p/s':>12}")
     for name, values in rates.items():
         print(f"{name:22}{statistics.median(values):12.1f}{max(values):12.1f}{min(values):12.1f}")
-    ours = statistics.median(rates["parse_page"])
     print()
-    _verdict("parse_page / lxml parse-only", ours / statistics.median(rates["lxml parse-only"]), TARGET_VS_LXML)
-    _verdict("parse_page / trafilatura", ours / statistics.median(rates["trafilatura.extract"]),
-             TARGET_VS_TRAFILATURA)
+    _verdict("parse_page / lxml parse-only", _ratio(rates, "lxml parse-only"), TARGET_VS_LXML)
+    _verdict("parse_page / trafilatura", _ratio(rates, "trafilatura.extract"), TARGET_VS_TRAFILATURA)
+
+
+def _ratio(rates: dict[str, list[float]], other: str) -> float:
+    return statistics.median(ours / theirs for ours, theirs in zip(rates["parse_page"], rates[other], strict=True))
 
 
 def _verdict(label: str, ratio: float, target: float) -> None:

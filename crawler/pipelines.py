@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from typing import Any
 
@@ -15,12 +16,19 @@ from db.archive import Archive
 class ArchivePipeline:
     """The only writer during a crawl: one transaction per response (see ``Archive.save_response``)."""
 
+    # A transaction holds at most this many responses or lasts this long (see Archive.begin_batch):
+    # long enough to save most of the commit cost, short enough never to keep other writers waiting.
+    BATCH_SIZE = 50
+    BATCH_SECONDS = 1.0
+
     def __init__(self, db_path: str, run_id: int, crawler: Crawler):
         self.db_path = db_path
         self.run_id = run_id
         self.crawler = crawler
         self.archive: Archive | None = None
         self.counts: Counter[str] = Counter()
+        self.batched = 0
+        self.batch_started = 0.0
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> ArchivePipeline:
@@ -34,6 +42,7 @@ class ArchivePipeline:
 
     def close_spider(self, spider: Spider | None = None) -> None:
         if self.archive is not None:
+            self.archive.commit_batch()
             self.archive.close()
         for key, value in self.counts.items():
             self.crawler.stats.set_value(f"defwatch/{key}", value)
@@ -41,7 +50,14 @@ class ArchivePipeline:
     def process_item(self, item: Any, spider: Spider | None = None) -> Any:
         if not isinstance(item, PageResult) or self.archive is None:
             return item
+        if self.batched == 0:
+            self.archive.begin_batch()
+            self.batch_started = time.monotonic()
         result = self.archive.save_response(self.run_id, item.fetch, item.body, item.record)
+        self.batched += 1
+        if self.batched >= self.BATCH_SIZE or time.monotonic() - self.batch_started >= self.BATCH_SECONDS:
+            self.archive.commit_batch()
+            self.batched = 0
         page_type = item.fetch.page_type or "other"
         self.counts["fetches"] += 1
         self.counts[f"outcome/{item.fetch.outcome}"] += 1

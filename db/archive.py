@@ -200,16 +200,16 @@ class Archive:
             "first_seen": seen_at, "last_seen": seen_at, "first_run_id": run_id, "last_run_id": run_id,
             "fetch_id": fetch_id, "raw_sha256": sha,
         }
-        self.db[table].insert(values)
+        self._insert(table, values)
         return version, True
 
     def _upsert_state(
         self, table: str, key: str, state: dict[str, Any], seen_at: str, run_id: int, new_subject: bool
     ) -> None:
         if new_subject:
-            self.db[table].insert({**state, "first_seen": seen_at, "first_run_id": run_id})
+            self._insert(table, {**state, "first_seen": seen_at, "first_run_id": run_id})
         else:
-            self.db[table].update(state[key], {k: v for k, v in state.items() if k != key})
+            self._update(table, key, state)
 
     def _store_story_images(self, story: Story, run_id: int, seen_at: str) -> None:
         current: list[int] = []
@@ -233,11 +233,12 @@ class Archive:
         row = self.db.execute("SELECT source FROM images WHERE media_id = ?", [image.media_id]).fetchone()
         fields = _image_columns(image)
         if row is None:
-            self.db["images"].insert(
-                {**fields, "source": "inline", "first_seen": seen_at, "last_seen": seen_at, "first_run_id": run_id}
+            self._insert(
+                "images",
+                {**fields, "source": "inline", "first_seen": seen_at, "last_seen": seen_at, "first_run_id": run_id},
             )
         elif row[0] == "inline":
-            self.db["images"].update(image.media_id, {**fields, "last_seen": seen_at})
+            self._update("images", "media_id", {**fields, "last_seen": seen_at})
 
     def _store_related(self, story: Story, run_id: int, seen_at: str) -> None:
         current = {}
@@ -290,6 +291,36 @@ class Archive:
         }
         self._upsert_state("images", "media_id", state, seen_at, run_id, row is None)
         return SaveResult(fetch_id, version, new_version, row is None)
+
+    # -- plain SQL for the hot path --------------------------------------------------------------
+    # sqlite-utils' insert()/update() introspect the table on every call, which is most of the cost of
+    # storing a page; the columns here are known, so plain statements do.
+
+    def _insert(self, table: str, values: dict[str, Any]) -> None:
+        columns, marks = ", ".join(values), ", ".join("?" * len(values))
+        self.db.execute(f"INSERT INTO {table} ({columns}) VALUES ({marks})", list(values.values()))
+
+    def _update(self, table: str, key: str, values: dict[str, Any]) -> None:
+        fields = [k for k in values if k != key]
+        assignments = ", ".join(f"{k} = ?" for k in fields)
+        params = [values[k] for k in fields] + [values[key]]
+        self.db.execute(f"UPDATE {table} SET {assignments} WHERE {key} = ?", params)
+
+    # -- batches --------------------------------------------------------------------------------
+
+    def begin_batch(self) -> None:
+        """Group the next responses in one transaction (each stays a savepoint of its own).
+
+        Committing every response is most of a crawl's write cost; the crawl pipeline commits a
+        batch every few dozen responses instead. A crash loses at most the open batch, never
+        leaves part of a response, and the next run fetches those pages again.
+        """
+        if not self.db.conn.in_transaction:
+            self.db.execute("BEGIN")
+
+    def commit_batch(self) -> None:
+        if self.db.conn.in_transaction:
+            self.db.execute("COMMIT")
 
     # -- not modified and failed attempts -----------------------------------------------------
 

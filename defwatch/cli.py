@@ -46,9 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for Scrapy's)")
     commands_parser = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    from defwatch import analyst_commands, commands
+    from defwatch import analyst_commands, commands, reparse_commands
 
-    for register in commands.REGISTRY + analyst_commands.REGISTRY:
+    for register in commands.REGISTRY + analyst_commands.REGISTRY + reparse_commands.REGISTRY:
         register(commands_parser)
     return parser
 

@@ -1,0 +1,412 @@
+"""Re-running the current parsers over the stored raw pages (``defwatch reparse``).
+
+A parser fix changes what we *read* from a page, not what the site *said*, so it must never look
+like a story change: re-parsing rewrites the stored version rows in place (record, summary columns,
+content hash, parser version) and the current-state row of a subject whose current version it is,
+and it never adds a version or writes an event. Only ``stories``/``images`` (with the FTS index, by
+trigger) and ``tags`` follow; ``related_links`` and ``story_images`` keep the history the crawler
+observed (their first-seen/removed dates drive events) and are refreshed by the next crawl.
+
+Each subject is rewritten in its own short ``BEGIN IMMEDIATE`` transaction, after parsing outside
+it, so a daemon writing the same archive waits milliseconds and a crash leaves every subject either
+re-parsed or untouched. Hashes are reassigned inside the transaction from the rows as they are then,
+so a version the daemon added meanwhile is respected.
+
+Two versions of one subject may now read the same (the difference was a parser artefact). Both are
+kept, the UNIQUE (subject, content_hash) constraint is honoured by giving the new hash to one of
+them, and the other keeps its stored hash and is reported as a duplicate. The current version is
+preferred, then the newest: the next crawl of an unchanged page then matches the current version.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+import zlib
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlite_utils
+
+from crawler.parsers import parse_page
+from crawler.records import PARSER_VERSION
+from db.versions import content_hash, image_content, story_content
+
+MAX_LISTED_FAILURES = 50  # the counts are complete; the examples are for a person to look at
+IGNORED_KEYS = ("parser_version",)  # a new stamp alone is not a change in the extraction
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class Subject:
+    """One kind of versioned subject and where its rows live."""
+
+    noun: str  # story | image
+    versions: str
+    key: str
+    state: str
+    state_key: str
+    record_type: str  # the record type its pages must parse to
+    record_id: str  # the record key holding the subject id
+    columns: tuple[str, ...]  # version-row columns copied from the record
+    content: Callable[[dict[str, Any]], dict[str, Any]]
+
+
+STORY = Subject("story", "story_versions", "story_id", "stories", "id", "story", "id",
+                ("title", "subtitle", "byline", "published", "body_text"), story_content)
+IMAGE = Subject("image", "image_versions", "media_id", "images", "media_id", "photo", "media_id",
+                ("title", "caption", "credit"), image_content)
+SUBJECTS = (STORY, IMAGE)
+
+
+@dataclass
+class VersionRow:
+    id: int
+    subject_id: int
+    version: int
+    content_hash: str
+    record: dict[str, Any]
+    parser_version: str
+    raw_sha256: str | None
+    url: str | None
+    content_type: str | None
+    first_seen: str
+
+
+@dataclass
+class Outcome:
+    """What re-parsing one version gave: ``changed``, ``unchanged`` or ``failed``."""
+
+    row: VersionRow
+    status: str
+    record: dict[str, Any] | None = None
+    digest: str | None = None
+    fields: list[str] = field(default_factory=list)
+    reason: str | None = None
+    detail: str | None = None
+
+    @property
+    def restamp(self) -> bool:
+        return self.record is not None and self.row.parser_version != self.record.get("parser_version")
+
+
+@dataclass
+class Duplicate:
+    """A version that now reads like another one of the same subject and kept its stored hash."""
+
+    version: int
+    same_as: int
+    kept_hash: str
+
+
+@dataclass
+class ReparseReport:
+    """What the re-parse changed in the extraction; ``as_json`` keys are a contract with scripts."""
+
+    dry_run: bool = False
+    reparsed: int = 0
+    changed: int = 0
+    unchanged: int = 0
+    failed: int = 0
+    restamped: int = 0
+    hash_changed: int = 0
+    current_updated: int = 0
+    fields: Counter[str] = field(default_factory=Counter)
+    failed_by_reason: Counter[str] = field(default_factory=Counter)
+    by_subject: dict[str, Counter[str]] = field(default_factory=lambda: {s.noun: Counter() for s in SUBJECTS})
+    failures: list[dict[str, Any]] = field(default_factory=list)
+    duplicates: list[dict[str, Any]] = field(default_factory=list)
+    elapsed_s: float = 0.0
+
+    @property
+    def pages_per_second(self) -> float:
+        return round(self.reparsed / self.elapsed_s, 1) if self.elapsed_s > 0 else 0.0
+
+    def count(self, noun: str, outcome: Outcome) -> None:
+        self.reparsed += 1
+        setattr(self, outcome.status, getattr(self, outcome.status) + 1)
+        self.by_subject[noun][outcome.status] += 1
+        self.fields.update(outcome.fields)
+        if outcome.restamp and outcome.status != "failed":
+            self.restamped += 1
+        if outcome.status == "failed":
+            self.failed_by_reason[outcome.reason or "unknown"] += 1
+            if len(self.failures) < MAX_LISTED_FAILURES:
+                self.failures.append({"subject_type": noun, "subject_id": outcome.row.subject_id,
+                                      "version": outcome.row.version, "reason": outcome.reason,
+                                      "detail": outcome.detail})
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "parser_version": PARSER_VERSION, "dry_run": self.dry_run, "reparsed": self.reparsed,
+            "changed": self.changed, "unchanged": self.unchanged, "failed": self.failed,
+            "restamped": self.restamped, "hash_changed": self.hash_changed, "current_updated": self.current_updated,
+            "fields": dict(sorted(self.fields.items())),
+            "failed_by_reason": dict(sorted(self.failed_by_reason.items())),
+            "by_subject": {noun: {k: counts[k] for k in ("changed", "unchanged", "failed")}
+                           for noun, counts in self.by_subject.items()},
+            "failures": self.failures, "duplicates": self.duplicates,
+            "elapsed_s": round(self.elapsed_s, 3), "pages_per_second": self.pages_per_second,
+        }
+
+
+# -- selection ------------------------------------------------------------------------------------
+
+
+def _filters(subject: Subject, since: str | None, subject_id: int | None) -> tuple[str, list[Any]]:
+    clauses, params = ["1"], []
+    if since:
+        clauses.append("v.first_seen >= ?")  # stored since then: what a parser in use since then produced
+        params.append(since)
+    if subject_id is not None:
+        clauses.append(f"v.{subject.key} = ?")
+        params.append(subject_id)
+    return " AND ".join(clauses), params
+
+
+def count_versions(db: sqlite_utils.Database, *, since: str | None = None, subject_id: int | None = None) -> int:
+    """How many stored versions a re-parse with these filters would visit."""
+    total = 0
+    for subject in SUBJECTS:
+        where, params = _filters(subject, since, subject_id)
+        total += db.execute(f"SELECT COUNT(*) FROM {subject.versions} v WHERE {where}", params).fetchone()[0]
+    return int(total)
+
+
+def _subject_ids(db: sqlite_utils.Database, subject: Subject, since: str | None, subject_id: int | None) -> list[int]:
+    where, params = _filters(subject, since, subject_id)
+    sql = f"SELECT DISTINCT v.{subject.key} FROM {subject.versions} v WHERE {where} ORDER BY 1"
+    return [row[0] for row in db.execute(sql, params)]
+
+
+def _version_rows(db: sqlite_utils.Database, subject: Subject, sid: int, since: str | None) -> list[VersionRow]:
+    """The subject's selected versions, each with the URL it was fetched from (parsers classify by it)."""
+    where, params = _filters(subject, since, sid)
+    rows = db.execute(
+        f"""SELECT v.id, v.{subject.key}, v.version, v.content_hash, v.record, v.parser_version, v.raw_sha256,
+                   COALESCE(f.final_url, f.url), r.content_type, v.first_seen
+            FROM {subject.versions} v
+            LEFT JOIN fetches f ON f.id = v.fetch_id
+            LEFT JOIN raw_pages r ON r.sha256 = v.raw_sha256
+            WHERE {where} ORDER BY v.version""",
+        params,
+    ).fetchall()
+    return [VersionRow(r[0], r[1], r[2], r[3], json.loads(r[4]), r[5], r[6], r[7], r[8], r[9]) for r in rows]
+
+
+# -- parsing --------------------------------------------------------------------------------------
+
+
+def reparse_version(db: sqlite_utils.Database, subject: Subject, row: VersionRow) -> Outcome:
+    """Parse one stored version's raw page again and compare the record with the stored one."""
+    body = _raw_body(db, row.raw_sha256)
+    if body is None:
+        return Outcome(row, "failed", reason="no_raw_page", detail="the raw page was not stored")
+    url = row.url or row.record.get("url") or row.record.get("page_url") or ""
+    parsed = parse_page(body, url, row.content_type)
+    if parsed.type == "error":
+        return Outcome(row, "failed", reason=parsed.reason, detail=parsed.detail)  # type: ignore[union-attr]
+    record = json.loads(json.dumps(parsed.to_dict(), ensure_ascii=False))  # the shape the archive stores
+    if parsed.type != subject.record_type or record.get(subject.record_id) != row.subject_id:
+        found = f"{parsed.type} {record.get(subject.record_id) or ''}".strip()
+        return Outcome(row, "failed", reason="wrong_page", detail=f"parsed as {found}, not {subject.noun} "
+                                                                  f"{row.subject_id}")
+    fields = changed_keys(row.record, record)
+    return Outcome(row, "changed" if fields else "unchanged", record, content_hash(subject.content(record)), fields)
+
+
+def changed_keys(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """Record keys whose value differs, in the record's own order, the parser stamp left out."""
+    keys = list(new) + [k for k in old if k not in new]
+    return [k for k in keys if k not in IGNORED_KEYS and old.get(k) != new.get(k)]
+
+
+def _raw_body(db: sqlite_utils.Database, sha: str | None) -> bytes | None:
+    if not sha:
+        return None
+    row = db.execute("SELECT content FROM raw_pages WHERE sha256 = ?", [sha]).fetchone()
+    return zlib.decompress(row[0]) if row else None
+
+
+# -- hash assignment ------------------------------------------------------------------------------
+
+
+def assign_hashes(
+    existing: dict[int, str], desired: dict[int, str], current_version: int | None
+) -> tuple[dict[int, str], list[Duplicate]]:
+    """New content hashes for re-parsed versions, unique per subject.
+
+    ``existing`` maps every version of the subject to its stored hash, ``desired`` the re-parsed ones
+    to their new hash. Versions whose hash does not move keep it; the others take the new hash in
+    order current first, then newest first, and one that would collide keeps its stored hash (or, if
+    even that is taken, a hash derived from the new one and its version, which no crawl can produce).
+    """
+    final = {v: h for v, h in existing.items() if desired.get(v, h) == h}
+    taken = {h: v for v, h in final.items()}
+    moving = sorted((v for v in desired if v not in final), key=lambda v: (v != current_version, -v))
+    duplicates = []
+    for version in moving:
+        digest = desired[version]
+        if digest in taken:
+            twin = taken[digest]
+            digest = existing[version]
+            if digest in taken:
+                digest = hashlib.sha256(f"{desired[version]}:duplicate:{version}".encode()).hexdigest()
+            duplicates.append(Duplicate(version, twin, digest))
+        final[version] = digest
+        taken[digest] = version
+    return {v: final[v] for v in desired}, duplicates
+
+
+# -- writing --------------------------------------------------------------------------------------
+
+
+@contextmanager
+def _immediate(db: sqlite_utils.Database) -> Iterator[None]:
+    """BEGIN IMMEDIATE: take the write lock first, so a concurrent daemon write cannot make our read stale."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+
+
+def _apply(
+    db: sqlite_utils.Database, subject: Subject, sid: int, outcomes: list[Outcome], report: ReparseReport
+) -> None:
+    """Write one subject's re-parsed versions (unless a dry run) and count them."""
+    for outcome in outcomes:
+        report.count(subject.noun, outcome)
+    good = [o for o in outcomes if o.record is not None and (o.status == "changed" or o.restamp)]
+    if not good:
+        return
+    if report.dry_run:
+        _resolve(db, subject, sid, good, report)
+        return
+    with _immediate(db):
+        final = _resolve(db, subject, sid, good, report)
+        _write_versions(db, subject, good, final)
+        current = _current_version(db, subject, sid)
+        for outcome in good:
+            if outcome.row.version == current:
+                _write_state(db, subject, sid, outcome)
+
+
+def _current_version(db: sqlite_utils.Database, subject: Subject, sid: int) -> int | None:
+    row = db.execute(f"SELECT current_version FROM {subject.state} WHERE {subject.state_key} = ?", [sid]).fetchone()
+    return row[0] if row else None
+
+
+def _resolve(
+    db: sqlite_utils.Database, subject: Subject, sid: int, good: list[Outcome], report: ReparseReport
+) -> dict[int, str]:
+    """Final hashes for the subject's re-parsed versions, counted (and, for a dry run, only counted)."""
+    existing = dict(db.execute(f"SELECT version, content_hash FROM {subject.versions} WHERE {subject.key} = ?",
+                               [sid]).fetchall())
+    current = _current_version(db, subject, sid)
+    desired = {o.row.version: o.digest or o.row.content_hash for o in good}
+    final, duplicates = assign_hashes(existing, desired, current)
+    report.hash_changed += sum(1 for v, h in final.items() if h != existing.get(v))
+    report.current_updated += sum(1 for o in good if o.row.version == current)
+    report.duplicates += [{"subject_type": subject.noun, "subject_id": sid, "version": d.version,
+                           "same_as_version": d.same_as, "kept_hash": d.kept_hash} for d in duplicates]
+    return final
+
+
+def _write_versions(db: sqlite_utils.Database, subject: Subject, good: list[Outcome], final: dict[int, str]) -> None:
+    moving = [o for o in good if final[o.row.version] != o.row.content_hash]
+    for outcome in moving:  # park first: a new hash may be another row's old one until that row moves
+        db.execute(f"UPDATE {subject.versions} SET content_hash = ? WHERE id = ?",
+                   [f"reparse:{outcome.row.id}", outcome.row.id])
+    for outcome in good:
+        record = outcome.record or {}
+        columns = {name: record.get(name) for name in subject.columns}
+        assignments = ", ".join(f"{name} = ?" for name in columns)
+        db.execute(
+            f"""UPDATE {subject.versions} SET {assignments}, record = ?, content_hash = ?, parser_version = ?
+                WHERE id = ?""",
+            [*columns.values(), json.dumps(record, ensure_ascii=False), final[outcome.row.version],
+             record.get("parser_version") or PARSER_VERSION, outcome.row.id],
+        )
+
+
+def _write_state(db: sqlite_utils.Database, subject: Subject, sid: int, outcome: Outcome) -> None:
+    record = outcome.record or {}
+    values = story_state(record) if subject is STORY else image_state(record)
+    assignments = ", ".join(f"{name} = ?" for name in values)
+    db.execute(f"UPDATE {subject.state} SET {assignments} WHERE {subject.state_key} = ?", [*values.values(), sid])
+    if subject is STORY:
+        _write_tags(db, sid, record.get("tags") or [], outcome.row.first_seen)
+
+
+def story_state(record: dict[str, Any]) -> dict[str, Any]:
+    """The ``stories`` columns a parse decides (the crawl-observed ones are left alone)."""
+    captions = "\n".join(filter(None, (img.get("caption") for img in record.get("images") or [])))
+    return {
+        "kind": record.get("kind"), "canonical_url": record.get("canonical_url"), "title": record.get("title"),
+        "subtitle": record.get("subtitle"), "published": record.get("published"), "updated": record.get("updated"),
+        "byline": record.get("byline"), "authors": json.dumps(record.get("authors") or []),
+        "organisation": record.get("organisation"), "dateline": record.get("dateline"),
+        "body_text": record.get("body_text"), "captions": captions, "tags": json.dumps(record.get("tags") or []),
+        "parser_version": record.get("parser_version"),
+    }
+
+
+def image_state(record: dict[str, Any]) -> dict[str, Any]:
+    """The ``images`` columns a photo page's parse decides."""
+    virin = record.get("virin") if isinstance(record.get("virin"), dict) else {}
+    return {
+        "page_url": record.get("url") or record.get("page_url"), "src": record.get("src"),
+        "download_url": record.get("download_url"), "alt": record.get("alt"), "title": record.get("title"),
+        "caption": record.get("caption"), "credit": record.get("credit"), "size_bytes": record.get("size_bytes"),
+        "published": record.get("published"), "virin": virin.get("raw"), "virin_shot_date": virin.get("shot_date"),
+        "virin_branch_code": virin.get("branch_code"), "virin_branch": virin.get("branch"),
+        "virin_originator_id": virin.get("originator_id"), "virin_sequence": virin.get("sequence"),
+        "virin_suffix": virin.get("suffix"), "parser_version": record.get("parser_version"),
+    }
+
+
+def _write_tags(db: sqlite_utils.Database, sid: int, tags: list[str], seen: str) -> None:
+    """The tags index follows the story's current tags; a tag already known keeps its first-seen date."""
+    names = sorted(set(tags))
+    for name in names:
+        db.execute("INSERT OR IGNORE INTO tags (story_id, name, first_seen) VALUES (?, ?, ?)", [sid, name, seen])
+    marks = ",".join("?" * len(names)) or "SELECT NULL WHERE 0"
+    db.execute(f"DELETE FROM tags WHERE story_id = ? AND name NOT IN ({marks})", [sid, *names])
+
+
+# -- entry point ----------------------------------------------------------------------------------
+
+
+def reparse_archive(
+    db: sqlite_utils.Database,
+    *,
+    since: str | None = None,
+    subject_id: int | None = None,
+    dry_run: bool = False,
+    progress: Progress | None = None,
+) -> ReparseReport:
+    """Re-parse every selected stored version (stories, then photo pages) and refresh the records.
+
+    ``since`` selects versions first stored at or after that ISO instant; ``subject_id`` one story
+    or image (story ids and media ids are both matched). A version whose page no longer parses, or
+    parses to another page, is counted as failed and left exactly as it was.
+    """
+    report = ReparseReport(dry_run=dry_run)
+    total = count_versions(db, since=since, subject_id=subject_id)
+    started = time.monotonic()
+    for subject in SUBJECTS:
+        for sid in _subject_ids(db, subject, since, subject_id):
+            outcomes = [reparse_version(db, subject, row) for row in _version_rows(db, subject, sid, since)]
+            _apply(db, subject, sid, outcomes, report)
+            if progress:
+                progress(report.reparsed, total)
+    report.elapsed_s = time.monotonic() - started
+    return report
