@@ -29,6 +29,7 @@ class ArchivePipeline:
         self.counts: Counter[str] = Counter()
         self.batched = 0
         self.batch_started = 0.0
+        self.progress = _progress(crawler)
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> ArchivePipeline:
@@ -44,6 +45,8 @@ class ArchivePipeline:
         if self.archive is not None:
             self.archive.commit_batch()
             self.archive.close()
+        if self.progress is not None:
+            self.progress.finish()
         for key, value in self.counts.items():
             self.crawler.stats.set_value(f"defwatch/{key}", value)
 
@@ -60,6 +63,8 @@ class ArchivePipeline:
             self.batched = 0
         page_type = item.fetch.page_type or "other"
         self.counts["fetches"] += 1
+        if self.progress is not None:
+            self.progress.update(self.counts["fetches"])
         self.counts[f"outcome/{item.fetch.outcome}"] += 1
         self.counts[f"pages/{page_type}"] += 1
         if item.record is not None and item.record.type == "error":
@@ -69,3 +74,12 @@ class ArchivePipeline:
         if result.new_subject:
             self.counts[f"new/{page_type}"] += 1
         return item
+
+
+def _progress(crawler: Crawler) -> Any:
+    """A terminal progress line when the CLI asked for one (DEFWATCH_PROGRESS)."""
+    if not crawler.settings.getbool("DEFWATCH_PROGRESS"):
+        return None
+    from defwatch.progress import Progress
+
+    return Progress("crawl", unit="pages")

@@ -23,6 +23,7 @@ from db import analysis
 from defwatch import render
 from defwatch.cli import UsageError, config_from, existing_db, print_json
 from defwatch.commands import _command, _common
+from defwatch.progress import Progress
 
 if TYPE_CHECKING:  # the CLI loads this module for every command: keep sqlite_utils out of --help
     import sqlite_utils
@@ -483,6 +484,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     since = _instant(args.since, "--since") if args.since else None
     db = _open(args)
     rows = analysis.export_rows(db, table, since)
+    if args.output:  # stdout may be the terminal itself: then the rows are the progress
+        rows = _with_progress(rows, Progress(f"export {table}", unit="rows"))
     writers: dict[str, Callable[[TextIO], int]] = {
         "csv": lambda out: _write_csv(out, analysis.export_columns(db, table), rows),
         "json": lambda out: _write_json(out, rows),
@@ -499,6 +502,14 @@ def cmd_export(args: argparse.Namespace) -> int:
         raise UsageError(f"cannot write {args.output}: {exc.strerror or exc}") from exc
     print(f"wrote {count} {table} to {args.output}", file=sys.stderr)
     return 0
+
+
+def _with_progress(rows: Iterator[dict[str, Any]], progress: Progress) -> Iterator[dict[str, Any]]:
+    count = 0
+    for count, row in enumerate(rows, 1):
+        progress.update(count)
+        yield row
+    progress.finish()
 
 
 def _cell(value: Any) -> Any:

@@ -48,7 +48,9 @@ def cmd_crawl(args: argparse.Namespace) -> int:
     if args.max_pages < 0:
         raise UsageError("--max-pages must be 0 or more")
     config = config_from(args)
-    summary = run_once(config, mode=args.mode, max_pages=args.max_pages, send_mail=not args.no_mail)
+    progress = {"DEFWATCH_PROGRESS": sys.stderr.isatty() and not args.json}
+    summary = run_once(config, mode=args.mode, max_pages=args.max_pages, send_mail=not args.no_mail,
+                       settings_overrides=progress)
     if args.json:
         print(json.dumps(summary.as_json(), sort_keys=True))
     else:

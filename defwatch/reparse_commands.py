@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from collections.abc import Callable
-from typing import Any, TextIO
+from typing import Any
 
 from defwatch.cli import UsageError, config_from, existing_db, print_json
 from defwatch.commands import _command, _common, _iso
+from defwatch.progress import Progress
 
 PROGRESS_INTERVAL_S = 0.1  # redraw at most ten times a second: a terminal is slower than the parser
 
@@ -43,31 +43,12 @@ def cmd_reparse(args: argparse.Namespace) -> int:
     db = connect(existing_db(config_from(args).db))
     if args.id is not None and not count_versions(db, subject_id=args.id):
         raise UsageError(f"no stored version of a story or image with id {args.id}")
-    progress = _progress_printer(sys.stderr) if sys.stderr.isatty() else None
-    report = reparse_archive(db, since=since, subject_id=args.id, dry_run=args.dry_run, progress=progress)
-    if progress:
-        sys.stderr.write("\r\x1b[K")
+    progress = Progress("reparse", unit="versions")
+    report = reparse_archive(db, since=since, subject_id=args.id, dry_run=args.dry_run, progress=progress.update)
+    progress.finish()
     data = report.as_json()
     print_json(data) if args.json else _print_report(data)
     return 0
-
-
-def _progress_printer(stream: TextIO) -> Callable[[int, int], None]:
-    """A one-line counter redrawn in place, for a person watching a long re-parse."""
-    started = time.monotonic()
-    last = 0.0
-
-    def show(done: int, total: int) -> None:
-        nonlocal last
-        now = time.monotonic()
-        if now - last < PROGRESS_INTERVAL_S and done < total:
-            return
-        last = now
-        rate = done / (now - started) if now > started else 0.0
-        stream.write(f"\rreparse: {done}/{total} versions ({rate:.0f} pages/s)")
-        stream.flush()
-
-    return show
 
 
 def _print_report(data: dict[str, Any]) -> None:
