@@ -9,7 +9,7 @@ from __future__ import annotations
 import email.utils
 import logging
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -18,6 +18,7 @@ from scrapy.crawler import Crawler
 from scrapy.exceptions import IgnoreRequest
 from scrapy.http import Response
 
+from crawler.outcomes import BLOCKED_STATUSES
 from crawler.urls import MEDIA_HOST, SITE_HOSTS
 from db.archive import Archive
 
@@ -43,9 +44,14 @@ class SiteOnlyMiddleware:
     def from_crawler(cls, crawler: Crawler) -> SiteOnlyMiddleware:
         return cls(crawler.settings.get("DEFWATCH_SITE"))
 
+    def allows(self, url: str) -> bool:
+        """The spider asks too, so an off-site link is dropped before it costs a fetch row."""
+        parts = urlsplit(url)
+        return (parts.scheme, parts.netloc.lower()) in self.allowed
+
     def process_request(self, request: Request, spider: Spider | None = None) -> None:
-        parts = urlsplit(request.url)
-        if (parts.scheme, parts.netloc.lower()) not in self.allowed:
+        """Every request passes here, including each hop of a redirect (Scrapy re-schedules them)."""
+        if not self.allows(request.url):
             raise IgnoreRequest(f"off-site request refused: {request.url}")
 
 
@@ -92,17 +98,26 @@ def retry_after_seconds(value: bytes | str | None, now: float | None = None) -> 
     except (TypeError, ValueError):
         return None
     if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
+        when = when.replace(tzinfo=UTC)
     current = now if now is not None else time.time()
     return max(0.0, when.timestamp() - current)
 
 
 class BackoffMiddleware:
-    """Honour 429/503 Retry-After and slow the host down.
+    """Honour 429/503 Retry-After, and stop pushing at a host that refuses us.
 
-    A 429 or 503 slows the download slot to the wait asked for (capped), then retries the request a
-    few times; what still fails reaches the spider and is recorded as blocked or error (the spider
-    ends the run on a storm of blocks).
+    A 429, or a 503 that says how long to wait, slows the download slot to the wait asked for
+    (capped), then retries the request a few times; what still fails reaches the spider and is
+    recorded as blocked or error (the spider ends the run on a storm of blocks).
+
+    A bare 503 is left to RetryMiddleware like any 5xx: slowing the whole host for one broken page
+    kept every later request of the run at the longest backoff (only a good answer restores the
+    slot), turning a run with a few failing pages into minutes of waiting.
+
+    A 401/403/429 also narrows the host to one request at a time: against a bot wall every extra
+    request in flight is one more refusal (and one more reason to stay blocked), and it lets a
+    block storm end the run after about ``DEFWATCH_BLOCK_STORM`` requests instead of that many
+    plus a full window of concurrency. A good answer widens and speeds the slot up again.
     """
 
     def __init__(self, crawler: Crawler):
@@ -111,18 +126,24 @@ class BackoffMiddleware:
         self.max_wait = settings.getfloat("DEFWATCH_BACKOFF_MAX_SECONDS")
         self.retries = settings.getint("DEFWATCH_BACKOFF_RETRIES")
         self.base_delay = settings.getfloat("DOWNLOAD_DELAY")
+        self.narrowed: dict[str, int] = {}  # slot key -> its concurrency before a block narrowed it
+        self.total_concurrency = 0  # the downloader's own limit before a block narrowed it
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> BackoffMiddleware:
         return cls(crawler)
 
     def process_response(self, request: Request, response: Response, spider: Spider | None = None) -> Any:
-        if response.status in (429, 503):
-            wait = retry_after_seconds(response.headers.get(b"Retry-After"))
+        status = response.status
+        if status in BLOCKED_STATUSES:  # the host refuses this client
+            self._narrow_slot(request)
+        wait = retry_after_seconds(response.headers.get(b"Retry-After"))
+        if status == 429 or (status == 503 and wait is not None):
             retry = self._retry(request, response, wait)
             if retry is not None:
                 return retry
-        elif response.status < 400:
+            request.meta["dont_retry"] = True  # RetryMiddleware must not retry at once what we gave up on
+        elif status < 400 or status in (404, 410):  # the host answers normally again
             self._restore_slot(request)
         return response
 
@@ -137,23 +158,45 @@ class BackoffMiddleware:
         retry.meta["backoff_tries"] = tries + 1
         return retry
 
-    def _slow_slot(self, request: Request, delay: float) -> None:
+    def _slot(self, request: Request) -> tuple[str, Any]:
         downloader = self.crawler.engine.downloader if self.crawler.engine else None
         if downloader is None:
-            return
-        slot = downloader.slots.get(downloader.get_slot_key(request))
+            return "", None
+        key = downloader.get_slot_key(request)
+        return key, downloader.slots.get(key)
+
+    def _slow_slot(self, request: Request, delay: float) -> None:
+        _, slot = self._slot(request)
         if slot is not None:
             slot.delay = max(slot.delay, delay)
-            slot.randomize_delay = False
+            slot.jitter = 0.0  # the wait asked for is a floor: no random shortening
+
+    def _narrow_slot(self, request: Request) -> None:
+        """One request at a time to this host, and no more pulled from the scheduler meanwhile.
+
+        Narrowing the slot alone is not enough: the engine keeps up to CONCURRENT_REQUESTS queued
+        in the downloader, and a spider that closes on a block storm still sends all of those.
+        The crawl only talks to one site, so the downloader's total narrows with the slot.
+        """
+        key, slot = self._slot(request)
+        if slot is not None and slot.concurrency > 1:
+            self.narrowed.setdefault(key, slot.concurrency)
+            slot.concurrency = 1
+            downloader = self.crawler.engine.downloader  # type: ignore[union-attr]
+            self.total_concurrency = self.total_concurrency or downloader.total_concurrency
+            downloader.total_concurrency = 1
 
     def _restore_slot(self, request: Request) -> None:
-        """Halve a slowed slot's delay on each good response, back to the configured delay."""
-        downloader = self.crawler.engine.downloader if self.crawler.engine else None
-        if downloader is None:
+        """Halve a slowed slot's delay on each good response, back to the configured delay; widen it."""
+        key, slot = self._slot(request)
+        if slot is None:
             return
-        slot = downloader.slots.get(downloader.get_slot_key(request))
-        if slot is not None and slot.delay > self.base_delay:
+        if slot.delay > self.base_delay:
             slot.delay = max(self.base_delay, slot.delay / 2)
+        if key in self.narrowed:
+            slot.concurrency = self.narrowed.pop(key)
+            if self.total_concurrency:
+                self.crawler.engine.downloader.total_concurrency = self.total_concurrency  # type: ignore[union-attr]
 
 
 class ElapsedMiddleware:
@@ -170,4 +213,4 @@ class ElapsedMiddleware:
 
 
 def http_date(moment: datetime) -> str:
-    return email.utils.format_datetime(moment.astimezone(timezone.utc), usegmt=True)
+    return email.utils.format_datetime(moment.astimezone(UTC), usegmt=True)

@@ -3,11 +3,15 @@
 A block page, a rate limit or a server error is never content: these outcomes keep such responses
 out of the versions, and the monitor never reads a removal into them. Only 404 and 410 can start a
 removal, and only a parsed 200 can make a version.
+
+An empty 200 is an ``error``, not ``blocked``: nothing says the site refused us (a broken origin or
+cache sends those), and counting it as a block would raise ``crawl_blocked`` for an outage.
 """
 
 from __future__ import annotations
 
 from crawler.parsers import detect_block
+from crawler.parsers.block import EMPTY
 
 BLOCKED_STATUSES = frozenset({401, 403, 429})
 
@@ -16,6 +20,8 @@ def classify(status: int, headers: dict[str, str], body: bytes) -> tuple[str, st
     """Return ``(outcome, reason)`` for an HTTP response."""
     if status == 304:
         return "not_modified", None
+    if 300 <= status < 400:  # a redirect Scrapy did not follow (no Location, 300 Multiple Choices): not content
+        return "error", f"HTTP {status}"
     if status == 404:
         return "not_found", None
     if status == 410:
@@ -27,6 +33,8 @@ def classify(status: int, headers: dict[str, str], body: bytes) -> tuple[str, st
     if status >= 400 or status < 200:
         return "error", f"HTTP {status}"
     reason = detect_block(status, headers, body)
+    if reason == EMPTY:
+        return "error", "empty body"
     if reason:
         return "blocked", reason
     return "ok", None

@@ -30,10 +30,11 @@ AUTOTHROTTLE_START_DELAY = 2.0
 AUTOTHROTTLE_MAX_DELAY = 60.0
 AUTOTHROTTLE_TARGET_CONCURRENCY = 1.0
 
-# 429 and 503 go to BackoffMiddleware, which honours Retry-After; the rest retry quickly.
+# 429 (and a 503 with Retry-After) go to BackoffMiddleware, which honours the wait; the rest,
+# a bare 503 included, retry quickly and are then recorded as errors (never as removals).
 RETRY_ENABLED = True
 RETRY_TIMES = 2
-RETRY_HTTP_CODES = [500, 502, 504, 522, 524, 408]
+RETRY_HTTP_CODES = [500, 502, 503, 504, 522, 524, 408]
 
 HTTPCACHE_ENABLED = False
 COOKIES_ENABLED = False

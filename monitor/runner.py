@@ -79,13 +79,10 @@ def _crawl(config: Config, run_id: int, mode: str, max_pages: int, overrides: di
         "USER_AGENT": crawl.user_agent,
         "DOWNLOAD_MAXSIZE": crawl.max_response_bytes,
         "LOG_LEVEL": logging.getLevelName(logging.getLogger().getEffectiveLevel()),
+        "DOWNLOAD_TIMEOUT": crawl.timeout,  # not a politeness setting: it applies to local sites too
     }
     if crawl.polite and not is_local(config.site):
-        values |= {
-            "CONCURRENT_REQUESTS_PER_DOMAIN": crawl.concurrency_per_host,
-            "DOWNLOAD_DELAY": crawl.download_delay,
-            "DOWNLOAD_TIMEOUT": crawl.timeout,
-        }
+        values |= {"CONCURRENT_REQUESTS_PER_DOMAIN": crawl.concurrency_per_host, "DOWNLOAD_DELAY": crawl.download_delay}
     settings = build_settings(
         db_path=config.db, site=config.site, run_id=run_id, polite=crawl.polite, overrides=values | (overrides or {})
     )

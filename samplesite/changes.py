@@ -25,6 +25,7 @@ from samplesite.faults import (
     FlipFlop,
     RateLimit,
     Target,
+    exact_target,
     to_target,
 )
 from samplesite.synthetic import make_story
@@ -217,17 +218,22 @@ class ChangesMixin:
     def redirect(self, path_or_id: int | str | None, to: str, status: int = 301) -> None:
         """Answer with a redirect to ``to`` (a path on this site, or any absolute URL).
 
-        Two redirects pointing at each other make a loop; a redirect to another host stands for an
-        off-site hop (or, with ``--site``, the defense.gov -> war.gov host rename).
+        An id redirects every URL of the page; a path only that path, so a story's old URL can
+        redirect to its new one (the defense.gov -> war.gov move, seen through ``--site``). Two
+        redirects pointing at each other make a loop; an absolute URL elsewhere is an off-site hop.
         """
         if int(status) not in (301, 302, 303, 307, 308):
             raise ValueError("status must be a redirect (301, 302, 303, 307 or 308)")
         with self.lock:
-            self.faults.redirects[to_target(path_or_id)] = (int(status), str(to))
+            self.faults.redirects[exact_target(path_or_id)] = (int(status), str(to))
 
     def unredirect(self, path_or_id: int | str | None = None) -> None:
+        """Lift one redirect (named as it was set), or every redirect when None."""
         with self.lock:
-            _discard(self.faults.redirects, path_or_id)
+            if path_or_id is None:
+                self.faults.redirects.clear()
+            else:
+                self.faults.redirects.pop(exact_target(path_or_id), None)
 
     def misbehave(self, mode: str, path_or_id: int | str | None = None, size: int = DEFAULT_HUGE_BYTES) -> None:
         """Answer badly on the wire. Modes:

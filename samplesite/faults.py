@@ -79,6 +79,18 @@ def to_target(path_or_id: int | str | None) -> Target:
     return ("path", _norm(path))
 
 
+def exact_target(path_or_id: int | str | None) -> Target:
+    """Like ``to_target``, but a story or photo URL names that exact path, not every URL of its id.
+
+    A redirect from a page's old URL to its new one (a new slug or section, same id) needs this:
+    by id, the new URL would redirect too, and the page would loop.
+    """
+    text = "" if path_or_id is None else str(path_or_id)
+    if path_or_id is None or isinstance(path_or_id, int) or text.isdigit() or text.endswith("*"):
+        return to_target(path_or_id)
+    return ("path", _norm(urlsplit(text).path or "/"))
+
+
 def _norm(path: str) -> str:
     return path.lower().rstrip("/") or "/"
 
@@ -128,10 +140,13 @@ class RateLimit:
         return max(1, math.ceil(self.window - (now - self.started)))
 
     def retry_after(self, seconds: int) -> str:
-        """The header value: delta-seconds, or the HTTP-date form RFC 9110 also allows."""
+        """The header value: delta-seconds, or the HTTP-date form RFC 9110 also allows.
+
+        A date has whole seconds, so it is rounded up: a client that waits until then is never early.
+        """
         if not self.http_date:
             return str(seconds)
-        return email.utils.formatdate(time.time() + seconds, usegmt=True)
+        return email.utils.formatdate(math.ceil(time.time() + seconds), usegmt=True)
 
 
 @dataclass

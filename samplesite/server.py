@@ -74,6 +74,7 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
     block_on_close = False  # a client's idle keep-alive connection must not hang stop()
+    request_queue_size = 128  # the default backlog of 5 drops connections when a crawler opens 32 at once
 
 
 def _handler_for(site: SampleSite) -> type[BaseHTTPRequestHandler]:

@@ -9,13 +9,19 @@ Modes (``defwatch crawl --mode``):
 
 Every response, whatever its status, becomes one ``PageResult`` item so the archive's fetch log is
 complete; only the pipeline writes. The spider reads the archive once at start (which pages it knows)
-and keeps no other state, so it can also run as one of several workers sharing a frontier.
+and otherwise only remembers which ids and index URLs it scheduled in this run (workers sharing a
+frontier would share those sets instead of Scrapy's URL duplicate filter).
+
+Redirects are followed (www.defense.gov answers with a redirect to www.war.gov), every hop through
+``SiteOnlyMiddleware``; the fetch row names the URL asked for and the URL answered. A story or photo
+request that lands on any other page (the home page, another story) is an ``error`` fetch, never
+content and never a removal; so is an off-site hop, a redirect loop, or a body over the size cap.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable, Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from scrapy import Request, Spider
@@ -25,6 +31,7 @@ from scrapy.http import Response
 from twisted.python.failure import Failure
 
 from crawler.items import PageResult
+from crawler.middlewares import SiteOnlyMiddleware
 from crawler.outcomes import classify
 from crawler.parsers import parse_page
 from crawler.records import Feed, Listing, Photo, Story
@@ -43,10 +50,17 @@ from db.schema import connect
 
 MODES = ("discover", "revisit", "sweep", "full")
 FEED_PRIORITY, LISTING_PRIORITY, STORY_PRIORITY, PHOTO_PRIORITY = 30, 20, 10, 0
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+# Outcomes that say the site answered us; anything else between two blocks keeps a block storm going.
+ANSWERED = frozenset({"ok", "not_modified", "not_found", "gone"})
 
 
 class SiteSpider(Spider):
     name = "site"
+    # Every status reaches the callbacks (a 404 is a fact to record, not an error to drop) except the
+    # redirects, which RedirectMiddleware must see to follow them: ``handle_httpstatus_all`` in the
+    # request meta made it hand every 301 to the parser, so a moved page parsed as a broken story.
+    handle_httpstatus_list = [status for status in range(100, 600) if status not in REDIRECT_STATUSES]
 
     def __init__(
         self,
@@ -68,6 +82,8 @@ class SiteSpider(Spider):
         self.site = DEFAULT_SITE
         self.db_path = "./defwatch.db"
         self.scheduled: set[tuple[str, int]] = set()  # identity is the id, not the URL (slugs vary)
+        self.indexed: set[str] = set()  # feed and listing URLs already asked for in this run
+        self.site_only = SiteOnlyMiddleware(None)
         self.blocked_in_a_row = 0
         self.block_storm = 25
         self.known: dict[str, set[int]] = {"story": set(), "photo": set()}
@@ -76,6 +92,7 @@ class SiteSpider(Spider):
     def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> SiteSpider:
         spider = super().from_crawler(crawler, *args, **kwargs)
         spider.site = crawler.settings.get("DEFWATCH_SITE") or DEFAULT_SITE
+        spider.site_only = SiteOnlyMiddleware(crawler.settings.get("DEFWATCH_SITE"))
         spider.db_path = crawler.settings.get("DEFWATCH_DB")
         spider.block_storm = crawler.settings.getint("DEFWATCH_BLOCK_STORM")
         return spider
@@ -96,19 +113,23 @@ class SiteSpider(Spider):
                 yield from self._known_page_requests(queries.all_known_pages(db))
             elif self.mode == "revisit":
                 yield from self._revisit_requests(db)
-            else:
+            elif self.mode == "sweep":  # discover never re-fetches what is archived: that is a sweep
                 yield from self._known_page_requests(queries.all_known_pages(db))
         finally:
             db.conn.close()
 
     def _index_requests(self) -> Iterator[Request]:
         for content_type in self.feeds:
-            yield self._index_request(feed_url(content_type, self.site), "feed", FEED_PRIORITY)
+            request = self._index_request(feed_url(content_type, self.site), "feed", FEED_PRIORITY)
+            if request is not None:
+                yield request
         for kind in LISTING_BY_KIND:
-            yield self._index_request(listing_url(kind, 1, self.site), "listing", LISTING_PRIORITY, page=1)
+            request = self._index_request(listing_url(kind, 1, self.site), "listing", LISTING_PRIORITY, page=1)
+            if request is not None:
+                yield request
 
     def _revisit_requests(self, db: Any) -> Iterator[Request]:
-        due = queries.due_for_revisit(db, now=datetime.now(timezone.utc), **self.revisit)
+        due = queries.due_for_revisit(db, now=datetime.now(UTC), **self.revisit)
         pages = due + queries.story_media_ids(db, [p.id for p in due])
         yield from self._known_page_requests(pages)
 
@@ -120,13 +141,19 @@ class SiteSpider(Spider):
 
     # -- requests -----------------------------------------------------------------------------
 
-    def _index_request(self, url: str, page_type: str, priority: int, page: int = 0) -> Request:
+    def _index_request(self, url: str, page_type: str, priority: int, page: int = 0) -> Request | None:
+        """A feed or listing request, once per URL per run (a listing's "next" may point back)."""
+        url = rebase(url, self.site)
+        if url in self.indexed or not self._on_site(url):
+            return None
+        self.indexed.add(url)
         return Request(
-            rebase(url, self.site),
+            url,
             callback=self.parse_index,
             errback=self.on_error,
             priority=priority,
-            meta={"page_type": page_type, "listing_page": page, "handle_httpstatus_all": True},
+            dont_filter=True,  # see _page_request
+            meta={"page_type": page_type, "listing_page": page},
         )
 
     def _page_request(self, url: str, page_type: str, subject_id: int, *, force: bool = False) -> Request | None:
@@ -137,14 +164,29 @@ class SiteSpider(Spider):
             return None
         if self.max_pages and len(self.scheduled) >= self.max_pages:
             return None
+        url = rebase(url, self.site)
+        if not self._on_site(url):
+            return None  # e.g. a related link to another host: its article id is not this site's
         self.scheduled.add((page_type, subject_id))
         return Request(
-            rebase(url, self.site),
+            url,
             callback=self.parse_page,
             errback=self.on_error,
             priority=STORY_PRIORITY if page_type == "story" else PHOTO_PRIORITY,
-            meta={"page_type": page_type, "subject": (page_type, subject_id), "handle_httpstatus_all": True},
+            # The spider dedups by id itself. Scrapy's duplicate filter would silently drop the
+            # second hop of a redirect loop (A -> B -> A), leaving no fetch row at all; without it
+            # REDIRECT_MAX_TIMES ends the loop with an error the archive records.
+            dont_filter=True,
+            meta={"page_type": page_type, "subject": (page_type, subject_id)},
         )
+
+    def _on_site(self, url: str) -> bool:
+        if self.site_only.allows(url):
+            return True
+        self.logger.debug("off-site link not followed: %s", url)
+        if self.crawler is not None and self.crawler.stats is not None:
+            self.crawler.stats.inc_value("defwatch/offsite_links")
+        return False
 
     def _wants(self, page_type: str, subject_id: int) -> bool:
         """Full crawls fetch everything they meet; the other modes only pages not archived yet."""
@@ -156,6 +198,7 @@ class SiteSpider(Spider):
         """Feeds and listing pages: logged like any fetch, then followed to their stories."""
         result = self._result(response)
         yield result
+        self._watch_for_block_storm(result.fetch.outcome)
         record = result.record
         if not isinstance(record, Feed | Listing):
             return
@@ -198,22 +241,27 @@ class SiteSpider(Spider):
                 yield request
 
     def on_error(self, failure: Failure) -> Iterator[PageResult]:
-        """Network errors, timeouts and refused requests are fetches too: never a removal."""
+        """Network errors, timeouts, refused or looping redirects and oversized bodies are fetches
+        too: recorded as ``error`` under the URL first asked for, never a removal."""
         request = failure.request  # type: ignore[attr-defined]
-        page_type, subject_id = self._subject(request.meta, request.url)
+        asked = _asked_url(request.meta, request.url)
+        page_type, subject_id = self._subject(request.meta, asked)
         error = f"{failure.type.__name__}: {failure.getErrorMessage()}"[:500]
         yield PageResult(
-            FetchInfo(url=request.url, outcome="error", page_type=page_type, subject_id=subject_id,
-                      error=error, fetched_at=utcnow())
+            FetchInfo(url=asked, final_url=request.url if request.url != asked else None, outcome="error",
+                      page_type=page_type, subject_id=subject_id, error=error, fetched_at=utcnow())
         )
 
     # -- helpers ------------------------------------------------------------------------------
 
     def _result(self, response: Response) -> PageResult:
-        request_url = response.request.url if response.request else response.url
+        request_url = _asked_url(response.meta, response.request.url if response.request else response.url)
         page_type, subject_id = self._subject(response.meta, request_url)
         headers = {k.decode("latin-1"): v[0].decode("latin-1") for k, v in response.headers.items() if v}
         outcome, reason = classify(response.status, headers, response.body)
+        if outcome in ANSWERED and _landed_elsewhere(page_type, subject_id, response.url):
+            # Not this page's content, nor its absence: a 404 of the page redirected to is not ours.
+            outcome, reason = "error", f"HTTP {response.status} from another page after redirect: {response.url}"
         record = None
         if outcome == "ok":
             record = parse_page(response.body, response.url, _header(response, "Content-Type"))
@@ -252,10 +300,35 @@ class SiteSpider(Spider):
         return ref.type, ref.id
 
     def _watch_for_block_storm(self, outcome: str) -> None:
-        """Many blocked responses in a row end the run: hammering a bot wall only makes it worse."""
-        self.blocked_in_a_row = self.blocked_in_a_row + 1 if outcome == "blocked" else 0
+        """Many blocked responses in a row end the run: hammering a bot wall only makes it worse.
+
+        Every page counts (feeds and listings too); an error between two blocks (a bot wall also
+        drops connections) does not break the streak, only a real answer from the site does.
+        """
+        if outcome == "blocked":
+            self.blocked_in_a_row += 1
+        elif outcome in ANSWERED:
+            self.blocked_in_a_row = 0
         if self.block_storm and self.blocked_in_a_row >= self.block_storm:
             raise CloseSpider("blocked")
+
+
+def _asked_url(meta: dict[str, Any], url: str) -> str:
+    """The URL the spider asked for, before any redirect (Scrapy keeps the hops in ``redirect_urls``)."""
+    hops = meta.get("redirect_urls")
+    return hops[0] if hops else url
+
+
+def _landed_elsewhere(page_type: str, subject_id: int | None, final_url: str) -> bool:
+    """A story or photo request answered, after redirects, by a URL that names a different page.
+
+    A new slug, section or host for the same id is the same page (www.defense.gov -> www.war.gov);
+    the home page or another article is not, and must never be stored as this page's content.
+    """
+    if page_type not in ("story", "photo") or subject_id is None:
+        return False
+    ref = classify_url(final_url)
+    return ref.type != page_type or ref.id != subject_id
 
 
 def _header(response: Response, name: str) -> str | None:
