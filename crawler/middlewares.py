@@ -28,17 +28,19 @@ logger = logging.getLogger(__name__)
 class SiteOnlyMiddleware:
     """Refuse every request that leaves the watched site, redirects included.
 
-    With ``--site`` only that scheme+host is allowed, so a crawl of the local sample site can never
-    reach the internet even if a page links to www.war.gov. Without it, the site's own hosts are
-    allowed, except media.defense.gov: image files are referenced, never downloaded.
+    With ``--site`` pointing elsewhere (the local sample site) only that scheme+host is allowed, so
+    such a crawl can never reach the internet even if a page links to www.war.gov. Against the live
+    site, its own hosts are allowed (war.gov redirects between them), except media.defense.gov:
+    image files are referenced, never downloaded.
     """
 
     def __init__(self, site: str | None):
-        if site:
-            parts = urlsplit(site)
-            self.allowed = {(parts.scheme, parts.netloc.lower())}
+        site_hosts = {(scheme, host) for scheme in ("http", "https") for host in SITE_HOSTS - {MEDIA_HOST}}
+        parts = urlsplit(site or "")
+        if parts.netloc and (parts.hostname or "").lower() not in SITE_HOSTS:
+            self.allowed = {(parts.scheme, parts.netloc.lower())}  # a sample site: that host only
         else:
-            self.allowed = {(scheme, host) for scheme in ("http", "https") for host in SITE_HOSTS - {MEDIA_HOST}}
+            self.allowed = site_hosts  # the live site may redirect between its own hosts
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> SiteOnlyMiddleware:
