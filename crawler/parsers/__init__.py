@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
+from functools import lru_cache
 
 from crawler.parsers.afmil import is_print_view, parse_print_view
 from crawler.parsers.block import detect_block, sniff_block_page
@@ -50,16 +51,23 @@ def _parse(body: bytes | str, url: str, content_type: str | None, expected: str 
         return ParseError(url, "no_body", "empty response body", expected)
     if _not_text(raw, content_type):
         return ParseError(url, "not_html", f"content is not HTML/XML ({content_type or 'binary'})", expected)
-    blocked = sniff_block_page(raw)
-    if blocked:
-        return ParseError(url, "block_page", f"{blocked} page served instead of content", expected)
     if expected == "story":
+        # The common case first: a block, maintenance or login page never has an article.adetail
+        # region with a title and body, so a story found there needs none of the checks below.
         quick = _story_from_region(raw, url, ref, content_type)
         if quick is not None:
             return quick
+    blocked = sniff_block_page(raw)
+    if blocked:
+        return ParseError(url, "block_page", f"{blocked} page served instead of content", expected)
+    if expected in ("story", "photo") and _truncated(raw):
+        return ParseError(url, "no_body", "truncated page (no closing </html>): a partial copy is not a version",
+                          expected)
     page_type = sniff_page_type(raw, expected)
     if page_type is None:
         return ParseError(url, "unknown_page", "URL and content match no known page type", expected)
+    if expected is None and page_type in ("story", "photo", "afmil") and _truncated(raw):
+        return ParseError(url, "no_body", "truncated page (no closing </html>)", expected)
     if page_type == "feed":
         feed = parse_feed(body if isinstance(body, str) else raw, url)
         if isinstance(feed, ParseError):
@@ -119,11 +127,26 @@ def _classify(url: str) -> PageRef:
     return classify_url(url)
 
 
+def _truncated(raw: bytes) -> bool:
+    """True when an HTML page stops before its closing </html> (a dropped connection, a bad cache).
+
+    Parsing it would yield a story missing its last paragraphs, which the monitor would report as
+    an edit. Every page of the site (and every saved page seen) ends with </html>.
+    """
+    tail = raw[-1024:]
+    return b"</html" not in tail and b"</HTML" not in tail and b"</Html" not in tail
+
+
+@lru_cache(maxsize=64)
+def _binary_type(content_type: str) -> bool:
+    """A declared media type that is neither HTML, XML nor text (cached: types repeat)."""
+    ctype = content_type.split(";", 1)[0].strip().lower()
+    return bool(ctype) and not any(t in ctype for t in _TEXT_TYPES)
+
+
 def _not_text(data: bytes, content_type: str | None) -> bool:
-    if content_type:
-        ctype = content_type.split(";", 1)[0].strip().lower()
-        if ctype and not any(t in ctype for t in _TEXT_TYPES):
-            return True
+    if content_type and _binary_type(content_type):
+        return True
     head = data[:1024]
     if head.startswith((b"\xff\xfe", b"\xfe\xff")):
         return False  # UTF-16 text has NUL bytes

@@ -12,18 +12,9 @@ import re
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from crawler.parsers import images
-from crawler.parsers.dom import (
-    Element,
-    Page,
-    Sel,
-    abs_url,
-    all_of_first,
-    first_match,
-    first_text,
-    lines_of,
-    sels,
-    text_of,
-)
+from crawler.parsers.dom import Element, Page
+from crawler.parsers.extract import abs_url, lines_of, same_site, text_of
+from crawler.parsers.select import Sel, all_of_first, first_match, first_text, sels
 from crawler.parsers.text import clean_dateline, norm, norm_or_none, parse_date, split_byline
 from crawler.records import Image, ParseError, RelatedLink, Story
 from crawler.urls import classify_url
@@ -185,6 +176,6 @@ def _related(page: Page) -> list[RelatedLink]:
     for a in all_of_first(page, None, SEL.related):
         href = abs_url(page.url, a.get("href"))
         m = _ARTICLE_PATH_RE.search(href or "")
-        if href and m and int(m.group(1)) not in out:
+        if href and m and int(m.group(1)) not in out and same_site(page.url, href):
             out[int(m.group(1))] = RelatedLink(id=int(m.group(1)), url=href, title=text_of(a) or None)
     return list(out.values())

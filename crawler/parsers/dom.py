@@ -1,11 +1,11 @@
-"""One lxml parse per page, a class index, a tiny selector engine, and text extraction.
+"""Decoding, one lxml parse per page, and the :class:`Page` every parser reads.
 
-Speed matters: the story parser must keep up with a bare ``lxml.html.fromstring``. Two measured
-costs shaped this module: lxml.html's Python element-class lookup makes every element touched from
-Python ~5x dearer than plain ``lxml.etree`` elements, and libxml2 evaluates CSS-style class
-predicates (``contains(concat(' ', @class, ' '), ...)``) slowly on every node. So pages are parsed
-with ``etree.HTMLParser``, one pass builds a class -> elements index, and selectors (a small CSS
-subset: ``tag.class[attr*=value]`` compounds joined by descendant spaces) are answered from it.
+Speed matters: the story parser must keep up with a bare ``lxml.html.fromstring``. What shaped
+this module: lxml.html's Python element-class lookup makes every element touched from Python ~5x
+dearer than plain ``lxml.etree`` elements (so pages are parsed with ``etree.HTMLParser``); a story
+is parsed from its article region only (``parse_region``: banner, navigation and footer are half
+the bytes and none of the content); and the few head values needed (canonical link, meta) are
+read from the raw bytes of the head, never from a parsed head.
 """
 
 from __future__ import annotations
@@ -13,9 +13,7 @@ from __future__ import annotations
 import codecs
 import html
 import re
-from collections.abc import Iterable, Iterator
 from functools import lru_cache
-from urllib.parse import urljoin
 
 from lxml import etree
 
@@ -29,7 +27,8 @@ ELEMENTS = etree.Element  # ``el.iter(tag=ELEMENTS)`` yields elements only (no c
 # declared <meta charset> can never make lxml read UTF-8 bytes as Latin-1 (the 2016 af.mil pages
 # declare nothing and are UTF-8).
 _PARSER = etree.HTMLParser(
-    encoding="utf-8", remove_comments=True, remove_pis=True, no_network=True, collect_ids=False
+    encoding="utf-8", remove_comments=True, remove_pis=True, no_network=True, collect_ids=False,
+    remove_blank_text=True,
 )
 
 _HEADER_CHARSET_RE = re.compile(r"charset\s*=\s*[\"']?([A-Za-z0-9_.:-]+)", re.I)
@@ -88,6 +87,7 @@ def recode(data: bytes, declared: str | None) -> bytes:
     return data.decode(declared or "cp1252", "replace").encode("utf-8", "surrogatepass")
 
 
+@lru_cache(maxsize=64)
 def _header_charset(content_type: str | None) -> str | None:
     if not content_type:
         return None
@@ -98,20 +98,26 @@ def _header_charset(content_type: str | None) -> str | None:
 class Page:
     """A parsed page: the root element, its raw bytes, and lookup caches built on first use."""
 
+    __slots__ = ("root", "url", "raw", "_ref", "_tagged", "_by_class", "_mentions", "_head_end", "_article_meta")
+
     def __init__(self, root: Element, url: str = "", raw: bytes = b"", ref: PageRef | None = None) -> None:
         self.root = root
         self.url = url
         self.raw = raw
         self._ref = ref
-        self._tagged: dict[tuple[Element | None, str], list[tuple[Element, list[str]]]] = {}
-        self._by_class: dict[Element | None, dict[str, list[Element]]] = {}
-        self._mentions: dict[bytes, bool] = {}
+        self._tagged: dict[tuple[Element | None, str], list[tuple[Element, list[str]]]] | None = None
+        self._by_class: dict[Element | None, dict[str, list[Element]]] | None = None
+        self._mentions: dict[bytes, bool] | None = None
+        self._head_end = -1
+        self._article_meta: bool | None = None
 
     def mentions(self, tokens: tuple[bytes, ...]) -> bool:
         """False when one of ``tokens`` (class names, attribute names) is absent from the raw
         page, so the selector needing it cannot match: lets fallback chains cost nothing."""
         if not self.raw:
             return True
+        if self._mentions is None:
+            self._mentions = {}
         for token in tokens:
             known = self._mentions.get(token)
             if known is None:
@@ -122,6 +128,8 @@ class Page:
 
     def tagged(self, scope: Element | None, tag: str) -> list[tuple[Element, list[str]]]:
         """(element, class tokens) for every ``tag`` element in scope, in document order."""
+        if self._tagged is None:
+            self._tagged = {}
         key = (scope, tag)
         found = self._tagged.get(key)
         if found is None:
@@ -133,10 +141,30 @@ class Page:
         """class token -> elements of the scope subtree, for class-only selectors (fallbacks)."""
         if scope is self.root:
             scope = None
+        if self._by_class is None:
+            self._by_class = {}
         index = self._by_class.get(scope)
         if index is None:
             index = self._by_class[scope] = _class_index(self.root if scope is None else scope)
         return index
+
+    @property
+    def head_end(self) -> int:
+        """Offset of </head> in the raw bytes (their length when there is none): meta and link
+        live before it, and scanning 2 KB instead of the whole page matters on the hot path."""
+        if self._head_end < 0:
+            end = self.raw.find(b"</head>")
+            if end < 0:
+                end = self.raw.find(b"</HEAD>")
+            self._head_end = len(self.raw) if end < 0 else end
+        return self._head_end
+
+    @property
+    def has_article_meta(self) -> bool:
+        """One scan answers both article:published_time and article:modified_time when absent."""
+        if self._article_meta is None:
+            self._article_meta = self.raw.find(b"article:", 0, self.head_end) >= 0
+        return self._article_meta
 
     @property
     def ref(self) -> PageRef:
@@ -150,7 +178,9 @@ class Page:
 
     def meta(self, name: str) -> str | None:
         """Normalized content of the first <meta property|name|itemprop=name> with content."""
-        for tag in _tags_mentioning(self.raw, name):
+        if name.startswith("article:") and not self.has_article_meta:
+            return None
+        for tag in _tags_mentioning(self.raw, name, self.head_end):
             if name in ((_attr(tag, "property") or "").lower(), (_attr(tag, "name") or "").lower(),
                         (_attr(tag, "itemprop") or "").lower()):
                 value = norm(_attr(tag, "content"))
@@ -159,8 +189,24 @@ class Page:
         return None
 
     def link(self, rel: str) -> str | None:
-        """href of the first <link rel=...> (or <a rel=...>) with that relation."""
-        for tag in _tags_mentioning(self.raw, rel):
+        """href of the first <link rel=...> in the head, else of an <a rel=...> anywhere."""
+        for end in (self.head_end, len(self.raw)):
+            found = self._link_in(rel, end)
+            if found or end == len(self.raw):
+                return found
+        return None
+
+    def canonical(self) -> str | None:
+        """<link rel=canonical href>: one regex over the head (a hot-path field of every story)."""
+        m = _CANONICAL_RE.search(self.raw, 0, self.head_end)
+        if m:
+            href = _attr(m.group(0), "href")
+            if href and href.strip():
+                return href.strip()
+        return self.link("canonical")
+
+    def _link_in(self, rel: str, end: int) -> str | None:
+        for tag in _tags_mentioning(self.raw, rel, end):
             if rel in (_attr(tag, "rel") or "").lower().split():
                 href = (_attr(tag, "href") or "").strip()
                 if href:
@@ -173,16 +219,18 @@ class Page:
         return norm(html.unescape(m.group(1).decode("utf-8", "replace"))) or None if m else None
 
 
+_CANONICAL_RE = re.compile(rb"""<link\b[^>]*?\brel\s*=\s*["']?canonical\b[^>]*>""")
 _TITLE_RE = re.compile(rb"<title[^>]*>(.*?)</title\s*>", re.I | re.S)
 _TAG_NAMES = (b"meta", b"link", b"a")
 
 
-def _tags_mentioning(raw: bytes, value: str) -> list[bytes]:
-    """The attribute text of each <meta>/<link>/<a> tag that contains ``value`` (matched as the
-    page spells it in lower case, as every seen page does)."""
+def _tags_mentioning(raw: bytes, value: str, limit: int | None = None) -> list[bytes]:
+    """The attribute text of each <meta>/<link>/<a> tag before ``limit`` that contains ``value``
+    (matched as the page spells it in lower case, as every seen page does)."""
     needle = value.encode()
+    limit = len(raw) if limit is None else limit
     found: list[bytes] = []
-    pos = raw.find(needle)
+    pos = raw.find(needle, 0, limit)
     while pos >= 0:
         start = raw.rfind(b"<", 0, pos)
         end = raw.find(b">", pos)
@@ -192,7 +240,7 @@ def _tags_mentioning(raw: bytes, value: str) -> list[bytes]:
             name = tag[:space].lower() if space > 0 else b""
             if name in _TAG_NAMES:
                 found.append(tag[space:])
-        pos = raw.find(needle, pos + len(needle))
+        pos = raw.find(needle, pos + len(needle), limit)
     return found
 
 
@@ -234,7 +282,7 @@ def parse_html(
 
 def parse_utf8(data: bytes, url: str = "", ref: PageRef | None = None) -> Page | None:
     """Like :func:`parse_html` for bytes already known to be UTF-8."""
-    if not data.strip():
+    if not data or data.isspace():
         return None
     try:
         root = etree.fromstring(data, _PARSER)
@@ -274,239 +322,3 @@ def parse_region(
     if page is not None:
         page.raw = data if declared in (None, "utf-8") else recode(data, declared)
     return page
-
-
-# ---------------------------------------------------------------- selectors
-
-_COMPOUND_RE = re.compile(r"^(?P<tag>[A-Za-z][\w-]*|\*)?(?P<rest>(?:\.[\w-]+|\[[^\]]+\])*)$")
-_ATTR_RE = re.compile(r"^\[\s*([\w:-]+)\s*(?:([*^$]?=)\s*[\"']?(.*?)[\"']?\s*)?\]$")
-_PART_RE = re.compile(r"\.[\w-]+|\[[^\]]+\]")
-
-
-class _Compound:
-    __slots__ = ("tag", "classes", "attrs")
-
-    def __init__(self, text: str) -> None:
-        m = _COMPOUND_RE.match(text)
-        if not m:
-            raise ValueError(f"unsupported selector part {text!r}")
-        tag = m.group("tag")
-        self.tag = None if tag in (None, "*") else tag.lower()
-        self.classes: tuple[str, ...] = ()
-        self.attrs: tuple[tuple[str, str | None, str], ...] = ()
-        for part in _PART_RE.findall(m.group("rest")):
-            if part.startswith("."):
-                self.classes += (part[1:],)
-            else:
-                a = _ATTR_RE.match(part)
-                if not a:
-                    raise ValueError(f"unsupported attribute selector {part!r}")
-                self.attrs += ((a.group(1).lower(), a.group(2), a.group(3) or ""),)
-
-    def matches(self, el: Element, classes: list[str] | None = None) -> bool:
-        """True when ``el`` matches; ``classes`` are its class tokens when already known."""
-        if self.tag is not None and el.tag != self.tag:
-            return False
-        if self.classes:
-            tokens = classes if classes is not None else (el.get("class") or "").split()
-            for c in self.classes:
-                if c not in tokens:
-                    return False
-        for name, op, expected in self.attrs:
-            value = el.get(name)
-            if value is None or not _attr_ok(value, op, expected):
-                return False
-        return True
-
-
-def _attr_ok(value: str, op: str | None, expected: str) -> bool:
-    if op is None:
-        return True
-    if op == "=":
-        return value == expected
-    if op == "*=":
-        return expected in value
-    if op == "^=":
-        return value.startswith(expected)
-    return value.endswith(expected)
-
-
-class Sel:
-    """A compiled selector: compounds (``tag.class[attr op value]``) joined by descendant spaces.
-
-    Matches are in document order and include the scope element itself (descendant-or-self),
-    so a block's own ``data-media-id`` is found with the block as scope. Tag-qualified selectors
-    ("div.body") scan one cached per-tag list; class-only ones (".body") use a class index built
-    on demand, and only when the class name occurs in the page at all.
-    """
-
-    def __init__(self, selector: str) -> None:
-        self.text = selector
-        self.parts = [_Compound(p) for p in selector.split()]
-        self.required = tuple(
-            {c.encode() for part in self.parts for c in part.classes}
-            | {name.encode() for part in self.parts for name, _, _ in part.attrs}
-        )
-
-    def __repr__(self) -> str:
-        return f"Sel({self.text!r})"
-
-    def all(self, page: Page, scope: Element | None = None) -> list[Element]:
-        if not page.mentions(self.required):
-            return []
-        last = self.parts[-1]
-        if last.tag and (len(self.parts) == 1 or last.classes or last.attrs):
-            tagged = page.tagged(scope, last.tag)
-            if last.attrs or len(last.classes) > 1:
-                found = [el for el, classes in tagged if last.matches(el, classes)]
-            elif last.classes:
-                token = last.classes[0]
-                found = [el for el, classes in tagged if token in classes]
-            else:
-                found = [el for el, _ in tagged]
-        elif last.classes:
-            found = [el for el in page.class_index(scope).get(last.classes[0], ()) if last.matches(el)]
-        elif len(self.parts) > 1:
-            return self._under_ancestors(page, scope, last)
-        else:
-            base = page.root if scope is None else scope
-            found = [el for el in base.iter(tag=ELEMENTS) if last.matches(el)]
-        return [el for el in found if self._ancestors_match(el)] if len(self.parts) > 1 else found
-
-    def first(self, page: Page, scope: Element | None = None) -> Element | None:
-        found = self.all(page, scope)
-        return found[0] if found else None
-
-    def _under_ancestors(self, page: Page, scope: Element | None, last: _Compound) -> list[Element]:
-        """Unqualified last part (".tags a"): search inside the elements the leading parts match."""
-        anchors = Sel.__new__(Sel)
-        anchors.text, anchors.parts, anchors.required = self.text, self.parts[:-1], ()
-        out: list[Element] = []
-        seen: set[Element] = set()
-        for anchor in anchors.all(page, scope):
-            for el in anchor.iter(last.tag or etree.Element):
-                if el is not anchor and el not in seen and last.matches(el):
-                    seen.add(el)
-                    out.append(el)
-        return out
-
-    def _ancestors_match(self, el: Element) -> bool:
-        """The ancestors of ``el`` match the leading parts, innermost first."""
-        need = len(self.parts) - 2
-        node = el.getparent()
-        while need >= 0 and node is not None:
-            if self.parts[need].matches(node):
-                need -= 1
-            node = node.getparent()
-        return need < 0
-
-
-def sels(*selectors: str) -> tuple[Sel, ...]:
-    """A fallback chain: compiled once at import, tried in order."""
-    return tuple(Sel(s) for s in selectors)
-
-
-def first_match(page: Page, scope: Element | None, chain: Iterable[Sel]) -> Element | None:
-    """The first element of the first selector in ``chain`` that finds any."""
-    for sel in chain:
-        found = sel.first(page, scope)
-        if found is not None:
-            return found
-    return None
-
-
-def all_of_first(page: Page, scope: Element | None, chain: Iterable[Sel]) -> list[Element]:
-    """All matches of the first selector in ``chain`` that matches anything."""
-    for sel in chain:
-        found = sel.all(page, scope)
-        if found:
-            return found
-    return []
-
-
-def first_text(page: Page, scope: Element | None, chain: Iterable[Sel]) -> str | None:
-    """Text of the first non-empty match, trying selectors in order."""
-    for sel in chain:
-        for el in sel.all(page, scope):
-            value = text_of(el)
-            if value:
-                return value
-    return None
-
-
-def first_attr(page: Page, scope: Element | None, chain: Iterable[Sel], attr: str) -> str | None:
-    for sel in chain:
-        for el in sel.all(page, scope):
-            value = (el.get(attr) or "").strip()
-            if value:
-                return value
-    return None
-
-
-# ---------------------------------------------------------------- text extraction
-
-BLOCK_TAGS = frozenset({
-    "address", "article", "aside", "blockquote", "dd", "div", "dl", "dt", "figcaption", "figure",
-    "footer", "form", "h1", "h2", "h3", "h4", "h5", "h6", "header", "hr", "li", "main", "nav",
-    "ol", "p", "pre", "section", "table", "tbody", "td", "tfoot", "th", "thead", "tr", "ul",
-})
-SKIP_TAGS = frozenset({"script", "style", "noscript", "template", "button", "select", "option", "iframe"})
-# Line breaks we insert; newlines in the source are just whitespace.
-_BREAK = "\x1e"
-
-
-def text_of(el: Element | None) -> str:
-    """Normalized visible text of one element; a ``<br>`` counts as a space, scripts are dropped."""
-    if el is None:
-        return ""
-    if len(el) == 0:
-        return "" if el.tag in SKIP_TAGS else norm(el.text)
-    out: list[str] = []
-    _walk(el, out, root=True)
-    return norm("".join(out).replace(_BREAK, " "))
-
-
-def lines_of(el: Element) -> list[str]:
-    """Visible text of a subtree as lines: block elements and ``<br>`` end a line.
-
-    Used where labels are matched ("Photo By:", "VIRIN:") so a value never runs into the next label,
-    and for ``<br>``-separated paragraphs (af.mil print view).
-    """
-    out: list[str] = []
-    _walk(el, out, root=True)
-    return [line for line in (norm(part) for part in "".join(out).split(_BREAK)) if line]
-
-
-def _walk(el: Element, out: list[str], root: bool = False) -> None:
-    tag = el.tag if isinstance(el.tag, str) else ""
-    if tag and tag not in SKIP_TAGS:
-        block = tag in BLOCK_TAGS
-        if block or tag == "br":
-            out.append(_BREAK)
-        if el.text:
-            out.append(el.text)
-        for child in el:
-            _walk(child, out)
-        if block:
-            out.append(_BREAK)
-    if el.tail and not root:
-        out.append(el.tail)
-
-
-def iter_elements(el: Element) -> Iterator[Element]:
-    """Element children only (comments and processing instructions skipped)."""
-    for child in el:
-        if isinstance(child.tag, str):
-            yield child
-
-
-def abs_url(base: str, href: str | None) -> str | None:
-    """An absolute URL; cheap for the common already-absolute case (urljoin is slow)."""
-    if not href:
-        return None
-    href = href.strip()
-    if not href:
-        return None
-    if href.startswith(("https://", "http://")):
-        return href
-    return urljoin(base, href)

@@ -13,7 +13,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from lxml import etree
 
-from crawler.parsers.dom import abs_url
+from crawler.parsers.extract import abs_url
 from crawler.parsers.text import norm, norm_or_none, parse_rfc822
 from crawler.records import Feed, ListingItem, ParseError
 from crawler.urls import CONTENT_TYPE_KIND, SITE_HOSTS, classify_url

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping
+from itertools import islice
 from urllib.parse import urlsplit
 
-from crawler.parsers.dom import Element, abs_url, lines_of, text_of
+from crawler.parsers.dom import Element
+from crawler.parsers.extract import abs_url, lines_of, own_text, text_of
 from crawler.parsers.text import norm, norm_or_none, parse_size, strip_credit_label
 from crawler.parsers.virin import find_virin, parse_virin, virin_from_filename
 from crawler.records import Image, Virin
@@ -41,21 +43,26 @@ _DOWNLOAD_WORDS = ("full size", "download")
 
 
 # Tags that can carry a field's class; images, scripts and the like are never read for classes.
-_ROLE_TAGS = ("div", "span", "p", "a", "li", "h2", "h3", "h4", "h5", "figcaption", "small", "strong", "em",
-              "section", "time", "ul", "dd", "dt")
+_ROLE_TAGS = ("div", "span", "p", "a", "li", "h2", "figcaption")
 
 
 def scan_block(block: Element, roles: Mapping[str, str]) -> dict[str, Element]:
     """field -> first element with that role; plus "img" and "igphoto" (first igphoto link)."""
     found: dict[str, Element] = {}
     get = roles.get
-    for el in block.iter(*_ROLE_TAGS):
+    for el in block.iterdescendants(*_ROLE_TAGS):
         classes = el.get("class")
         if classes:
-            for token in classes.split():
-                role = get(token)
-                if role is not None and role not in found:
-                    found[role] = el
+            role = get(classes)  # a single class token, the common case: no split needed
+            if role is None and " " in classes:
+                for token in classes.split():
+                    role = get(token)
+                    if role is not None:
+                        break
+            if role is not None and role not in found:
+                found[role] = el
+    if "title" not in found or "caption" not in found:
+        _fuzzy_roles(block, roles, found)
     for img in block.iter("img"):
         found["img"] = img
         break
@@ -67,15 +74,38 @@ def scan_block(block: Element, roles: Mapping[str, str]) -> dict[str, Element]:
     return found
 
 
+# Substrings that name a field in class tokens of a renamed template ("fig-caption", "photo-credit").
+_FUZZY_ROLES = (("caption", "caption"), ("title", "title"), ("credit", "credit"), ("photographer", "credit"),
+                ("virin", "virin"), ("download", "download"))
+
+
+def _fuzzy_roles(block: Element, roles: Mapping[str, str], found: dict[str, Element]) -> None:
+    """Fill missing fields from class tokens that contain a field's name (after a redesign)."""
+    wanted = set(roles.values())
+    for el in block.iter(*_ROLE_TAGS):
+        classes = el.get("class")
+        if not classes:
+            continue
+        for token in classes.lower().split():
+            for needle, role in _FUZZY_ROLES:
+                if needle in token and role in wanted and role not in found:
+                    found[role] = el
+
+
 def parse_image(
-    block: Element, base_url: str, roles: Mapping[str, str] = INLINE_ROLES, derive_page_url: bool = True
+    block: Element, base_url: str, roles: Mapping[str, str] = INLINE_ROLES, derive_page_url: bool = True,
+    soup: bool = False,
 ) -> Image | None:
     """An :class:`Image` from one block, or None when the block holds no image at all (e.g. video).
 
     ``derive_page_url`` builds the igphoto page URL from the media id when the block links none;
-    off for sites whose photo pages have another URL shape (af.mil 2016).
+    off for sites whose photo pages have another URL shape (af.mil 2016). ``soup``: the block
+    swallowed later content (unclosed tags), so each field keeps only its own words.
     """
     found = scan_block(block, roles)
+    if soup:
+        found = {role: el for role, el in found.items() if role in ("img", "igphoto", "download")} | {
+            role: _Own(el) for role, el in found.items() if role not in ("img", "igphoto", "download")}
     img = found.get("img")
     src = abs_url(base_url, _img_src(img))
     download_el = found.get("download")
@@ -108,7 +138,31 @@ def _text(found: dict[str, Element], role: str) -> str | None:
     el = found.get(role)
     if el is None:
         return None
-    return (norm(el.text) if len(el) == 0 else text_of(el)) or None
+    if isinstance(el, _Own):
+        return own_text(el.el) or None
+    if len(el) == 0:
+        return norm(el.text) or None
+    return text_of(el) or None
+
+
+class _Own:
+    """Marks a field element whose text must stop at its first block child (tag soup)."""
+
+    __slots__ = ("el",)
+
+    def __init__(self, el: Element) -> None:
+        self.el = el
+
+
+def is_soup(block: Element) -> bool:
+    """True when an image block swallowed body content: another image block or several
+    paragraphs inside it (a clean block holds one image and its labels, a dozen elements)."""
+    if next(block.iterdescendants("p", "h2", "h3", "h4", "h5", "h6", "ul", "ol", "blockquote"), None) is None:
+        return False  # the common case, decided by one C-level scan
+    for el in block.iter("div", "figure"):
+        if el is not block and (el.get("data-media-id") or "media-inline" in (el.get("class") or "")):
+            return True
+    return len(list(islice(block.iter("p"), 3))) > 2
 
 
 class _LazyLines:
@@ -158,8 +212,13 @@ def _site(url: str) -> str:
 def _credit(value: str | None, lines: _LazyLines) -> str | None:
     """The credit without its "Photo By:" label (and without a "| VIRIN: ..." tail)."""
     if value:
-        credit = strip_credit_label(value)
-        return norm_or_none(_CUT_VIRIN_RE.split(credit, maxsplit=1)[0]) if credit else None
+        if value[:9].lower() == "photo by:":
+            credit: str | None = value[9:].strip() or None
+        else:
+            credit = strip_credit_label(value)
+        if credit and ("|" in credit or "VIRIN" in credit.upper()):
+            credit = norm_or_none(_CUT_VIRIN_RE.split(credit, maxsplit=1)[0])
+        return credit
     for line in lines:
         m = _CREDIT_RE.search(line)
         if m and m.group(1).strip():

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import re
 
-from crawler.parsers.dom import Element, Page, Sel, abs_url, all_of_first, first_match, sels
+from crawler.parsers.dom import Element, Page
+from crawler.parsers.extract import abs_url
+from crawler.parsers.select import Sel, all_of_first, first_match, sels
 from crawler.parsers.text import norm, norm_or_none, parse_date
 from crawler.records import Listing, ListingItem, ParseError
 from crawler.urls import CONTENT_TYPE_KIND, classify_url

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from email.utils import parsedate_to_datetime
 
 # Characters that render as nothing but are not Python whitespace (zero-width, BOM, soft hyphen).
@@ -19,6 +19,10 @@ def norm(text: str | None) -> str:
     """NFC text with every whitespace run (incl. NBSP, newlines) collapsed to one space, stripped."""
     if not text:
         return ""
+    # Already clean (the common case on the hot path): printable means no tab, newline, NBSP or
+    # zero-width character; two C scans instead of a split and a join.
+    if text.isprintable() and "  " not in text and text[0] != " " and text[-1] != " ":
+        return text if text.isascii() else unicodedata.normalize("NFC", text)
     if text.isascii():
         return " ".join(text.split())
     if _INVISIBLE_RE.search(text):
@@ -59,10 +63,11 @@ def parse_date(text: str | None) -> str | None:
     m = _MDY_RE.search(text)
     if not m:
         return None
-    month = _MONTHS.get(m.group("mon")[:3].lower())
+    mon, day, year, hour, minute, ampm = m.group("mon", "day", "year", "h", "m", "ampm")
+    month = _MONTHS.get(mon[:3].lower())
     if month is None:
         return None
-    return _build(int(m.group("year")), month, int(m.group("day")), m.group("h"), m.group("m"), m.group("ampm"))
+    return _build(int(year), month, int(day), hour, minute, ampm)
 
 
 def _iso_from_match(text: str, m: re.Match[str]) -> str | None:
@@ -81,7 +86,7 @@ def _iso_from_match(text: str, m: re.Match[str]) -> str | None:
 def _build(year: int, month: int, day: int, hour: str | None, minute: str | None, ampm: str | None) -> str | None:
     try:
         if hour is None:
-            return datetime(year, month, day).date().isoformat()
+            return date(year, month, day).isoformat()
         h = int(hour)
         if ampm:
             pm = ampm[0].lower() == "p"
@@ -159,7 +164,7 @@ def split_byline(byline: str | None) -> tuple[list[str], str | None]:
     text = norm(byline)
     if not text:
         return [], None
-    text = _BY_RE.sub("", text)
+    text = text[3:] if text[:3] in ("By ", "BY ", "by ") else _BY_RE.sub("", text)
     if " , " in text:
         people, org = text.split(" , ", 1)
         return _split_people(people), norm_or_none(org)
@@ -176,6 +181,8 @@ def _looks_like_org(part: str) -> bool:
 
 
 def _split_people(text: str) -> list[str]:
+    if "," not in text and " and " not in text and "&" not in text:
+        return [text] if text else []  # one name, the common case
     names: list[str] = []
     for chunk in _merge_suffixes([c.strip() for c in text.split(",")]):
         names.extend(n.strip() for n in re.split(r"\s+and\s+|\s*&\s*", chunk))

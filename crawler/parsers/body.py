@@ -1,0 +1,259 @@
+"""The body of a story page: paragraphs and sub-headings, inline images and spotlight links, in
+one walk of the body element's children.
+
+The role tables below are the body's "selectors". The common case (a plain ``<p>``) is handled
+first and in line: this loop runs for every paragraph of every page. Tag soup (unclosed tags that
+nest the rest of the body inside a paragraph or an image block) is read line by line, as a
+browser shows it, so a markup-only breakage is not reported as an edit.
+"""
+
+from __future__ import annotations
+
+import re
+
+from crawler.parsers import images
+from crawler.parsers.dom import Element, Page
+from crawler.parsers.extract import BLOCK_TAGS, SKIP_TAGS, abs_url, lines_of, text_of
+from crawler.parsers.text import clean_dateline, norm
+from crawler.records import Image
+
+# Blocks inside the body that are not paragraphs: images and spotlight links are read as such,
+# everything else listed here is site furniture.
+BODY_BLOCK_BY_CLASS = {
+    "media-inline": "image", "spotlight-inline": "spotlight", "spotlight": "spotlight",
+    "social": "skip", "social-top": "skip", "social-bottom": "skip", "share": "skip", "sr-only": "skip",
+    "visually-hidden": "skip", "print": "skip", "tags": "skip", "related": "skip", "gallery": "skip",
+    "media-inline-popup": "skip", "breadcrumb": "skip", "disclaimer": "skip", "header": "skip",
+    "footer": "skip", "caption": "skip", "credit": "skip", "virin": "skip", "mtitle": "skip", "minfo": "skip",
+    "image-wrapper": "skip", "category": "skip", "byline": "skip", "date": "skip", "info": "skip",
+    "dateline": "skip", "maintitle": "skip", "subtitle": "skip",
+}
+BODY_BLOCK_BY_TAG = {
+    "figure": "image", "header": "skip", "footer": "skip", "nav": "skip", "aside": "skip",
+    "figcaption": "skip", "h1": "skip", "script": "skip", "style": "skip", "noscript": "skip", "form": "skip",
+    "button": "skip", "iframe": "skip", "template": "skip", "img": "skip", "video": "skip", "audio": "skip",
+}
+# Furniture that image-block rescue never enters (everything else in a soup block may hide paragraphs).
+_FURNITURE = {c: "skip" for c in ("tags", "related", "social", "social-top", "social-bottom", "share", "sr-only",
+                                    "visually-hidden", "gallery", "footer", "breadcrumb")}
+# Blocks whose text is one paragraph (or sub-heading) of the story.
+TEXT_BLOCKS = frozenset({"p", "h2", "h3", "h4", "h5", "h6", "li", "pre", "dd", "dt"})
+# Blocks that may hold text blocks; read as one paragraph when they hold none.
+CONTAINERS = frozenset({"div", "section", "article", "main", "ul", "ol", "dl", "blockquote", "center", "span", "table"})
+_NESTED_BLOCKS = TEXT_BLOCKS | CONTAINERS - {"span", "table"}
+
+_SPOTLIGHT_LABEL_RE = re.compile(r"^\s*Spotlight\s*:\s*", re.I)
+_DATELINE_END_RE = re.compile(r"(?:--|—|–)\s*$")
+_SHORT = 160
+# Paragraph texts that are site furniture even when they sit inside the body region.
+_BOILERPLATE_TEXT_RE = re.compile(
+    r"^(?:Choose which (?:Defense|War)\.gov products you want delivered to your inbox\.?|"
+    r"Subscribe to .{0,40}(?:news|updates)|Related Stories|Tags?:?|Share|Print|Email)$",
+    re.I,
+)
+
+
+class BodyReader:
+    """Paragraphs, inline images and spotlight links of the body, in one walk.
+
+    Without a body element (fallback), only real text blocks (p, h2-h6, li...) of the article
+    count, layout divs there being page furniture.
+    """
+
+    def __init__(self, page: Page, body: Element | None, article: Element | None, title: str,
+                 regions: dict[str, Element] | None = None) -> None:
+        self.url = page.url
+        self.fallback = body is None
+        # Reading the whole article (no body element): never read its tags or related regions.
+        self.skip = {el for key, el in (regions or {}).items() if key in ("tags", "related")} if body is None else set()
+        self.title = title
+        self.paragraphs: list[str] = []
+        self.images: list[Image] = []
+        self.spotlights: list[dict[str, str]] = []
+        self.dateline: str | None = None
+        root = body if body is not None else article
+        if root is None:
+            return
+        self._read(root)
+        if not self.paragraphs and not self.fallback:
+            self.paragraphs = [line for line in lines_of(root) if not _BOILERPLATE_TEXT_RE.match(line)]
+
+    def _read(self, el: Element) -> None:
+        """Walk the children of ``el`` in document order: text blocks become paragraphs, images
+        and spotlights are collected, furniture is skipped, containers are entered.
+
+        One flat loop with the common case (a plain ``<p>``) first: this is the hot path.
+        """
+        for child in el:
+            tag = child.tag
+            classes = child.get("class")
+            if classes is None and tag == "p" and not len(child):
+                text = norm(child.text)
+                if len(text) >= _SHORT:
+                    self.paragraphs.append(text)  # a plain long paragraph needs no furniture checks
+                elif text:
+                    self._add(child, text, False)
+                continue
+            role = _body_role(child, tag, classes)
+            if role is not None:
+                self._special(role, child)
+            elif self.skip and child in self.skip:
+                continue
+            elif tag in TEXT_BLOCKS or tag in CONTAINERS:
+                if len(child) and _has_block_child(child):
+                    self._read(child)
+                elif tag in TEXT_BLOCKS and len(child) and _has_block_descendant(child):
+                    self._read_lines(child)  # tag soup: a paragraph that swallowed later blocks
+                elif tag in TEXT_BLOCKS or not self.fallback or tag == "blockquote":
+                    text = text_of(child)
+                    if text:
+                        self._add(child, text, len(child) > 0)
+            elif tag == "a" and _SPOTLIGHT_LABEL_RE.match(text_of(child)):
+                self._spotlight(child)
+
+    def _special(self, role: str, el: Element) -> None:
+        if role == "image":
+            soup = images.is_soup(el)
+            image = images.parse_image(el, self.url, soup=soup)
+            if image is not None:
+                self.images.append(image)
+            if soup:
+                self._rescue(el)
+        elif role == "spotlight":
+            for a in el.iter("a"):
+                if a.get("href"):
+                    self._spotlight(a)
+                    break
+
+    def _rescue(self, el: Element) -> None:
+        """Body content that unclosed tags nested inside an image block: its paragraphs and the
+        image and spotlight blocks within it, in document order (a browser still shows them as
+        the story). Image fields are entered (soup hides paragraphs there) but not read as text."""
+        for child in el:
+            tag = child.tag
+            role = _body_role(child, tag, child.get("class"))
+            if role in ("image", "spotlight"):
+                self._special(role, child)
+            elif tag in TEXT_BLOCKS and role is None:
+                if len(child) and _has_block_descendant(child):
+                    self._read_lines(child)
+                else:
+                    text = text_of(child)
+                    if text:
+                        self._add(child, text, len(child) > 0)
+            elif _role(child, _FURNITURE) is None and tag not in SKIP_TAGS:
+                self._rescue(child)
+
+    def _read_lines(self, el: Element) -> None:
+        """Read a soup subtree as lines: block elements and <br> end a paragraph wherever they
+        are nested (what a browser shows), images, spotlights and furniture are handled by role."""
+        buf: list[str] = []
+
+        def flush() -> None:
+            text = norm("".join(buf))
+            buf.clear()
+            if text:
+                self._add(el, text, False)
+
+        def walk(node: Element) -> None:
+            if node.text:
+                buf.append(node.text)
+            for child in node:
+                tag = child.tag
+                if isinstance(tag, str) and tag not in SKIP_TAGS:
+                    role = _body_role(child, tag, child.get("class"))
+                    if role is not None:
+                        flush()
+                        self._special(role, child)
+                    elif tag == "br" or tag in BLOCK_TAGS:
+                        flush()
+                        walk(child)
+                        flush()
+                    else:
+                        walk(child)
+                if child.tail:
+                    buf.append(child.tail)
+
+        walk(el)
+        flush()
+
+    def _spotlight(self, a: Element) -> None:
+        href = abs_url(self.url, a.get("href"))
+        title = _SPOTLIGHT_LABEL_RE.sub("", text_of(a))
+        if href and title and all(s["url"] != href for s in self.spotlights):
+            self.spotlights.append({"title": title, "url": href})
+
+    def _add(self, block: Element, text: str, has_children: bool) -> None:
+        if has_children and not self.paragraphs and self.dateline is None:
+            self.dateline, text = _split_dateline(block, text)
+        if len(text) < _SHORT:  # furniture and spotlight lines are short; long text is a paragraph
+            spot = _spotlight_anchor(block, text) if has_children else None
+            if spot is not None:
+                self._spotlight(spot)
+                return
+            if _BOILERPLATE_TEXT_RE.match(text) or (self.fallback and text == self.title):
+                return
+            if not any(c.isalnum() for c in text):
+                return  # stray punctuation left by broken markup ("&", "|")
+        self.paragraphs.append(text)
+
+
+def _spotlight_anchor(block: Element, text: str) -> Element | None:
+    """A paragraph that is only a "Spotlight: ..." link (markup without a spotlight class)."""
+    if not text.lower().startswith("spotlight"):
+        return None
+    a = next(block.iter("a"), None)
+    return a if a is not None and _SPOTLIGHT_LABEL_RE.match(text_of(a)) else None
+
+
+def _split_dateline(block: Element, text: str) -> tuple[str | None, str]:
+    """(dateline, rest) when the block starts with a bold "CITY (AFNS) --"; else (None, text)."""
+    if (block.text or "").strip() or len(block) == 0:
+        return None, text
+    lead = block[0]
+    if lead.tag not in ("strong", "b"):
+        return None, text
+    head = text_of(lead)
+    if _DATELINE_END_RE.search(head) and text.startswith(head) and len(text) > len(head):
+        return clean_dateline(head), norm(text[len(head):])
+    return None, text
+
+
+def _body_role(el: Element, tag: str, classes: str | None) -> str | None:
+    """image / spotlight / skip for special blocks of the body, None for text and containers."""
+    if classes:
+        role = BODY_BLOCK_BY_CLASS.get(classes)
+        if role is not None:
+            return role
+        if " " in classes:
+            for token in classes.split():
+                if token in BODY_BLOCK_BY_CLASS:
+                    return BODY_BLOCK_BY_CLASS[token]
+    role = BODY_BLOCK_BY_TAG.get(tag)
+    if role is None and tag == "div" and el.get("data-media-id"):
+        role = "image"  # an image block without the media-inline class
+    return role
+
+
+def _has_block_descendant(el: Element) -> bool:
+    return next(el.iterdescendants(*_NESTED_BLOCKS), None) is not None
+
+
+def _has_block_child(el: Element) -> bool:
+    for child in el:  # noqa: SIM110 - a plain loop: any() with a generator is slower on the hot path
+        if child.tag in _NESTED_BLOCKS:
+            return True
+    return False
+
+
+def _role(el: Element, table: dict[str, str]) -> str | None:
+    """The role of the first class token of ``el`` listed in ``table``."""
+    classes = el.get("class")
+    if classes:
+        role = table.get(classes)
+        if role is not None or " " not in classes:
+            return role
+        for token in classes.split():
+            if token in table:
+                return table[token]
+    return None

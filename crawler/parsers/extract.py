@@ -1,0 +1,101 @@
+"""Text extraction from lxml elements, and URL helpers shared by the parsers.
+
+Why not ``text_content()``: it joins text across ``<br>`` and block boundaries without spaces and
+includes scripts; these helpers insert the breaks a browser shows and skip what it hides.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urljoin, urlsplit
+
+from crawler.parsers.dom import Element
+from crawler.parsers.text import norm
+from crawler.urls import SITE_HOSTS
+
+BLOCK_TAGS = frozenset({
+    "address", "article", "aside", "blockquote", "dd", "div", "dl", "dt", "figcaption", "figure",
+    "footer", "form", "h1", "h2", "h3", "h4", "h5", "h6", "header", "hr", "li", "main", "nav",
+    "ol", "p", "pre", "section", "table", "tbody", "td", "tfoot", "th", "thead", "tr", "ul",
+})
+SKIP_TAGS = frozenset({"script", "style", "noscript", "template", "button", "select", "option", "iframe"})
+# Line breaks we insert; newlines in the source are just whitespace.
+_BREAK = "\x1e"
+
+
+def text_of(el: Element | None) -> str:
+    """Normalized visible text of one element; a ``<br>`` counts as a space, scripts are dropped."""
+    if el is None:
+        return ""
+    if len(el) == 0:
+        return "" if el.tag in SKIP_TAGS else norm(el.text)
+    out: list[str] = []
+    _walk(el, out, root=True)
+    return norm("".join(out).replace(_BREAK, " "))
+
+
+def lines_of(el: Element) -> list[str]:
+    """Visible text of a subtree as lines: block elements and ``<br>`` end a line.
+
+    Used where labels are matched ("Photo By:", "VIRIN:") so a value never runs into the next label,
+    and for ``<br>``-separated paragraphs (af.mil print view).
+    """
+    out: list[str] = []
+    _walk(el, out, root=True)
+    return [line for line in (norm(part) for part in "".join(out).split(_BREAK)) if line]
+
+
+def _walk(el: Element, out: list[str], root: bool = False) -> None:
+    tag = el.tag if isinstance(el.tag, str) else ""
+    if tag and tag not in SKIP_TAGS:
+        block = tag in BLOCK_TAGS
+        if block or tag == "br":
+            out.append(_BREAK)
+        if el.text:
+            out.append(el.text)
+        for child in el:
+            _walk(child, out)
+        if block:
+            out.append(_BREAK)
+    if el.tail and not root:
+        out.append(el.tail)
+
+
+def own_text(el: Element) -> str:
+    """Text of ``el`` without its block-level descendants: a field element that tag soup left
+    unclosed swallows the rest of the page, and only its own words are the field."""
+    out: list[str] = [el.text or ""]
+    for child in el:
+        if child.tag in BLOCK_TAGS:
+            break  # the field ended where the soup began
+        _walk(child, out, root=True)
+        out.append(child.tail or "")
+    return norm("".join(out).replace(_BREAK, " "))
+
+
+
+
+def _netloc(url: str) -> str:
+    if url.startswith(("https://", "http://")):
+        return url.split("/", 3)[2].lower()
+    return urlsplit(url).netloc.lower()
+
+
+def same_site(page_url: str, link: str) -> bool:
+    """True when ``link`` is on the page's own host, or both are defense.gov / war.gov hosts."""
+    page_host = _netloc(page_url)
+    host = _netloc(link)
+    if host == page_host or not page_host:
+        return True
+    return host.split(":")[0] in SITE_HOSTS and page_host.split(":")[0] in SITE_HOSTS
+
+
+def abs_url(base: str, href: str | None) -> str | None:
+    """An absolute URL; cheap for the common already-absolute case (urljoin is slow)."""
+    if not href:
+        return None
+    href = href.strip()
+    if not href:
+        return None
+    if href.startswith(("https://", "http://")):
+        return href
+    return urljoin(base, href)
