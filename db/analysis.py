@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
+from db.sql import where as sql_where
+
 if TYPE_CHECKING:
     import sqlite_utils
 
@@ -185,30 +187,20 @@ def find_images(
     The VIRIN pattern uses ``*`` and ``?`` wildcards and ignores case (VIRINs are printed in both);
     ``credit`` matches a part of the credit line. Each row lists the stories showing the image.
     """
-    clauses, params = [], []
-    if virin_pattern:
-        clauses.append("i.virin LIKE ? ESCAPE '\\'")
-        params.append(wildcard_to_like(virin_pattern))
-    if branch:
-        clauses.append("UPPER(i.virin_branch_code) = UPPER(?)")
-        params.append(branch)
-    if shot_from:
-        clauses.append("i.virin_shot_date >= ?")
-        params.append(shot_from)
-    if shot_to:
-        clauses.append("i.virin_shot_date <= ?")
-        params.append(shot_to)
-    if credit:
-        clauses.append("i.credit LIKE ? ESCAPE '\\'")
-        params.append(f"%{_like_escape(credit)}%")
-    where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+    clause, params = sql_where(
+        ("i.virin LIKE ? ESCAPE '\\'", wildcard_to_like(virin_pattern) if virin_pattern else None),
+        ("UPPER(i.virin_branch_code) = UPPER(?)", branch),
+        ("i.virin_shot_date >= ?", shot_from),
+        ("i.virin_shot_date <= ?", shot_to),
+        ("i.credit LIKE ? ESCAPE '\\'", f"%{_like_escape(credit)}%" if credit else None),
+    )
     sql = f"""SELECT i.media_id, i.virin, i.virin_shot_date, i.virin_branch_code, i.virin_branch,
                      i.virin_originator_id, i.virin_sequence, i.virin_suffix, i.title, i.caption, i.credit,
                      i.size_bytes, i.page_url, i.download_url, i.source, i.status, i.first_seen,
                      (SELECT json_group_array(story_id) FROM
                         (SELECT story_id FROM story_images si WHERE si.media_id = i.media_id ORDER BY story_id))
                        AS story_ids
-              FROM images i {where}
+              FROM images i {clause}
               ORDER BY i.virin_shot_date IS NULL, i.virin_shot_date DESC, i.media_id"""
     if limit:
         sql += " LIMIT ?"

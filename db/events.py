@@ -8,6 +8,8 @@ from typing import Any
 
 import sqlite_utils
 
+from db.sql import where
+
 SUBJECT_TABLES = {  # page type -> (state table, its key, versions table, the versions table's key)
     "story": ("stories", "id", "story_versions", "story_id"),
     "photo": ("images", "media_id", "image_versions", "media_id"),
@@ -170,18 +172,8 @@ def list_events(
     db: sqlite_utils.Database, *, since: str | None = None, kind: str | None = None, run_id: int | None = None
 ) -> list[dict[str, Any]]:
     """Events newest last, for ``defwatch changes`` and the demo."""
-    clauses, params = [], []
-    if since:
-        clauses.append("detected_at >= ?")
-        params.append(since)
-    if kind:
-        clauses.append("kind = ?")
-        params.append(kind)
-    if run_id is not None:
-        clauses.append("run_id = ?")
-        params.append(run_id)
-    where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-    rows = db.execute(f"SELECT * FROM events {where} ORDER BY id", params)
+    clause, params = where(("detected_at >= ?", since), ("kind = ?", kind), ("run_id = ?", run_id))
+    rows = db.execute(f"SELECT * FROM events {clause} ORDER BY id", params)
     columns = [c[0] for c in rows.description]
     events = []
     for row in rows.fetchall():
