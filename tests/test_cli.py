@@ -1,0 +1,113 @@
+"""The operational commands as users call them: parse, init, changes, sample-site, demo."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+from defwatch.cli import main
+from defwatch.config import Config, load_config
+from samplesite import render_page
+from tests.conftest import ROOT, crawl_env, run_crawl
+
+STORY_PATH = "/News/News-Stories/Article/Article/3610656/more-nations-meet-to-address-space-security/"
+STORY_KEYS = ["type", "id", "kind", "url", "canonical_url", "title", "subtitle", "published", "updated", "byline",
+              "authors", "organisation", "dateline", "paragraphs", "body_text", "images", "tags", "related",
+              "spotlights", "parser_version"]
+
+
+def test_parse_a_saved_page_prints_the_story_record(tmp_path, capsys):
+    page = tmp_path / "story.html"
+    page.write_bytes(render_page(STORY_PATH)[2])
+    assert main(["parse", str(page), "--url", "https://www.war.gov" + STORY_PATH, "--json"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert list(record) == STORY_KEYS
+    assert (record["id"], record["kind"], len(record["images"])) == (3610656, "news-story", 4)
+
+
+def test_parse_gives_an_error_record_and_exit_1_for_a_block_page(tmp_path, capsys):
+    page = tmp_path / "denied.html"
+    page.write_text("<HTML><HEAD><TITLE>Access Denied</TITLE></HEAD><BODY><H1>Access Denied</H1>"
+                    "You don't have permission to access this server.<P>Reference&#32;&#35;18.1</BODY></HTML>")
+    assert main(["parse", str(page), "--url", "https://www.war.gov" + STORY_PATH]) == 1
+    record = json.loads(capsys.readouterr().out)
+    assert (record["type"], record["reason"]) == ("error", "block_page")
+
+
+def test_parse_of_a_missing_file_or_an_off_site_url_is_a_usage_error(capsys):
+    assert main(["parse", "/no/such/file.html"]) == 2
+    assert "no such file" in capsys.readouterr().err
+    assert main(["parse", "https://evil.example/x"]) == 2
+    assert "not a page of the watched site" in capsys.readouterr().err
+
+
+def test_init_writes_the_defaults_and_refuses_to_overwrite(tmp_path, capsys, monkeypatch):
+    for name in [k for k in os.environ if k.startswith("DEFWATCH_")]:
+        monkeypatch.delenv(name)
+    target = tmp_path / "defwatch.toml"
+    assert main(["init", "--path", str(target)]) == 0
+    loaded = load_config(str(target), env={})
+    assert loaded.db == Config().db and loaded.site == Config().site and loaded.jobs == Config().jobs
+    assert main(["init", "--path", str(target)]) == 2
+    assert "--force" in capsys.readouterr().err
+
+
+def test_changes_json_keeps_its_contract_keys(site, tmp_path, capsys):
+    db = tmp_path / "changes.db"
+    env = crawl_env(tmp_path)
+    assert run_crawl(db, site.base_url, env=env).returncode == 0
+    site.set_title(3610656, "A new title")
+    assert run_crawl(db, site.base_url, env=env).returncode == 0
+    assert main(["changes", "--db", str(db), "--json", "--kind", "story_updated"]) == 0
+    [event] = json.loads(capsys.readouterr().out)
+    for key in ("id", "kind", "subject_type", "subject_id", "url", "title", "run_id", "detected_at",
+                "changed_fields", "summary"):
+        assert key in event
+    assert (event["kind"], event["subject_id"], event["changed_fields"]) == ("story_updated", 3610656, ["title"])
+    assert main(["changes", "--db", str(db), "--since", "yesterday"]) == 2
+    assert main(["changes", "--db", str(db), "--kind", "story_exploded"]) == 2
+
+
+def test_bad_site_option_is_refused(tmp_path, capsys):
+    assert main(["crawl", "--db", str(tmp_path / "x.db"), "--site", "file:///etc"]) == 2
+    assert main(["crawl", "--db", str(tmp_path / "x.db"), "--site", "http://127.0.0.1:1/News/"]) == 2
+    assert not (tmp_path / "x.db").exists()
+
+
+def test_sample_site_command_serves_the_site(tmp_path):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "defwatch", "sample-site", "--port", str(port)],
+                              cwd=ROOT, env=crawl_env(tmp_path), stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    try:
+        body = b""
+        for _ in range(100):
+            try:
+                body = urllib.request.urlopen(f"http://127.0.0.1:{port}{STORY_PATH}", timeout=2).read()
+                break
+            except OSError:
+                time.sleep(0.1)
+        assert b"More Nations Meet to Address Space Security" in body
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def test_demo_runs_the_whole_mission_and_reports_measured_events(tmp_path):
+    db = tmp_path / "demo.db"
+    proc = subprocess.run([sys.executable, "-m", "defwatch", "demo", "--db", str(db)], cwd=ROOT, env=crawl_env(tmp_path),
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    for line in ("story_updated    [body]", "story_updated    [captions]", "image_updated    [caption]",
+                 "related_added", "story_new", "story_removed"):
+        assert line in out
+    assert "mail received by the SMTP sink" in out and "+ The ministers agreed to meet again in 2024" in out
+    assert "3342560" not in out.split("events recorded:")[1]  # the blocked story is not an event
