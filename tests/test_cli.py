@@ -102,8 +102,8 @@ def test_sample_site_command_serves_the_site(tmp_path):
 
 def test_demo_runs_the_whole_mission_and_reports_measured_events(tmp_path):
     db = tmp_path / "demo.db"
-    proc = subprocess.run([sys.executable, "-m", "defwatch", "demo", "--db", str(db)], cwd=ROOT, env=crawl_env(tmp_path),
-                          capture_output=True, text=True, timeout=300, check=False)
+    proc = subprocess.run([sys.executable, "-m", "defwatch", "demo", "--db", str(db)], cwd=ROOT,
+                          env=crawl_env(tmp_path), capture_output=True, text=True, timeout=300, check=False)
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
     for line in ("story_updated    [body]", "story_updated    [captions]", "image_updated    [caption]",
