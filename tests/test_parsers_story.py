@@ -507,3 +507,18 @@ def test_related_links_to_other_hosts_are_not_related_stories() -> None:
     local = "http://127.0.0.1:8000/News/News-Stories/Article/Article/3610656/x/"
     record = parse_page(body.replace(b"https://www.war.gov/", b"http://127.0.0.1:8000/"), local, ctype)
     assert [r.id for r in record.related] == [3599817, 3727730]  # only the sample site's own host
+
+
+def test_photo_pages_parsed_from_their_region_equal_the_whole_page_parse():
+    """The region fast path must never change a photo record, only its cost."""
+    from crawler.parsers import parse_page
+    from crawler.parsers.dom import parse_html
+    from crawler.parsers.photo import parse_photo
+    from crawler.urls import classify_url
+    from samplesite import Site, render_page
+
+    for media_id in Site().content.images:
+        url = f"https://www.war.gov/Multimedia/Photos/igphoto/{media_id}/"
+        body = render_page(url.removeprefix("https://www.war.gov"))[2]
+        whole = parse_photo(parse_html(body, None, url, classify_url(url)))
+        assert parse_page(body, url).to_dict() == whole.to_dict()

@@ -57,6 +57,10 @@ def _parse(body: bytes | str, url: str, content_type: str | None, expected: str 
         quick = _story_from_region(raw, url, ref, content_type)
         if quick is not None:
             return quick
+    elif expected == "photo":
+        quick = _photo_from_region(raw, url, ref, content_type)
+        if quick is not None:
+            return quick
     blocked = sniff_block_page(raw)
     if blocked:
         return ParseError(url, "block_page", f"{blocked} page served instead of content", expected)
@@ -89,6 +93,15 @@ def _story_from_region(raw: bytes, url: str, ref: PageRef | None, content_type: 
     if page is None:
         return None
     record = parse_story(page)
+    return None if isinstance(record, ParseError) else record
+
+
+def _photo_from_region(raw: bytes, url: str, ref: PageRef | None, content_type: str | None) -> Record | None:
+    """Like :func:`_story_from_region` for photo pages (their info block ``div.photo-detail``)."""
+    page = parse_region(raw, url, ref, content_type, tag=b"<div", marker=b"photo-detail")
+    if page is None:
+        return None
+    record = parse_photo(page)
     return None if isinstance(record, ParseError) else record
 
 

@@ -292,21 +292,23 @@ def parse_utf8(data: bytes, url: str = "", ref: PageRef | None = None) -> Page |
 
 
 def parse_region(
-    data: bytes, url: str = "", ref: PageRef | None = None, content_type: str | None = None
+    data: bytes, url: str = "", ref: PageRef | None = None, content_type: str | None = None,
+    *, tag: bytes = b"<article", marker: bytes = b"adetail",
 ) -> Page | None:
-    """Only the story region of a UTF-8 page: from ``<article class="adetail ...">`` to ``</main>``
-    (or the last ``</article>``); None when the page has no such region.
+    """Only the content region of a UTF-8 page: from the first ``tag`` whose attributes contain
+    ``marker`` (a story's ``<article class="adetail ...">``, a photo's ``<div class="... photo-detail">``)
+    to ``</main>`` (or the last ``</article>``); None when the page has no such region.
 
     Why: banner, navigation, head and footer are half of a story page's bytes and none of its
     content, and lxml's parse is most of a page's cost. The caller falls back to the whole page
     when the region does not yield a story, so nothing is lost on unusual markup.
     """
-    start = data.find(b"<article")
+    start = data.find(tag)
     while start >= 0:
         close = data.find(b">", start)
-        if close > 0 and b"adetail" in data[start:close]:
+        if close > 0 and marker in data[start:close]:
             break
-        start = data.find(b"<article", start + 8)
+        start = data.find(tag, start + len(tag))
     if start < 0:
         return None
     end = data.find(b"</main>", start)
