@@ -82,6 +82,24 @@ def previous_version(db: sqlite_utils.Database, page_type: str, subject_id: int,
     return row[0] if row else None
 
 
+def recent_versions(
+    db: sqlite_utils.Database, page_type: str, subject_id: int, run_id: int, count: int = 3
+) -> list[int]:
+    """The page's last ``count`` distinct versions before the run, oldest first (repeats collapsed)."""
+    rows = db.execute(
+        """SELECT version FROM fetches WHERE page_type = ? AND subject_id = ? AND run_id < ? AND version IS NOT NULL
+           ORDER BY id DESC LIMIT 50""",
+        [page_type, subject_id, run_id],
+    ).fetchall()
+    history: list[int] = []
+    for (version,) in rows:
+        if not history or history[-1] != version:
+            history.append(version)
+        if len(history) == count:
+            break
+    return history[::-1]
+
+
 def version_record(db: sqlite_utils.Database, page_type: str, subject_id: int, version: int) -> dict[str, Any]:
     _, _, versions, key = SUBJECT_TABLES[page_type]
     row = db.execute(f"SELECT record FROM {versions} WHERE {key} = ? AND version = ?", [subject_id, version]).fetchone()

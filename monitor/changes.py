@@ -13,13 +13,15 @@ the state before the run:
 - run health becomes operator events: ``crawl_blocked``, ``crawl_failed`` and ``parser_degraded``
   (which also holds the run's subscriber events until the parser recovers).
 
-Detection is idempotent: events are unique per run, kind and subject, so running it twice for a run
+A page flapping between two versions (A, B, A, B...) is reported for its first change and its
+first revert only. Detection is idempotent: events are unique per run, kind and subject, so running it twice for a run
 changes nothing. The first run into an empty archive is a baseline and announces nothing.
 """
 
 from __future__ import annotations
 
 import difflib
+import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -30,6 +32,8 @@ from db import events as q
 from db.archive import utcnow
 from db.versions import changed_image_fields, changed_story_fields
 from defwatch.config import MonitorConfig
+
+logger = logging.getLogger(__name__)
 
 SUBSCRIBER_KINDS = (
     "story_new", "story_updated", "story_removed", "story_restored", "related_added", "related_removed",
@@ -118,11 +122,25 @@ def _seen_events(
         if not baseline and fetch.page_type == "story":
             kind = state.get("kind") or "story"
             events.append(_subject_event("story_new", fetch, state, f"New {kind}: {_title(state)}", to=fetch.version))
-    elif previous != fetch.version:
+    elif previous != fetch.version and not _flapping(db, fetch, run_id):
         update = _update_event(db, fetch, state, previous)
         if update:
             events.append(update)
     return events
+
+
+def _flapping(db: sqlite_utils.Database, fetch: q.SubjectFetch, run_id: int) -> bool:
+    """A page alternating between two versions (A, B, A, now B): out-of-sync caches, not edits.
+
+    The first change and its first revert are reported (a real edit can be undone); from the next
+    alternation on, the page is flapping and further flips are not news.
+    """
+    history = q.recent_versions(db, fetch.page_type, fetch.subject_id, run_id)
+    flapping = len(history) == 3 and fetch.version == history[1] and history[2] == history[0]
+    if flapping:
+        logger.info("%s %s flaps between versions %s and %s: not reported", fetch.page_type, fetch.subject_id,
+                    history[1], history[2])
+    return flapping
 
 
 def _update_event(
