@@ -220,3 +220,18 @@ def _count(db, table):
             return conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
     except sqlite3.OperationalError:
         return 0
+
+
+def test_markup_only_changes_are_not_updates(site, tmp_path):
+    db = tmp_path / "markup.db"
+    env = crawl_env(tmp_path)
+    assert run_crawl(db, site.base_url, env=env).returncode == 0
+    site.break_html(EDITED, mode="garbage")  # tag soup around the same text
+    site.break_html(CAPTIONED_STORY, mode="redesign")  # renamed classes, same content
+    run = run_crawl(db, site.base_url, env=env)
+    assert run.returncode == 0, run.stderr
+    with sqlite3.connect(db) as conn:
+        fetched = dict(conn.execute("""SELECT subject_id, status FROM fetches WHERE run_id = 2
+                                       AND subject_id IN (?, ?)""", (EDITED, CAPTIONED_STORY)).fetchall())
+    assert fetched == {EDITED: 200, CAPTIONED_STORY: 200}  # the new markup really was parsed
+    assert events(db, 2) == []
