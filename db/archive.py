@@ -15,7 +15,7 @@ import hashlib
 import json
 import os
 import zlib
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -130,8 +130,7 @@ class Archive:
         return sha
 
     def raw_body(self, sha256: str) -> bytes | None:
-        row = self.db.execute("SELECT content FROM raw_pages WHERE sha256 = ?", [sha256]).fetchone()
-        return zlib.decompress(row[0]) if row else None
+        return read_raw(self.db, sha256)
 
     def _insert_fetch(
         self, run_id: int, fetch: FetchInfo, sha: str | None, size: int | None, seen_at: str, record: Record | None
@@ -163,20 +162,14 @@ class Archive:
             {"title": story.title, "subtitle": story.subtitle, "byline": story.byline,
              "published": story.published, "body_text": story.body_text},
         )
-        captions = "\n".join(filter(None, (img.caption for img in story.images)))
         state = {
-            "id": story.id, "kind": story.kind, "url": story.url, "canonical_url": story.canonical_url,
-            "title": story.title, "subtitle": story.subtitle, "published": story.published,
-            "updated": story.updated, "byline": story.byline, "authors": json.dumps(story.authors),
-            "organisation": story.organisation, "dateline": story.dateline, "body_text": story.body_text,
-            "captions": captions, "tags": json.dumps(story.tags), "current_version": version,
-            "last_seen": seen_at, "last_fetched": seen_at, "etag": fetch.etag,
-            "last_modified": fetch.last_modified, "parser_version": story.parser_version,
+            "id": story.id, "url": story.url, **story_columns(record), "current_version": version,
+            "last_seen": seen_at, "last_fetched": seen_at, "etag": fetch.etag, "last_modified": fetch.last_modified,
         }
         self._upsert_state("stories", "id", state, seen_at, run_id, new_subject)
         self._store_story_images(story, run_id, seen_at)
         self._store_related(story, run_id, seen_at)
-        self._store_tags(story, seen_at)
+        write_tags(self.db, story.id, story.tags, seen_at)
         return SaveResult(fetch_id, version, new_version, new_subject)
 
     def _upsert_version(
@@ -231,7 +224,7 @@ class Archive:
     def _ensure_inline_image(self, image: Any, run_id: int, seen_at: str) -> None:
         """An image first met inline gets a row; a photo page, when fetched, owns its fields."""
         row = self.db.execute("SELECT source FROM images WHERE media_id = ?", [image.media_id]).fetchone()
-        fields = _image_columns(image)
+        fields = {"media_id": image.media_id, **image_columns(asdict(image))}
         if row is None:
             self._insert(
                 "images",
@@ -262,14 +255,6 @@ class Archive:
             [seen_at, run_id, story.id, *current],
         )
 
-    def _store_tags(self, story: Story, seen_at: str) -> None:
-        names = sorted(set(story.tags))
-        for name in names:
-            self.db.execute(
-                "INSERT OR IGNORE INTO tags (story_id, name, first_seen) VALUES (?, ?, ?)", [story.id, name, seen_at]
-            )
-        self.db.execute(f"DELETE FROM tags WHERE story_id = ? AND name NOT IN ({_marks(names)})", [story.id, *names])
-
     # -- photos -------------------------------------------------------------------------------
 
     def _store_photo(
@@ -285,9 +270,8 @@ class Archive:
             {"title": photo.title, "caption": photo.caption, "credit": photo.credit},
         )
         state = {
-            **_image_columns(photo), "page_url": photo.url or photo.page_url, "published": photo.published,
-            "source": "photo_page", "current_version": version, "last_seen": seen_at, "last_fetched": seen_at,
-            "etag": fetch.etag, "last_modified": fetch.last_modified, "parser_version": photo.parser_version,
+            "media_id": photo.media_id, **image_columns(record), "source": "photo_page", "current_version": version,
+            "last_seen": seen_at, "last_fetched": seen_at, "etag": fetch.etag, "last_modified": fetch.last_modified,
         }
         self._upsert_state("images", "media_id", state, seen_at, run_id, row is None)
         return SaveResult(fetch_id, version, new_version, row is None)
@@ -383,17 +367,49 @@ def _subject_tables(page_type: str | None) -> tuple[str | None, str, str]:
     return None, "", ""
 
 
-def _image_columns(image: Any) -> dict[str, Any]:
-    virin = image.virin
+def story_columns(record: dict[str, Any]) -> dict[str, Any]:
+    """The ``stories`` columns a parse decides, from a story record (``Story.to_dict()``).
+
+    Shared with ``db.reparse`` so a re-parse writes exactly what a crawl would have written.
+    """
+    images = record.get("images") or []
     return {
-        "media_id": image.media_id, "page_url": image.page_url, "src": image.src,
-        "download_url": image.download_url, "alt": image.alt, "title": image.title, "caption": image.caption,
-        "credit": image.credit, "size_bytes": image.size_bytes,
-        "virin": virin.raw if virin else None,
-        "virin_shot_date": virin.shot_date if virin else None,
-        "virin_branch_code": virin.branch_code if virin else None,
-        "virin_branch": virin.branch if virin else None,
-        "virin_originator_id": virin.originator_id if virin else None,
-        "virin_sequence": virin.sequence if virin else None,
-        "virin_suffix": virin.suffix if virin else None,
+        "kind": record.get("kind"), "canonical_url": record.get("canonical_url"), "title": record.get("title"),
+        "subtitle": record.get("subtitle"), "published": record.get("published"), "updated": record.get("updated"),
+        "byline": record.get("byline"), "authors": json.dumps(record.get("authors") or []),
+        "organisation": record.get("organisation"), "dateline": record.get("dateline"),
+        "body_text": record.get("body_text"),
+        "captions": "\n".join(filter(None, (img.get("caption") for img in images))),  # searchable
+        "tags": json.dumps(record.get("tags") or []), "parser_version": record.get("parser_version"),
     }
+
+
+def image_columns(record: dict[str, Any]) -> dict[str, Any]:
+    """The ``images`` columns a parse decides, from a photo record or an inline image's dict."""
+    virin = record.get("virin") if isinstance(record.get("virin"), dict) else {}
+    return {
+        "page_url": record.get("url") or record.get("page_url"), "src": record.get("src"),
+        "download_url": record.get("download_url"), "alt": record.get("alt"), "title": record.get("title"),
+        "caption": record.get("caption"), "credit": record.get("credit"), "size_bytes": record.get("size_bytes"),
+        "published": record.get("published"), "virin": virin.get("raw"), "virin_shot_date": virin.get("shot_date"),
+        "virin_branch_code": virin.get("branch_code"), "virin_branch": virin.get("branch"),
+        "virin_originator_id": virin.get("originator_id"), "virin_sequence": virin.get("sequence"),
+        "virin_suffix": virin.get("suffix"), "parser_version": record.get("parser_version"),
+    }
+
+
+def write_tags(db: sqlite_utils.Database, story_id: int, tags: list[str], seen_at: str) -> None:
+    """The tags index follows the story's current tags; a tag already known keeps its first-seen date."""
+    names = sorted(set(tags))
+    for name in names:
+        db.execute("INSERT OR IGNORE INTO tags (story_id, name, first_seen) VALUES (?, ?, ?)",
+                   [story_id, name, seen_at])
+    db.execute(f"DELETE FROM tags WHERE story_id = ? AND name NOT IN ({_marks(names)})", [story_id, *names])
+
+
+def read_raw(db: sqlite_utils.Database, sha256: str | None) -> bytes | None:
+    """A stored response body, decompressed."""
+    if not sha256:
+        return None
+    row = db.execute("SELECT content FROM raw_pages WHERE sha256 = ?", [sha256]).fetchone()
+    return zlib.decompress(row[0]) if row else None

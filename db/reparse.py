@@ -23,7 +23,6 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-import zlib
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -34,6 +33,7 @@ import sqlite_utils
 
 from crawler.parsers import parse_page
 from crawler.records import PARSER_VERSION
+from db.archive import image_columns, read_raw, story_columns, write_tags
 from db.versions import content_hash, image_content, story_content
 
 MAX_LISTED_FAILURES = 50  # the counts are complete; the examples are for a person to look at
@@ -204,7 +204,7 @@ def _version_rows(db: sqlite_utils.Database, subject: Subject, sid: int, since: 
 
 def reparse_version(db: sqlite_utils.Database, subject: Subject, row: VersionRow) -> Outcome:
     """Parse one stored version's raw page again and compare the record with the stored one."""
-    body = _raw_body(db, row.raw_sha256)
+    body = read_raw(db, row.raw_sha256)
     if body is None:
         return Outcome(row, "failed", reason="no_raw_page", detail="the raw page was not stored")
     url = row.url or row.record.get("url") or row.record.get("page_url") or ""
@@ -224,13 +224,6 @@ def changed_keys(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     """Record keys whose value differs, in the record's own order, the parser stamp left out."""
     keys = list(new) + [k for k in old if k not in new]
     return [k for k in keys if k not in IGNORED_KEYS and old.get(k) != new.get(k)]
-
-
-def _raw_body(db: sqlite_utils.Database, sha: str | None) -> bytes | None:
-    if not sha:
-        return None
-    row = db.execute("SELECT content FROM raw_pages WHERE sha256 = ?", [sha]).fetchone()
-    return zlib.decompress(row[0]) if row else None
 
 
 # -- hash assignment ------------------------------------------------------------------------------
@@ -339,47 +332,11 @@ def _write_versions(db: sqlite_utils.Database, subject: Subject, good: list[Outc
 
 def _write_state(db: sqlite_utils.Database, subject: Subject, sid: int, outcome: Outcome) -> None:
     record = outcome.record or {}
-    values = story_state(record) if subject is STORY else image_state(record)
+    values = story_columns(record) if subject is STORY else image_columns(record)
     assignments = ", ".join(f"{name} = ?" for name in values)
     db.execute(f"UPDATE {subject.state} SET {assignments} WHERE {subject.state_key} = ?", [*values.values(), sid])
     if subject is STORY:
-        _write_tags(db, sid, record.get("tags") or [], outcome.row.first_seen)
-
-
-def story_state(record: dict[str, Any]) -> dict[str, Any]:
-    """The ``stories`` columns a parse decides (the crawl-observed ones are left alone)."""
-    captions = "\n".join(filter(None, (img.get("caption") for img in record.get("images") or [])))
-    return {
-        "kind": record.get("kind"), "canonical_url": record.get("canonical_url"), "title": record.get("title"),
-        "subtitle": record.get("subtitle"), "published": record.get("published"), "updated": record.get("updated"),
-        "byline": record.get("byline"), "authors": json.dumps(record.get("authors") or []),
-        "organisation": record.get("organisation"), "dateline": record.get("dateline"),
-        "body_text": record.get("body_text"), "captions": captions, "tags": json.dumps(record.get("tags") or []),
-        "parser_version": record.get("parser_version"),
-    }
-
-
-def image_state(record: dict[str, Any]) -> dict[str, Any]:
-    """The ``images`` columns a photo page's parse decides."""
-    virin = record.get("virin") if isinstance(record.get("virin"), dict) else {}
-    return {
-        "page_url": record.get("url") or record.get("page_url"), "src": record.get("src"),
-        "download_url": record.get("download_url"), "alt": record.get("alt"), "title": record.get("title"),
-        "caption": record.get("caption"), "credit": record.get("credit"), "size_bytes": record.get("size_bytes"),
-        "published": record.get("published"), "virin": virin.get("raw"), "virin_shot_date": virin.get("shot_date"),
-        "virin_branch_code": virin.get("branch_code"), "virin_branch": virin.get("branch"),
-        "virin_originator_id": virin.get("originator_id"), "virin_sequence": virin.get("sequence"),
-        "virin_suffix": virin.get("suffix"), "parser_version": record.get("parser_version"),
-    }
-
-
-def _write_tags(db: sqlite_utils.Database, sid: int, tags: list[str], seen: str) -> None:
-    """The tags index follows the story's current tags; a tag already known keeps its first-seen date."""
-    names = sorted(set(tags))
-    for name in names:
-        db.execute("INSERT OR IGNORE INTO tags (story_id, name, first_seen) VALUES (?, ?, ?)", [sid, name, seen])
-    marks = ",".join("?" * len(names)) or "SELECT NULL WHERE 0"
-    db.execute(f"DELETE FROM tags WHERE story_id = ? AND name NOT IN ({marks})", [sid, *names])
+        write_tags(db, sid, record.get("tags") or [], outcome.row.first_seen)
 
 
 # -- entry point ----------------------------------------------------------------------------------

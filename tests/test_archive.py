@@ -133,7 +133,7 @@ def test_failed_save_leaves_nothing_half_written(archive, monkeypatch):
     def boom(*args, **kwargs):
         raise sqlite3.OperationalError("disk I/O error")
 
-    monkeypatch.setattr(archive, "_store_tags", boom)
+    monkeypatch.setattr(archive, "_store_related", boom)  # fails after the version and images are written
     with pytest.raises(sqlite3.OperationalError):
         archive.save_response(run, ok(), b"x", make_story())
     for table in ("fetches", "raw_pages", "stories", "story_versions", "related_links", "images"):
