@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from scrapy import Spider
 from scrapy.crawler import CrawlerProcess
 from scrapy.settings import Settings
 
@@ -48,12 +49,15 @@ def build_settings(
     return settings
 
 
-def run_crawl(settings: Settings, **spider_args: Any) -> CrawlResult:
-    """Crawl until done (or stopped by a signal, a page cap or a block storm) and return Scrapy's stats."""
+def run_crawl(settings: Settings, spider_cls: type[Spider] = SiteSpider, **spider_args: Any) -> CrawlResult:
+    """Crawl until done (or stopped by a signal, a page cap or a block storm) and return Scrapy's stats.
+
+    ``spider_cls`` lets the distributed worker run its frontier-sharing subclass the same way.
+    """
     settings.set("LOG_INSTALL_ROOT_HANDLER", False, priority="cmdline")  # the CLI owns the log handlers
     process = CrawlerProcess(settings)
     _quiet_scrapy(settings.get("LOG_LEVEL"))
-    crawler = process.create_crawler(SiteSpider)
+    crawler = process.create_crawler(spider_cls)
     process.crawl(crawler, **spider_args)
     process.start()
     stats = dict(crawler.stats.get_stats()) if crawler.stats else {}

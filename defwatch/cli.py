@@ -46,9 +46,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for Scrapy's)")
     commands_parser = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    from defwatch import analyst_commands, commands, reparse_commands
+    from defwatch import analyst_commands, commands, distributed_commands, reparse_commands
 
-    for register in commands.REGISTRY + analyst_commands.REGISTRY + reparse_commands.REGISTRY:
+    registries = (commands, analyst_commands, reparse_commands, distributed_commands)
+    for register in [r for module in registries for r in module.REGISTRY]:
         register(commands_parser)
     return parser
 

@@ -12,6 +12,8 @@ import logging
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from scrapy.settings import Settings
+
 from crawler.run import build_settings, is_local, run_crawl
 from db.archive import Archive
 from db.queries import is_baseline
@@ -62,8 +64,8 @@ def run_once(
         detection = detect_changes(
             archive.db, run_id, config.monitor, finish_reason=result.finish_reason, baseline=baseline
         )
-        summary = _summarise(run_id, mode, result.finish_reason, result.stats, detection)
-        summary.mails_queued, summary.mails_sent = _alert(archive, run_id, config, send_mail)
+        summary = summarise(run_id, mode, result.finish_reason, result.stats, detection)
+        summary.mails_queued, summary.mails_sent = queue_and_send_alerts(archive, run_id, config, send_mail)
         archive.finish_run(run_id, summary.status, summary.as_json() | {"config": config.redacted()})
         return summary
     except BaseException:
@@ -73,7 +75,8 @@ def run_once(
         archive.close()
 
 
-def _crawl(config: Config, run_id: int, mode: str, max_pages: int, overrides: dict | None) -> Any:
+def crawl_settings(config: Config, run_id: int, overrides: dict | None = None) -> Settings:
+    """Scrapy settings for a run of ``config``: shared by ``defwatch crawl`` and distributed workers."""
     crawl = config.crawl
     values: dict[str, Any] = {
         "USER_AGENT": crawl.user_agent,
@@ -83,12 +86,16 @@ def _crawl(config: Config, run_id: int, mode: str, max_pages: int, overrides: di
     }
     if crawl.polite and not is_local(config.site):
         values |= {"CONCURRENT_REQUESTS_PER_DOMAIN": crawl.concurrency_per_host, "DOWNLOAD_DELAY": crawl.download_delay}
-    settings = build_settings(
+    return build_settings(
         db_path=config.db, site=config.site, run_id=run_id, polite=crawl.polite, overrides=values | (overrides or {})
     )
+
+
+def _crawl(config: Config, run_id: int, mode: str, max_pages: int, overrides: dict | None) -> Any:
+    crawl = config.crawl
     revisit = asdict(config.revisit)
     return run_crawl(
-        settings,
+        crawl_settings(config, run_id, overrides),
         mode=mode,
         max_pages=max_pages or crawl.max_pages,
         listing_pages=crawl.discover_listing_pages,
@@ -97,7 +104,7 @@ def _crawl(config: Config, run_id: int, mode: str, max_pages: int, overrides: di
     )
 
 
-def _summarise(run_id: int, mode: str, reason: str, stats: dict[str, Any], detection: Detection) -> RunSummary:
+def summarise(run_id: int, mode: str, reason: str, stats: dict[str, Any], detection: Detection) -> RunSummary:
     prefix = "defwatch/outcome/"
     outcomes = {k.removeprefix(prefix): v for k, v in stats.items() if k.startswith(prefix)}
     versions = sum(v for k, v in stats.items() if k.startswith("defwatch/new_versions/"))
@@ -112,7 +119,7 @@ def _summarise(run_id: int, mode: str, reason: str, stats: dict[str, Any], detec
     )
 
 
-def _alert(archive: Archive, run_id: int, config: Config, send_mail: bool) -> tuple[int, int]:
+def queue_and_send_alerts(archive: Archive, run_id: int, config: Config, send_mail: bool) -> tuple[int, int]:
     """Queue this run's mails; send what is due when SMTP is configured. Mail trouble never fails a run."""
     from monitor.alerts import flush_outbox, queue_pending_alerts, queue_run_alerts
 
