@@ -77,10 +77,10 @@ class ConditionalGetMiddleware:
             archive.close()
 
     def process_request(self, request: Request, spider: Spider | None = None) -> None:
-        subject = request.meta.get("subject")
-        if not subject or request.meta.get("unconditional"):
+        key = request.meta.get("subject") or request.meta.get("validator_key")
+        if not key or request.meta.get("unconditional"):
             return
-        etag, last_modified = self.validators.get(tuple(subject), (None, None))
+        etag, last_modified = self.validators.get(tuple(key), (None, None))
         if etag:
             request.headers.setdefault(b"If-None-Match", etag.encode("latin-1"))
         if last_modified:

@@ -18,10 +18,11 @@ import zlib
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import sqlite_utils
 
-from crawler.records import Photo, Record, Story
+from crawler.records import Feed, Listing, Photo, Record, Story
 from db.schema import connect
 from db.versions import content_hash, image_content, story_content
 
@@ -113,6 +114,8 @@ class Archive:
                 result = self._store_story(record, run_id, fetch_id, sha, fetch, seen_at)
             elif fetch.outcome == "ok" and isinstance(record, Photo):
                 result = self._store_photo(record, run_id, fetch_id, sha, fetch, seen_at)
+            elif fetch.outcome == "ok" and isinstance(record, Listing | Feed):
+                self._store_index(fetch, record, seen_at)
             elif fetch.outcome == "not_modified" and fetch.subject_id is not None:
                 result.version = self._touch(fetch.page_type, fetch.subject_id, run_id, seen_at)
             else:
@@ -276,6 +279,17 @@ class Archive:
         self._upsert_state("images", "media_id", state, seen_at, run_id, row is None)
         return SaveResult(fetch_id, version, new_version, row is None)
 
+    def _store_index(self, fetch: FetchInfo, record: Listing | Feed, seen_at: str) -> None:
+        next_page = record.next_page if isinstance(record, Listing) and record.items else None
+        self.db.execute(
+            """INSERT INTO index_pages (key, page_type, etag, last_modified, next_page, last_fetched)
+               VALUES (?, ?, ?, ?, ?, ?)
+               ON CONFLICT (key) DO UPDATE SET etag = excluded.etag, last_modified = excluded.last_modified,
+                 next_page = excluded.next_page, last_fetched = excluded.last_fetched""",
+            [index_key(fetch.url), record.type, fetch.etag, fetch.last_modified,
+             index_key(next_page) if next_page else None, seen_at],
+        )
+
     # -- plain SQL for the hot path --------------------------------------------------------------
     # sqlite-utils' insert()/update() introspect the table on every call, which is most of the cost of
     # storing a page; the columns here are known, so plain statements do.
@@ -331,9 +345,17 @@ class Archive:
 
     # -- reads the crawler needs --------------------------------------------------------------
 
-    def validators(self) -> dict[tuple[str, int], tuple[str | None, str | None]]:
-        """Stored ETag/Last-Modified of every archived page, for conditional GET."""
-        found: dict[tuple[str, int], tuple[str | None, str | None]] = {}
+    def validators(self) -> dict[tuple[str, Any], tuple[str | None, str | None]]:
+        """Stored ETag/Last-Modified of every archived page, feed and listing, for conditional GET.
+
+        Keys are ``(page_type, id)`` for stories and photos and ``("index", path?query)`` for feeds
+        and listings.
+        """
+        found: dict[tuple[str, Any], tuple[str | None, str | None]] = {}
+        for key_, etag, last_modified in self.db.execute(
+            "SELECT key, etag, last_modified FROM index_pages WHERE etag IS NOT NULL OR last_modified IS NOT NULL"
+        ):
+            found[("index", key_)] = (etag, last_modified)
         for page_type, table, key in (("story", "stories", "id"), ("photo", "images", "media_id")):
             rows = self.db.execute(
                 f"SELECT {key}, etag, last_modified FROM {table} WHERE etag IS NOT NULL OR last_modified IS NOT NULL"
@@ -341,6 +363,12 @@ class Archive:
             for subject_id, etag, last_modified in rows:
                 found[(page_type, subject_id)] = (etag, last_modified)
         return found
+
+
+def index_key(url: str) -> str:
+    """A feed or listing page's identity: its path and query, whatever the host (``--site``)."""
+    parts = urlsplit(url)
+    return f"{parts.path}?{parts.query}" if parts.query else parts.path
 
 
 def pid_alive(pid: int) -> bool:

@@ -96,3 +96,9 @@ def is_baseline(db: sqlite_utils.Database, run_id: int) -> bool:
     """True for the first run that archived anything: it records the site, it does not announce it."""
     row = db.execute("SELECT 1 FROM stories WHERE first_run_id < ? LIMIT 1", [run_id]).fetchone()
     return row is None
+
+
+def index_next_pages(db: sqlite_utils.Database) -> dict[str, str]:
+    """Listing page key -> its next page's key, as last parsed: a 304 listing is still followed."""
+    rows = db.execute("SELECT key, next_page FROM index_pages WHERE next_page IS NOT NULL")
+    return {key: next_page for key, next_page in rows}

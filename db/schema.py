@@ -283,8 +283,25 @@ def _v1(db: sqlite_utils.Database) -> None:
     _execute_script(db, FTS_TRIGGERS)
 
 
+SCHEMA_V2 = """
+CREATE TABLE index_pages (
+    key TEXT PRIMARY KEY,               -- path and query of a feed or listing page (host-independent)
+    page_type TEXT NOT NULL,            -- feed | listing
+    etag TEXT,                          -- validators of the last parsed copy, for conditional GET
+    last_modified TEXT,
+    next_page TEXT,                     -- path and query of its next listing page, followed on a 304
+    last_fetched TEXT NOT NULL
+);
+"""
+
+
+def _v2(db: sqlite_utils.Database) -> None:
+    """Validators of feeds and listings: an unchanged site's revisit is then almost all 304s."""
+    _execute_script(db, SCHEMA_V2)
+
+
 # Append new steps; never edit a released one.
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1]
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -94,7 +94,11 @@ def test_second_crawl_of_unchanged_site_adds_nothing_and_uses_304(crawled, site)
     assert after == before
     assert second.summary["new_versions"] == 0 and second.summary["events"] == 0
     pages = len(site.content.stories) + len(site.content.images)
-    assert second.summary["not_modified"] == pages  # every story and photo page answered 304
+    first_run = query(db, "SELECT COUNT(*) FROM fetches WHERE run_id = 1")[0][0]
+    # every story, photo, feed and listing page answered 304, and the listing chain was still walked
+    assert second.summary["not_modified"] == second.summary["pages"] == first_run
+    assert query(db, "SELECT COUNT(*) FROM fetches WHERE run_id = 2 AND page_type = 'listing'") == query(
+        db, "SELECT COUNT(*) FROM fetches WHERE run_id = 1 AND page_type = 'listing'")
     conditional = [r for r in site.requests if r.headers.get("If-None-Match")]
     assert len(conditional) >= pages
 

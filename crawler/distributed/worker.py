@@ -220,12 +220,13 @@ def load_known(client: redis.Redis, keys: Keys) -> dict[str, set[int]]:
     return {page_type: {int(i) for i in client.smembers(keys.known(page_type))} for page_type in PAGE_TYPES}
 
 
-def load_validators(client: redis.Redis, keys: Keys) -> dict[tuple[str, int], tuple[str | None, str | None]]:
-    found: dict[tuple[str, int], tuple[str | None, str | None]] = {}
+def load_validators(client: redis.Redis, keys: Keys) -> dict[tuple[str, Any], tuple[str | None, str | None]]:
+    """Validators as ``Archive.validators()`` gives them: ``(story|photo, id)`` or ``("index", path?query)``."""
+    found: dict[tuple[str, Any], tuple[str | None, str | None]] = {}
     for field, value in client.hgetall(keys.validators).items():
-        page_type, _, subject_id = field.decode().partition(":")
+        page_type, _, key = field.decode().partition(":")
         etag, last_modified = json.loads(value)
-        found[(page_type, int(subject_id))] = (etag, last_modified)
+        found[(page_type, key if page_type == "index" else int(key))] = (etag, last_modified)
     return found
 
 

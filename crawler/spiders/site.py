@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urljoin
 
 from scrapy import Request, Spider
 from scrapy.crawler import Crawler
@@ -45,7 +46,7 @@ from crawler.urls import (
     rebase,
 )
 from db import queries
-from db.archive import FetchInfo, utcnow
+from db.archive import FetchInfo, index_key, utcnow
 from db.schema import connect
 
 MODES = ("discover", "revisit", "sweep", "full")
@@ -87,6 +88,7 @@ class SiteSpider(Spider):
         self.blocked_in_a_row = 0
         self.block_storm = 25
         self.known: dict[str, set[int]] = {"story": set(), "photo": set()}
+        self.index_next: dict[str, str] = {}
 
     @classmethod
     def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> SiteSpider:
@@ -107,6 +109,7 @@ class SiteSpider(Spider):
         db = connect(self.db_path)
         try:
             self.known = {"story": queries.known_ids(db, "story"), "photo": queries.known_ids(db, "photo")}
+            self.index_next = queries.index_next_pages(db)
             if self.mode in ("discover", "full"):
                 yield from self._index_requests()
             if self.mode == "full":  # a 304 story is not parsed, so its photos come from the archive
@@ -153,7 +156,7 @@ class SiteSpider(Spider):
             errback=self.on_error,
             priority=priority,
             dont_filter=True,  # see _page_request
-            meta={"page_type": page_type, "listing_page": page},
+            meta={"page_type": page_type, "listing_page": page, "validator_key": ("index", index_key(url))},
         )
 
     def _page_request(self, url: str, page_type: str, subject_id: int, *, force: bool = False) -> Request | None:
@@ -200,6 +203,11 @@ class SiteSpider(Spider):
         yield result
         self._watch_for_block_storm(result.fetch.outcome)
         record = result.record
+        if result.fetch.outcome == "not_modified":  # unchanged since last parsed: nothing new listed
+            next_request = self._next_unchanged_listing(response)
+            if next_request is not None:
+                yield next_request
+            return
         if not isinstance(record, Feed | Listing):
             return
         for item in record.items:
@@ -217,6 +225,16 @@ class SiteSpider(Spider):
         if self.mode != "full" and page > self.listing_pages:
             return None
         return self._index_request(record.next_page, "listing", LISTING_PRIORITY - page, page=page)
+
+    def _next_unchanged_listing(self, response: Response) -> Request | None:
+        """A 304 listing's next page, as it was when last parsed (a full crawl still walks them all)."""
+        if response.meta.get("page_type") != "listing":
+            return None
+        next_key = self.index_next.get(index_key(response.request.url if response.request else response.url))
+        page = response.meta.get("listing_page", 1) + 1
+        if not next_key or (self.mode != "full" and page > self.listing_pages):
+            return None
+        return self._index_request(urljoin(self.site, next_key), "listing", LISTING_PRIORITY - page, page=page)
 
     def parse_page(self, response: Response) -> Iterator[Any]:
         """Story and photo pages: one item, then the related stories and photo pages they link to."""
