@@ -1,0 +1,640 @@
+"""An archive the size of years of war.gov: build time, size per story, and how fast analysts' queries stay.
+
+Why in-process: crawling 100,000 stories over HTTP would take most of an hour and measure the
+crawler again (``crawl_speed.py`` does that). Here the sample site renders each page with
+``Site.respond`` (the bytes a GET would get), ``parse_page`` parses it and ``Archive.save_response``
+stores it in batches the size the crawl pipeline commits: the real write path, minus the network.
+Rendering and parsing run in worker processes so the single writer (as in a crawl) sets the pace.
+
+Then about 5 % of the stories get a paragraph edited (``Site.edit_paragraph``) and are stored again
+in a second run, and ``monitor.changes.detect_changes`` turns that into events, so ``changes``
+and ``history`` have something to read. Latencies are taken with the functions the CLI calls
+(``db.analysis.search_stories``, ``db.events.list_events``, ``db.analysis.story_versions``) over
+varied queries drawn from the archive's own words, plus a few timed ``python -m defwatch ...``
+children for end-to-end figures (interpreter start-up included). ``db.reparse.reparse_archive``
+(dry run) gives the re-parse rate. Prints figures; not a test.
+
+    .venv/bin/python bench/scale.py [--stories 100000] [--db PATH] [--queries 280] [--reparse-sample 5000]
+                                    [--reparse-all] [--workers N] [--keep]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import random
+import re
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from multiprocessing import get_context
+from multiprocessing.pool import AsyncResult, Pool
+from pathlib import Path
+from typing import Any
+
+from crawl_speed import CONFIG_TEXT, REPO, child_env, table_sizes
+
+from crawler.outcomes import classify
+from crawler.parsers import parse_page
+from crawler.records import Photo, Record, Story
+from crawler.urls import DEFAULT_SITE, photo_page_url, story_url
+from db.analysis import search_stories, story, story_versions
+from db.archive import Archive, FetchInfo, utcnow
+from db.events import list_events
+from db.queries import is_baseline
+from db.reparse import count_versions, reparse_archive
+from db.versions import changed_story_fields
+from monitor.changes import detect_changes
+from samplesite import Site
+from samplesite.synthetic import SYN_BASE_ID
+
+SEARCH_P50_MS = 20.0  # targets of the issue: an analyst's search must feel instant
+SEARCH_P95_MS = 100.0
+BATCH_SIZE = 50  # responses per transaction, as crawler.pipelines.ArchivePipeline.BATCH_SIZE
+CHUNK = 100  # stories per worker task: big enough to amortise pickling, small enough to stream
+EDIT_SEED = 20_251_215
+
+
+# --- rendering and parsing (worker processes) ---------------------------------------------------
+
+
+@dataclass
+class Fetched:
+    """One page as the crawler would hand it to the archive (``fetched_at`` is stamped at save time)."""
+
+    fetch: FetchInfo
+    body: bytes | None
+    record: Record | None
+
+
+_site: Site | None = None
+
+
+def init_worker(stories: int) -> None:
+    """Each worker builds its own site: generation is deterministic, so every copy serves the same pages."""
+    global _site
+    _site = Site(synthetic=stories)
+
+
+def render_chunk(ids: range) -> list[Fetched]:
+    """The story pages of ``ids`` and, after each, the photo pages its parsed record links to."""
+    assert _site is not None
+    pages = []
+    for story_id in ids:
+        pages.extend(story_with_photos(_site, story_id))
+    _site.clear_requests()  # the request log would otherwise hold every page of the build
+    return pages
+
+
+def story_with_photos(site: Site, story_id: int) -> list[Fetched]:
+    """What a crawl fetches for one new story: the page, then its photo pages (the spider follows them)."""
+    data = site.content.story(story_id)
+    assert data is not None
+    page = fetch_page(site, story_url(data["kind"], story_id, data.get("slug") or ""), "story", story_id)
+    pages = [page]
+    if isinstance(page.record, Story):
+        seen: set[int] = set()
+        for image in page.record.images:
+            if image.media_id is not None and image.media_id not in seen:
+                seen.add(image.media_id)
+                url = image.page_url or photo_page_url(image.media_id)
+                pages.append(fetch_page(site, url, "photo", image.media_id))
+    return pages
+
+
+def fetch_page(site: Site, url: str, page_type: str, subject_id: int) -> Fetched:
+    """Answer, classify and parse one GET the way the spider does (``SiteSpider._result``)."""
+    resp = site.respond("GET", url.removeprefix(DEFAULT_SITE), {}, base=DEFAULT_SITE)
+    ctype = resp.headers.get("Content-Type")
+    outcome, reason = classify(resp.status, resp.headers, resp.body)
+    record = parse_page(resp.body, url, ctype) if outcome == "ok" else None
+    if isinstance(record, Story | Photo) and _record_id(record) != subject_id:
+        outcome, reason = "error", f"expected {page_type} {subject_id}, got {record.type}"
+    fetch = FetchInfo(url=url, outcome=outcome, page_type=page_type, subject_id=subject_id, status=resp.status,
+                      etag=resp.headers.get("ETag"), last_modified=resp.headers.get("Last-Modified"),
+                      content_type=ctype, error=reason)
+    return Fetched(fetch, resp.body or None, record)
+
+
+def _record_id(record: Story | Photo) -> int | None:
+    return record.id if isinstance(record, Story) else record.media_id
+
+
+# --- building ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Build:
+    """What the build stored and how long each part took."""
+
+    stories: int
+    wall: float = 0.0
+    save_seconds: float = 0.0  # main process inside save_response/commit: the single writer's share
+    pages: Counter[str] = field(default_factory=Counter)
+    parse_errors: int = 0
+    new_versions: int = 0
+    baseline_seconds: float = 0.0
+
+    @property
+    def page_count(self) -> int:
+        return sum(self.pages.values())
+
+
+class Writer:
+    """Stores pages through ``Archive.save_response`` in batches, like the crawl pipeline's writer thread."""
+
+    def __init__(self, archive: Archive, run_id: int, build: Build):
+        self.archive, self.run_id, self.build = archive, run_id, build
+        self.batched = 0
+
+    def save(self, page: Fetched) -> None:
+        start = time.perf_counter()
+        if self.batched == 0:
+            self.archive.begin_batch()
+        page.fetch.fetched_at = utcnow()
+        result = self.archive.save_response(self.run_id, page.fetch, page.body, page.record)
+        self.batched += 1
+        if self.batched >= BATCH_SIZE:
+            self.flush()
+        self.build.save_seconds += time.perf_counter() - start
+        self.build.pages[page.fetch.page_type or "other"] += 1
+        self.build.parse_errors += bool(page.record is not None and page.record.type == "error")
+        self.build.new_versions += result.new_version
+
+    def flush(self) -> None:
+        self.archive.commit_batch()
+        self.batched = 0
+
+
+def build_archive(archive: Archive, stories: int, workers: int) -> Build:
+    """Run 1: every synthetic story and its photo pages, stored as one baseline crawl run."""
+    build = Build(stories)
+    run_id = archive.start_run("full", DEFAULT_SITE)
+    writer = Writer(archive, run_id, build)
+    chunks = [range(s, min(s + CHUNK, SYN_BASE_ID + stories)) for s in range(SYN_BASE_ID, SYN_BASE_ID + stories, CHUNK)]
+    progress = Progress("build", stories)
+    start = time.perf_counter()
+    for done, pages in enumerate(rendered(chunks, stories, workers), 1):
+        for page in pages:
+            writer.save(page)
+        progress.update(min(stories, done * CHUNK))
+    writer.flush()
+    build.wall = time.perf_counter() - start
+    archive.finish_run(run_id, "ok", {"pages": build.page_count, "bench": "scale"})
+    start = time.perf_counter()
+    detect_changes(archive.db, run_id, baseline=is_baseline(archive.db, run_id))
+    build.baseline_seconds = time.perf_counter() - start
+    return build
+
+
+def rendered(chunks: list[range], stories: int, workers: int) -> Iterator[list[Fetched]]:
+    """Chunks rendered and parsed in order, by ``workers`` processes (0: in this process)."""
+    if workers <= 0:
+        init_worker(stories)
+        yield from map(render_chunk, chunks)
+        return
+    with get_context("fork").Pool(workers, initializer=init_worker, initargs=(stories,)) as pool:
+        yield from _windowed(pool, chunks, window=2 * workers + 2)
+
+
+def _windowed(pool: Pool, chunks: Iterable[range], window: int) -> Iterator[list[Fetched]]:
+    """Keep a few chunks in flight: ``imap`` would queue every result in memory if the writer lags."""
+    todo = iter(chunks)
+    pending: deque[AsyncResult[list[Fetched]]] = deque()
+    for chunk in todo:
+        pending.append(pool.apply_async(render_chunk, (chunk,)))
+        if len(pending) >= window:
+            break
+    while pending:
+        pages = pending.popleft().get()
+        chunk = next(todo, None)
+        if chunk is not None:
+            pending.append(pool.apply_async(render_chunk, (chunk,)))
+        yield pages
+
+
+class Progress:
+    """A line on stderr every 5 %: a 100,000-story build takes minutes."""
+
+    def __init__(self, label: str, total: int):
+        self.label, self.total, self.start, self.next = label, total, time.perf_counter(), 0.05
+
+    def update(self, done: int) -> None:
+        if self.total and done / self.total >= self.next:
+            elapsed = time.perf_counter() - self.start
+            print(f"  {self.label}: {done}/{self.total} ({elapsed:.0f} s, {done / elapsed:.0f}/s)",
+                  file=sys.stderr, flush=True)
+            self.next += 0.05
+
+
+# --- the second version ------------------------------------------------------------------------
+
+
+@dataclass
+class EditRun:
+    run_id: int
+    edited: list[int]
+    new_versions: int
+    events: int
+    seconds: float
+    detect_seconds: float
+
+
+def edit_run(archive: Archive, stories: int, share: float) -> EditRun:
+    """Run 2: edit one paragraph of ``share`` of the stories on the site, fetch those stories again, detect."""
+    site = Site(synthetic=stories)
+    rng = random.Random(EDIT_SEED)
+    chosen = sorted(rng.sample(range(SYN_BASE_ID, SYN_BASE_ID + stories), max(1, round(stories * share))))
+    for story_id in chosen:
+        site.edit_paragraph(story_id, 0, f"Update: officials revised this report; the review now covers "
+                                         f"{rng.randint(2, 40)} installations and {rng.choice(WORDS)} programs.")
+    build = Build(stories)
+    run_id = archive.start_run("revisit", DEFAULT_SITE)
+    writer = Writer(archive, run_id, build)
+    start = time.perf_counter()
+    for story_id in chosen:
+        data = site.content.story(story_id)
+        assert data is not None
+        writer.save(fetch_page(site, story_url(data["kind"], story_id, data.get("slug") or ""), "story", story_id))
+    writer.flush()
+    seconds = time.perf_counter() - start
+    archive.finish_run(run_id, "ok", {"pages": build.page_count, "bench": "scale-edits"})
+    start = time.perf_counter()
+    detection = detect_changes(archive.db, run_id, baseline=is_baseline(archive.db, run_id))
+    return EditRun(run_id, chosen, build.new_versions, len(detection.event_ids), seconds, time.perf_counter() - start)
+
+
+WORDS = ["training", "logistics", "readiness", "satellite", "housing", "maintenance", "partnership", "cyber"]
+
+
+# --- latency -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Latency:
+    """Seconds per call of one operation; percentiles by nearest rank."""
+
+    name: str
+    samples: list[float] = field(default_factory=list)
+
+    def pct(self, q: float) -> float:
+        ordered = sorted(self.samples)
+        return ordered[max(0, math.ceil(q * len(ordered)) - 1)] if ordered else 0.0
+
+    def line(self) -> str:
+        ms = [1000 * self.pct(q) for q in (0.5, 0.95, 1.0)]
+        return f"  {self.name:<34}{len(self.samples):>6}{ms[0]:>10.1f}{ms[1]:>10.1f}{ms[2]:>10.1f}"
+
+
+def timed(latency: Latency, fn: Callable[[], Any]) -> Any:
+    start = time.perf_counter()
+    result = fn()
+    latency.samples.append(time.perf_counter() - start)
+    return result
+
+
+@dataclass(frozen=True)
+class Query:
+    style: str
+    text: str
+    kind: str | None = None
+    since: str | None = None
+
+
+def corpus(db: Any, sample: int, rng: random.Random) -> tuple[list[list[str]], list[str], list[str]]:
+    """Word sequences of random archived stories, their kinds and publication dates (queries come from these)."""
+    low, high = db.execute("SELECT MIN(rowid), MAX(rowid) FROM stories").fetchone()
+    ids = rng.sample(range(low, high + 1), min(sample, high - low + 1))
+    marks = ",".join("?" * len(ids))
+    rows = db.execute(f"SELECT title, body_text, kind, published FROM stories WHERE rowid IN ({marks})", ids).fetchall()
+    texts = [re.findall(r"[a-z]{3,}", f"{r[0] or ''} {r[1] or ''}".lower()) for r in rows]
+    return [t for t in texts if len(t) >= 2], sorted({r[2] for r in rows}), sorted({r[3][:10] for r in rows if r[3]})
+
+
+def make_queries(n: int, texts: list[list[str]], kinds: list[str], dates: list[str], rng: random.Random) -> list[Query]:
+    """``n`` queries of seven shapes in turn, from real stories' words (so most find something).
+
+    The anchor word is drawn uniformly from the distinct words, not by occurrence: an analyst types
+    topical words, and drawing by occurrence would make half the queries "the" and "said". Its
+    neighbour in a story where it occurs makes the phrase and the second word.
+    """
+    where: dict[str, list[tuple[int, int]]] = {}
+    for t, words in enumerate(texts):
+        for pos, word in enumerate(words):
+            where.setdefault(word, []).append((t, pos))
+    vocabulary = sorted(where)
+    styles = ("word", "two words", "phrase", "prefix", "title:word", "word --kind", "word --since")
+    queries = []
+    for i in range(n):
+        one = rng.choice(vocabulary)
+        t, pos = rng.choice(where[one])
+        words = texts[t]
+        pair = f"{one} {words[pos + 1]}" if pos + 1 < len(words) else f"{words[pos - 1]} {one}"
+        style = styles[i % len(styles)]
+        text = {"word": f'"{one}"', "two words": f'"{one}" "{rng.choice(words)}"', "phrase": f'"{pair}"',
+                "prefix": f"{one[:max(3, len(one) - 3)]}*", "title:word": f'title:"{one}"'}.get(style, f'"{one}"')
+        kind = rng.choice(kinds) if style == "word --kind" else None
+        since = rng.choice(dates) if style == "word --since" else None
+        queries.append(Query(style, text, kind, since))
+    return queries
+
+
+def search_latency(db: Any, queries: list[Query]) -> tuple[Latency, dict[str, Latency], list[tuple[float, Query, int]]]:
+    """Each query once through ``search_stories`` (the CLI's default limit of 20), after one warm-up pass."""
+    for query in queries[:20]:
+        search_stories(db, query.text, kind=query.kind, since=query.since, limit=20)
+    overall, by_style, slowest = Latency("search (all queries)"), {}, []
+    for query in queries:
+        hits = timed(overall, lambda q=query: search_stories(db, q.text, kind=q.kind, since=q.since, limit=20))
+        by_style.setdefault(query.style, Latency(f"  {query.style}")).samples.append(overall.samples[-1])
+        slowest.append((overall.samples[-1], query, len(hits)))
+    return overall, by_style, sorted(slowest, key=lambda s: -s[0])[:5]
+
+
+def matches(db: Any, query: Query) -> int:
+    """How many stories a query matches in all (what bm25 has to rank), for the slowest ones."""
+    return int(db.execute("SELECT COUNT(*) FROM stories_fts WHERE stories_fts MATCH ?", [query.text]).fetchone()[0])
+
+
+def history(db: Any, story_id: int) -> list[list[str]]:
+    """What ``defwatch history`` reads: the story, every version, and the fields each one changed."""
+    story(db, story_id)
+    changed, previous = [], None
+    for row in story_versions(db, story_id):
+        changed.append(changed_story_fields(previous, row["record"]) if previous is not None else [])
+        previous = row["record"]
+    return changed
+
+
+def history_latency(db: Any, edited: list[int], stories: int, n: int, rng: random.Random) -> Latency:
+    """Half edited stories (two versions), half random ones."""
+    ids = rng.sample(edited, min(len(edited), n // 2))
+    ids += rng.sample(range(SYN_BASE_ID, SYN_BASE_ID + stories), n - len(ids))
+    latency = Latency("history (story + versions + diff)")
+    for story_id in ids:
+        timed(latency, lambda s=story_id: history(db, s))
+    return latency
+
+
+def changes_latency(db: Any, started: str, repeat: int) -> tuple[list[Latency], dict[str, int]]:
+    """``list_events`` since the edit run started (every event), since now (none), and by kind."""
+    cases = {"changes --since <edit run>": {"since": started},
+             "changes --since <now>": {"since": utcnow()},
+             "changes --since .. --kind": {"since": started, "kind": "story_updated"}}
+    result, counts = [], {}
+    for name, kwargs in cases.items():
+        latency = Latency(name)
+        for _ in range(repeat):
+            counts[name] = len(timed(latency, lambda k=kwargs: list_events(db, **k)))
+        result.append(latency)
+    return result, counts
+
+
+def cli_latency(db_path: Path, queries: list[Query], edited: list[int], since: str, runs: int) -> list[Latency]:
+    """``python -m defwatch ...`` children, start to exit: what a person at a terminal waits for."""
+    work = Path(tempfile.mkdtemp(prefix="defwatch-scale-cli-"))
+    config = work / "defwatch.toml"
+    config.write_text(CONFIG_TEXT, encoding="utf-8")
+    env = child_env(config)
+    base = [sys.executable, "-m", "defwatch"]
+    cases = {
+        "cli search QUERY --json": [[*base, "search", q.text, "--db", str(db_path), "--json"] for q in queries[:runs]],
+        "cli history ID --json": [[*base, "history", str(s), "--db", str(db_path), "--json"] for s in edited[:runs]],
+        "cli changes --since ISO --json": [[*base, "changes", "--since", since, "--db", str(db_path), "--json"]] * runs,
+        "python -c pass (start-up floor)": [[sys.executable, "-c", "pass"]] * runs,
+    }
+    result = []
+    for name, commands in cases.items():
+        latency = Latency(name)
+        for cmd in commands:
+            proc = timed(latency, lambda c=cmd: subprocess.run(c, cwd=REPO, env=env, capture_output=True, check=False))
+            if proc.returncode != 0:
+                tail = proc.stderr.decode(errors="replace")[-300:]
+                print(f"  ! {' '.join(cmd[2:5])} exited {proc.returncode}: {tail}", file=sys.stderr)
+        result.append(latency)
+    config.unlink()
+    work.rmdir()
+    return result
+
+
+# --- re-parse ----------------------------------------------------------------------------------
+
+
+def reparse(db: Any, sample: int, everything: bool) -> None:
+    """Dry-run re-parses, each reported as it ends: the newest ``sample`` stored pages, then all if asked.
+
+    The sample is chosen with ``since`` (the only range ``reparse_archive`` takes), so it is the
+    last pages the build stored plus the edit run's versions.
+    """
+    if sample > 0:
+        row = db.execute("SELECT fetched_at FROM fetches WHERE sha256 IS NOT NULL ORDER BY id DESC LIMIT 1 OFFSET ?",
+                         [sample - 1]).fetchone()
+        since = row[0] if row else None
+        report_reparse(f"newest pages (since {since})", *_reparse_once(db, since))
+    if everything:
+        report_reparse("whole archive", *_reparse_once(db, None))
+
+
+def _reparse_once(db: Any, since: str | None) -> tuple[Any, float]:
+    print(f"  re-parsing {count_versions(db, since=since)} versions ...", file=sys.stderr, flush=True)
+    start = time.perf_counter()
+    report = reparse_archive(db, since=since, dry_run=True)
+    return report, time.perf_counter() - start
+
+
+# --- archive facts -----------------------------------------------------------------------------
+
+
+def load() -> str:
+    """Other work on the same cores moves every timing here; the load average says how much there was."""
+    one, five, fifteen = os.getloadavg()
+    return f"load average {one:.1f} / {five:.1f} / {fifteen:.1f} (1 / 5 / 15 min)"
+
+
+def archive_size(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.parent.glob(path.name + "*") if p.is_file())
+
+
+def counts(db: Any) -> dict[str, int]:
+    tables = ("stories", "story_versions", "images", "image_versions", "fetches", "raw_pages", "events", "runs")
+    found = {t: int(db.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]) for t in tables}
+    photo_pages = db.execute("SELECT COUNT(*) FROM images WHERE source = 'photo_page'").fetchone()[0]
+    found["photo_page_images"] = int(photo_pages)
+    return found
+
+
+def edited_ids(db: Any) -> list[int]:
+    """Stories with a second version (an archive reused with ``--db``)."""
+    return [r[0] for r in db.execute("SELECT DISTINCT story_id FROM story_versions WHERE version > 1 ORDER BY 1")]
+
+
+# --- report ------------------------------------------------------------------------------------
+
+
+def report_build(build: Build | None, edit: EditRun | None, facts: dict[str, int], size: int,
+                 tables: dict[str, int]) -> None:
+    stories = facts["stories"]
+    if build is not None:
+        rate = build.page_count / build.wall if build.wall else 0.0
+        print(f"build: {build.stories} stories, {build.page_count} pages ({dict(build.pages)}) in {build.wall:.1f} s "
+              f"= {rate:.0f} pages/s, {build.stories / build.wall:.0f} stories/s; "
+              f"writer busy {build.save_seconds:.1f} s "
+              f"({100 * build.save_seconds / build.wall:.0f} % of the wall); parse errors {build.parse_errors}; "
+              f"baseline detection {build.baseline_seconds:.1f} s")
+    if edit is not None:
+        print(f"edit run {edit.run_id}: {len(edit.edited)} stories edited and re-stored in {edit.seconds:.1f} s, "
+              f"{edit.new_versions} new versions; detect_changes {edit.detect_seconds:.1f} s -> {edit.events} events")
+    images = facts["images"]
+    print(f"archive: {stories} stories, {facts['story_versions']} story versions, {images} images "
+          f"({images / max(1, stories):.2f} per story; {facts['photo_page_images']} from photo pages, "
+          f"{facts['image_versions']} image versions), {facts['fetches']} fetches, {facts['raw_pages']} raw pages, "
+          f"{facts['events']} events, {facts['runs']} runs")
+    if images < 3 * stories:
+        print(f"  note: the generator gives {images / max(1, stories):.2f} images per story (0-3 per non-contract "
+              f"story), not 3: the archive holds {images} images, not {3 * stories}")
+    print(f"db size: {size / 1e6:.1f} MB = {size / max(1, stories):.0f} bytes per story "
+          f"({size / max(1, stories) / 1024:.1f} KiB)")
+    if tables:
+        top = ", ".join(f"{name} {b / 1e6:.0f} MB" for name, b in list(tables.items())[:10])
+        print(f"  largest: {top}")
+
+
+def report_latency(rows: list[Latency], title: str) -> None:
+    print(f"\n{title}")
+    print(f"  {'operation':<34}{'n':>6}{'p50 ms':>10}{'p95 ms':>10}{'max ms':>10}")
+    for row in rows:
+        print(row.line())
+
+
+def report_search(overall: Latency) -> None:
+    p50, p95 = 1000 * overall.pct(0.5), 1000 * overall.pct(0.95)
+    ok50, ok95 = p50 < SEARCH_P50_MS, p95 < SEARCH_P95_MS
+    print(f"\nsearch p50 {p50:.1f} ms   target < {SEARCH_P50_MS:.0f} ms    {'PASS' if ok50 else 'FAIL'}")
+    print(f"search p95 {p95:.1f} ms   target < {SEARCH_P95_MS:.0f} ms   {'PASS' if ok95 else 'FAIL'}")
+
+
+def by_match_share(db: Any, queries: list[Query], overall: Latency, stories: int) -> list[Latency]:
+    """Latency by how much of the archive a query matches: bm25 ranks every match, so broad words cost most."""
+    buckets = {"matching < 1 % of stories": Latency("  matching < 1 % of stories"),
+               "matching 1-10 %": Latency("  matching 1-10 %"), "matching > 10 %": Latency("  matching > 10 %")}
+    names = list(buckets)
+    for query, seconds in zip(queries, overall.samples, strict=True):
+        share = matches(db, query) / max(1, stories)
+        buckets[names[0] if share < 0.01 else names[1] if share <= 0.10 else names[2]].samples.append(seconds)
+    return list(buckets.values())
+
+
+def report_slowest(db: Any, slowest: list[tuple[float, Query, int]]) -> None:
+    print("  slowest searches:")
+    for seconds, query, hits in slowest:
+        extra = f" --kind {query.kind}" if query.kind else f" --since {query.since}" if query.since else ""
+        print(f"    {1000 * seconds:7.1f} ms  {query.text}{extra}  ({hits} shown of {matches(db, query)} matching)")
+
+
+def report_reparse(label: str, rep: Any, wall: float) -> None:
+    print(f"\nre-parse (dry run), {label}: {rep.reparsed} pages in {wall:.1f} s = "
+          f"{rep.reparsed / wall:.0f} pages/s (reparse_archive says {rep.pages_per_second}); "
+          f"changed {rep.changed}, unchanged {rep.unchanged}, failed {rep.failed}")
+
+
+# --- main --------------------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--stories", type=int, default=100_000, metavar="N", help="synthetic stories (default 100000)")
+    parser.add_argument("--db", type=Path, metavar="PATH",
+                        help="archive to build (kept), or to reuse when it already holds stories")
+    parser.add_argument("--edit-share", type=float, default=0.05, help="share of stories given a second version")
+    parser.add_argument("--queries", type=int, default=280, metavar="N", help="timed searches (default 280)")
+    parser.add_argument("--history", type=int, default=200, metavar="N", help="timed history look-ups (default 200)")
+    parser.add_argument("--cli-runs", type=int, default=8, metavar="N", help="timed CLI children per command")
+    parser.add_argument("--reparse-sample", type=int, default=5000, metavar="N",
+                        help="dry-run re-parse of the newest N stored pages (0: skip)")
+    parser.add_argument("--reparse-all", action="store_true", help="then dry-run re-parse the whole archive")
+    parser.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 2) - 1), metavar="N",
+                        help="render+parse processes (0: in the writer's process)")
+    parser.add_argument("--keep", action="store_true", help="keep the temp archive (without --db)")
+    args = parser.parse_args(argv)
+    if args.stories < 1 or args.queries < 1 or args.history < 2:
+        parser.error("--stories and --queries must be >= 1, --history >= 2")
+    return args
+
+
+def prepare(args: argparse.Namespace, path: Path) -> tuple[Archive, Build | None, EditRun | None, list[int], int]:
+    """Build (or reuse) the archive and its edit run; returns the story count the archive really has."""
+    archive = Archive.open(str(path))
+    existing = archive.db.execute("SELECT COUNT(*), MAX(id) FROM stories").fetchone()
+    build = edit = None
+    if existing[0]:
+        stories = int(existing[1]) - SYN_BASE_ID + 1
+        print(f"reusing {path}: {existing[0]} stories (built with --stories {stories})")
+        unfinished = archive.db.execute("SELECT COUNT(*) FROM runs WHERE status != 'ok'").fetchone()[0]
+        if unfinished:
+            print(f"  warning: {unfinished} run(s) of this archive did not finish: an interrupted build is partial")
+    else:
+        stories = args.stories
+        build = build_archive(archive, stories, args.workers)
+    edited = edited_ids(archive.db)
+    if not edited and args.edit_share > 0:
+        edit = edit_run(archive, stories, args.edit_share)
+        edited = edit.edited
+    archive.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    return archive, build, edit, edited, stories
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]  # in step with the progress lines
+    work = None if args.db else Path(tempfile.mkdtemp(prefix="defwatch-scale-"))
+    path = args.db or work / "scale.db"  # type: ignore[operator]
+    print(f"archive {path}; {os.cpu_count()} CPUs, {args.workers} render/parse workers; {load()}")
+    archive, build, edit, edited, stories = prepare(args, path)
+    db = archive.db
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        tables = table_sizes(conn)
+        conn.close()
+        print(f"after the build: {load()}")
+        report_build(build, edit, counts(db), archive_size(path), tables)
+        run_queries(db, path, args, edited, stories)
+        reparse(db, args.reparse_sample, args.reparse_all)
+    finally:
+        archive.close()
+        if work is not None and not args.keep:
+            for p in work.iterdir():
+                p.unlink()
+            work.rmdir()
+        elif work is not None:
+            print(f"\nkept {path}")
+    return 0
+
+
+def run_queries(db: Any, path: Path, args: argparse.Namespace, edited: list[int], stories: int) -> None:
+    rng = random.Random(7)
+    texts, kinds, dates = corpus(db, 1000, rng)
+    queries = make_queries(args.queries, texts, kinds, dates, rng)
+    overall, by_style, slowest = search_latency(db, queries)
+    hist = history_latency(db, edited, stories, args.history, rng)
+    row = db.execute("SELECT started_at FROM runs WHERE id = (SELECT MAX(run_id) FROM events)").fetchone()
+    since = row[0] if row else "2000-01-01T00:00:00Z"  # the edit run: its events are the archive's newest
+    changes, found = changes_latency(db, since, 20)
+    shares = by_match_share(db, queries, overall, stories)
+    vocabulary = len({w for words in texts for w in words})
+    report_latency([overall, *by_style.values(), *shares, hist, *changes],
+                   f"in-process latency (the CLI's query functions; {len(queries)} searches over a vocabulary of "
+                   f"{vocabulary} words from {len(texts)} random stories; events returned: {found})")
+    report_slowest(db, slowest)
+    report_search(overall)
+    cli = cli_latency(path, queries, edited, since, args.cli_runs)
+    report_latency(cli, "end to end (python -m defwatch ..., start to exit)")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
