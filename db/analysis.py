@@ -67,14 +67,20 @@ def search_stories(
         clauses.append("s.published >= :since")
         params["since"] = since
     weights = ", ".join(str(w) for w in BM25_WEIGHTS)
+    # Rank first, then build snippets for the page of results only: SQLite would otherwise compute a
+    # snippet for every match before sorting (seconds for a common word in a 100k-story archive).
     sql = f"""
+        WITH top AS (
+            SELECT s.id, bm25(stories_fts, {weights}) AS rank
+            FROM stories_fts JOIN stories s ON s.id = stories_fts.rowid
+            WHERE {" AND ".join(clauses)}
+            ORDER BY rank, s.id
+            LIMIT :limit)
         SELECT s.id, s.kind, s.title, s.url, s.published,
-               snippet(stories_fts, -1, :start, :end, '…', {SNIPPET_TOKENS}) AS snippet,
-               bm25(stories_fts, {weights}) AS rank
-        FROM stories_fts JOIN stories s ON s.id = stories_fts.rowid
-        WHERE {" AND ".join(clauses)}
-        ORDER BY rank, s.id
-        LIMIT :limit"""
+               snippet(stories_fts, -1, :start, :end, '…', {SNIPPET_TOKENS}) AS snippet, top.rank
+        FROM top JOIN stories_fts ON stories_fts.rowid = top.id JOIN stories s ON s.id = top.id
+        WHERE stories_fts MATCH :query
+        ORDER BY top.rank, top.id"""
     params |= {"start": HIT_START, "end": HIT_END}
     try:
         return _dicts(db.execute(sql, params))

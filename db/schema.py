@@ -295,6 +295,10 @@ CREATE TABLE index_pages (
 """
 
 
+# Every table's DDL with its comments, for generated docs and Datasette descriptions.
+SCHEMA_TEXT = SCHEMA_V1 + SCHEMA_V2
+
+
 def _v2(db: sqlite_utils.Database) -> None:
     """Validators of feeds and listings: an unchanged site's revisit is then almost all 304s."""
     _execute_script(db, SCHEMA_V2)

@@ -1,7 +1,7 @@
 """Datasette over the archive (``defwatch browse``), and the archive's own descriptions.
 
 Descriptions come from one place so they cannot drift: column descriptions are the ``--`` comments
-of ``db.schema.SCHEMA_V1`` (a comment on a ``CREATE TABLE`` line is the table's purpose). Tables
+of ``db.schema.SCHEMA_TEXT`` (a comment on a ``CREATE TABLE`` line is the table's purpose). Tables
 and columns the schema leaves uncommented fall back to ``TABLE_PURPOSES`` and ``COLUMN_NOTES``
 below; a schema comment always wins, and the tests fail if a note names a column that does not
 exist. The same descriptions feed Datasette's metadata and ``scripts/schema_docs.py``.
@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from db.analysis import BM25_WEIGHTS, SNIPPET_TOKENS
-from db.schema import FTS_COLUMNS, SCHEMA_V1
+from db.schema import FTS_COLUMNS, SCHEMA_TEXT
 
 INSTALL_HINT = "pip install defwatch[browse]"
 SQL_TIME_LIMIT_MS = 5000  # Datasette's 1 s default is short for FTS ranking over a large archive
@@ -33,6 +33,8 @@ DESCRIPTION = (
 
 # Used only where the schema text has no comment on the CREATE TABLE line.
 TABLE_PURPOSES: dict[str, str] = {
+    "index_pages": "Feeds and listing pages as last parsed: their validators (for conditional GET) and, for "
+                   "a listing, its next page, so an unchanged listing chain is walked with 304s.",
     "runs": "One row per crawl run: its mode, when it started and ended, its status and its statistics.",
     "raw_pages": "Every response body received, zlib-compressed and stored once per sha256, so any stored "
                  "version can be re-parsed (`defwatch reparse`).",
@@ -160,7 +162,7 @@ _CREATE = re.compile(r"^\s*CREATE TABLE (\w+)\s*\((.*)$", re.I)
 _CONSTRAINT = ("UNIQUE", "PRIMARY", "FOREIGN", "CHECK", "CONSTRAINT")
 
 
-def schema_comments(schema: str = SCHEMA_V1) -> dict[str, dict[str, Any]]:
+def schema_comments(schema: str = SCHEMA_TEXT) -> dict[str, dict[str, Any]]:
     """``{table: {"purpose": str | None, "columns": {column: comment}}}`` from the ``--`` comments."""
     found: dict[str, dict[str, Any]] = {}
     table: str | None = None

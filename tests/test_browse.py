@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from db.schema import SCHEMA_V1
+from db.schema import SCHEMA_TEXT
 from defwatch import cli
 from defwatch.browse import (
     CANNED_QUERIES,
@@ -168,7 +168,7 @@ def test_fallback_notes_name_real_tables_and_columns(archive):
     for key in COLUMN_NOTES:
         table, _, column = key.rpartition(".")
         assert column in (tables[table] if table else every_column), key
-    assert set(schema_comments(SCHEMA_V1)) | {"stories_fts"} == set(TABLE_PURPOSES)  # every table has a purpose
+    assert set(schema_comments(SCHEMA_TEXT)) | {"stories_fts"} == set(TABLE_PURPOSES)  # every table has a purpose
 
 
 # -- live archive -----------------------------------------------------------------------------------
