@@ -68,6 +68,8 @@ def _check_site(site: str) -> str:
     from urllib.parse import urlsplit
 
     parts = urlsplit(site)
+    if parts.username or parts.password:  # they would be stored in runs.site and logged with every URL
+        raise UsageError("--site must not carry credentials (user:password@)")
     if parts.scheme not in ("http", "https") or not parts.netloc or parts.path not in ("", "/"):
         raise UsageError(f"--site must be a scheme and host like http://127.0.0.1:8000, not {site!r}")
     return f"{parts.scheme}://{parts.netloc}"

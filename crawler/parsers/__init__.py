@@ -9,13 +9,14 @@ a bug, logged with its traceback).
 
 from __future__ import annotations
 
+import codecs
 import logging
 import re
 from functools import lru_cache
 
 from crawler.parsers.afmil import is_print_view, parse_print_view
 from crawler.parsers.block import detect_block, sniff_block_page
-from crawler.parsers.dom import parse_html, parse_region
+from crawler.parsers.dom import declared_encoding, parse_html, parse_region, to_utf8
 from crawler.parsers.feed import looks_like_feed, parse_feed
 from crawler.parsers.listing import parse_listing
 from crawler.parsers.photo import parse_photo
@@ -47,6 +48,9 @@ def parse_page(body: bytes | str, url: str, content_type: str | None = None) -> 
 
 def _parse(body: bytes | str, url: str, content_type: str | None, expected: str | None, ref: PageRef | None) -> Record:
     raw = body.encode("utf-8", "surrogatepass") if isinstance(body, str) else bytes(body or b"")
+    if _wide_encoding(raw, content_type):  # the byte checks below assume an ASCII-compatible page
+        raw, content_type = to_utf8(raw, content_type), "text/html; charset=utf-8"
+        body = raw
     if not raw or raw.isspace():
         return ParseError(url, "no_body", "empty response body", expected)
     if _not_text(raw, content_type):
@@ -138,6 +142,12 @@ def _classify(url: str) -> PageRef:
         if kind is not None:
             return PageRef("story", int(m.group(2)), kind)
     return classify_url(url)
+
+
+def _wide_encoding(raw: bytes, content_type: str | None) -> bool:
+    """UTF-16/32 pages (by BOM or HTTP charset): markers like ``<article`` are not ASCII bytes there."""
+    declared = declared_encoding(raw[:4096], content_type)
+    return bool(declared) and codecs.lookup(declared).name.startswith(("utf-16", "utf-32"))
 
 
 def _truncated(raw: bytes) -> bool:

@@ -156,7 +156,7 @@ class Page:
             end = self.raw.find(b"</head>")
             if end < 0:
                 end = self.raw.find(b"</HEAD>")
-            self._head_end = len(self.raw) if end < 0 else end
+            self._head_end = min(len(self.raw), HEAD_LIMIT) if end < 0 else end
         return self._head_end
 
     @property
@@ -197,12 +197,7 @@ class Page:
         return None
 
     def canonical(self) -> str | None:
-        """<link rel=canonical href>: one regex over the head (a hot-path field of every story)."""
-        m = _CANONICAL_RE.search(self.raw, 0, self.head_end)
-        if m:
-            href = _attr(m.group(0), "href")
-            if href and href.strip():
-                return href.strip()
+        """<link rel=canonical href> (a hot-path field of every story)."""
         return self.link("canonical")
 
     def _link_in(self, rel: str, end: int) -> str | None:
@@ -215,12 +210,22 @@ class Page:
 
     def title(self) -> str | None:
         """Text of <title>."""
-        m = _TITLE_RE.search(self.raw)
-        return norm(html.unescape(m.group(1).decode("utf-8", "replace"))) or None if m else None
+        opening = _TITLE_OPEN_RE.search(self.raw)  # one search each way: linear on any input
+        if opening is None:
+            return None
+        closing = _TITLE_CLOSE_RE.search(self.raw, opening.end())
+        if closing is None:
+            return None
+        text = self.raw[opening.end():closing.start()].decode("utf-8", "replace")
+        return norm(html.unescape(text)) or None
 
 
-_CANONICAL_RE = re.compile(rb"""<link\b[^>]*?\brel\s*=\s*["']?canonical\b[^>]*>""")
-_TITLE_RE = re.compile(rb"<title[^>]*>(.*?)</title\s*>", re.I | re.S)
+# Bounded repetitions and windows keep every head scan linear: a page without </head> or with a run
+# of unclosed tags must not make one regex rescan the rest of the page from each occurrence.
+HEAD_LIMIT = 256 * 1024  # where the head is assumed to end when a page has no </head>
+TAG_LIMIT = 4096  # the longest tag read from raw bytes
+_TITLE_OPEN_RE = re.compile(rb"<title\b[^>]{0,4096}>", re.I)
+_TITLE_CLOSE_RE = re.compile(rb"</title\s*>", re.I)
 _TAG_NAMES = (b"meta", b"link", b"a")
 
 
@@ -231,10 +236,14 @@ def _tags_mentioning(raw: bytes, value: str, limit: int | None = None) -> list[b
     limit = len(raw) if limit is None else limit
     found: list[bytes] = []
     pos = raw.find(needle, 0, limit)
+    end = -1
     while pos >= 0:
-        start = raw.rfind(b"<", 0, pos)
-        end = raw.find(b">", pos)
-        if start >= 0 and end > 0 and raw.find(b">", start, pos) < 0:
+        if end < pos:  # the next '>' is found once and reused by every mention before it: linear
+            end = raw.find(b">", pos, limit)
+            if end < 0:
+                break
+        start = raw.rfind(b"<", max(0, pos - TAG_LIMIT), pos)
+        if start >= 0 and end - start <= TAG_LIMIT and raw.find(b">", start, pos) < 0:
             tag = raw[start + 1:end]
             space = tag.find(b" ")
             name = tag[:space].lower() if space > 0 else b""

@@ -42,7 +42,7 @@ def parse_feed(body: bytes | str, url: str) -> Feed | ParseError:
         root = etree.fromstring(data, _XML_PARSER_UTF8 if text_input else _XML_PARSER)
     except (etree.XMLSyntaxError, ValueError):
         root = None
-    if root is None or etree.QName(root).localname.lower() != "rss":
+    if root is None or _local(root.tag).lower() != "rss":
         return ParseError(url, "not_html", "not an RSS document", "feed")
     content_type = _content_type(url)
     items = [item for item in (_item(el, url, content_type) for el in _ITEMS(root)) if item is not None]
@@ -77,14 +77,14 @@ def _named_entity(m: re.Match[bytes]) -> bytes:
 
 def _child_text(el: etree._Element, name: str) -> str:
     for child in el:
-        if isinstance(child.tag, str) and etree.QName(child).localname == name:
+        if isinstance(child.tag, str) and _local(child.tag) == name:
             return child.text or ""
     return ""
 
 
 def _child_attr(el: etree._Element, name: str, attr: str) -> str | None:
     for child in el:
-        if isinstance(child.tag, str) and etree.QName(child).localname == name:
+        if isinstance(child.tag, str) and _local(child.tag) == name:
             return child.get(attr)
     return None
 
@@ -137,3 +137,11 @@ def _kind(link: str, content_type: int | None) -> str | None:
     if ref.type == "story":
         return ref.kind
     return CONTENT_TYPE_KIND.get(content_type) if content_type is not None else None
+
+
+def _local(tag: str) -> str:
+    """A tag's local name: ``{ns}creator`` and an undeclared ``dc:creator`` both give ``creator``.
+
+    (``etree.QName`` raises on the second, which would lose the whole feed.)
+    """
+    return tag.rsplit("}", 1)[-1].rsplit(":", 1)[-1]
