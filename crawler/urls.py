@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
+from urllib.parse import SplitResult, parse_qsl, urlencode, urljoin, urlunsplit
+from urllib.parse import urlsplit as _urlsplit
 
 DEFAULT_SITE = "https://www.war.gov"
 SITE_HOSTS = frozenset(
@@ -65,6 +66,18 @@ _PHOTO_RE = re.compile(r"/igphoto/(\d+)(?:/|$)", re.I)
 _MEDIA_RE = re.compile(
     r"^/(?P<year>\d{4})/(?P<mon>[A-Za-z]{3})/(?P<day>\d{2})/(?P<media_id>\d+)/(?P<w>-?\d+)/(?P<h>-?\d+)/\d+/(?P<file>[^/?#]+)$"
 )
+
+
+_UNPARSEABLE = SplitResult("", "", "", "", "")
+
+
+def urlsplit(url: str) -> SplitResult:
+    """``urllib.parse.urlsplit`` that never raises: a scraped URL such as ``http://[host/x`` (an
+    unbalanced IPv6 bracket) is nothing this site serves, so it splits into empty parts."""
+    try:
+        return _urlsplit(url)
+    except ValueError:
+        return _UNPARSEABLE
 
 
 @dataclass(frozen=True)

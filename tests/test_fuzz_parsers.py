@@ -416,6 +416,14 @@ def test_feed_with_an_undeclared_namespace_prefix_keeps_its_items() -> None:
     assert isinstance(record, Feed) and [item.id for item in record.items] == [1]
 
 
+def test_image_url_with_a_bracket_in_its_host_does_not_lose_the_page() -> None:
+    src = b"http://[media.defense.gov/2015/May/27/2001050304/670/394/0/150522-F-FC975-889.JPG"
+    body = (b'<html><body><div class="da_print_body"><h1 class="title">T</h1><div class="da_black"><p>Body text.</p>'
+            b'</div><div class="da_media_item"><img src="' + src + b'" alt="a"></div></div></body></html>')
+    record = parse_page(body, AFMIL_PRINT.format(id=589842), None)
+    assert isinstance(record, Story) and record.paragraphs == ["Body text."]
+
+
 def test_latin1_bytes_declared_utf8_still_give_a_story() -> None:
     sample = story_page()
     text = sample.body.decode("utf-8").replace("Space Security", "Spâce Sécurité")

@@ -6,11 +6,11 @@ includes scripts; these helpers insert the breaks a browser shows and skip what 
 
 from __future__ import annotations
 
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin
 
 from crawler.parsers.dom import Element
 from crawler.parsers.text import norm
-from crawler.urls import SITE_HOSTS
+from crawler.urls import SITE_HOSTS, urlsplit
 
 BLOCK_TAGS = frozenset({
     "address", "article", "aside", "blockquote", "dd", "div", "dl", "dt", "figcaption", "figure",
