@@ -55,6 +55,7 @@ class Detection:
     baseline: bool = False
     blocked: bool = False
     degraded: bool = False
+    failed: bool = False
 
 
 def detect_changes(
@@ -258,6 +259,7 @@ def _health_events(
     if finish_reason not in ("finished", "closespider_pagecount", "blocked", "shutdown") or (
         counts["total"] and not good and not detection.blocked
     ):
+        detection.failed = True
         events.append(_run_event("crawl_failed", run_id, f"Crawl failed ({finish_reason}): {counts}"))
     if _degraded(counts, policy):
         detection.degraded = True

@@ -125,6 +125,8 @@ class Daemon:
         self._crawl_lock = threading.Lock()
         self._flush_lock = threading.Lock()
         self._running_crawl: str | None = None
+        self._pending: dict[str, JobConfig] = {}  # crawl jobs that fired while another ran, oldest first
+        self._pending_lock = threading.Lock()
         self.scheduler = BackgroundScheduler(
             executors={"default": ThreadPoolExecutor(max(4, len(config.jobs)))},
             job_defaults={"coalesce": True, "max_instances": 1},
@@ -163,10 +165,37 @@ class Daemon:
             log.exception("job %s (mode %s) failed", job.name, job.mode)
 
     def _crawl(self, job: JobConfig) -> None:
+        """Run one crawl job; a different job firing meanwhile runs right after it, once.
+
+        Jobs whose intervals are multiples fire in the same instant (discover every 30 min, revisit
+        every 2 h): skipping the loser would starve it forever, so it is kept (one pending firing per
+        job, like ``coalesce``) and run when the crawl slot frees. The same job firing again while it
+        runs is simply skipped.
+        """
         if not self._crawl_lock.acquire(blocking=False):
+            with self._pending_lock:
+                if job.name != self._running_crawl and job.name not in self._pending:
+                    self._pending[job.name] = job
+                    log.info("job %s (mode %s) waits for crawl %s", job.name, job.mode, self._running_crawl)
+                    return
             log.info("job %s (mode %s) skipped: crawl %s is still running", job.name, job.mode,
                      self._running_crawl)
             return
+        try:
+            self._run_crawl(job)
+            while (pending := self._next_pending()) is not None:
+                self._run_crawl(pending)
+        finally:
+            self._crawl_lock.release()
+
+    def _next_pending(self) -> JobConfig | None:
+        with self._pending_lock:
+            if not self._pending:
+                return None
+            name = next(iter(self._pending))
+            return self._pending.pop(name)
+
+    def _run_crawl(self, job: JobConfig) -> None:
         self._running_crawl = job.name
         try:
             argv = list(self.crawl_command(self.config, job))
@@ -178,7 +207,6 @@ class Daemon:
             _log_crawl_result(job, time.monotonic() - started, result)
         finally:
             self._running_crawl = None
-            self._crawl_lock.release()
 
     def _flush(self, job: JobConfig) -> None:
         if not self._flush_lock.acquire(blocking=False):

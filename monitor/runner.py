@@ -111,6 +111,8 @@ def summarise(run_id: int, mode: str, reason: str, stats: dict[str, Any], detect
     status = "ok" if reason in FINISHED else "interrupted" if reason == "shutdown" else "failed"
     if detection.blocked:
         status = "blocked"
+    elif detection.failed:  # e.g. every request refused or timed out: not a run that saw the site
+        status = "failed"
     return RunSummary(
         run_id=run_id, mode=mode, status=status, finish_reason=reason,
         pages=int(stats.get("defwatch/fetches", 0)), new_versions=versions, events=len(detection.event_ids),

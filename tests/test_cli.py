@@ -111,3 +111,11 @@ def test_demo_runs_the_whole_mission_and_reports_measured_events(tmp_path):
         assert line in out
     assert "mail received by the SMTP sink" in out and "+ The ministers agreed to meet again in 2024" in out
     assert "3342560" not in out.split("events recorded:")[1]  # the blocked story is not an event
+
+
+def test_a_crawl_that_reaches_nothing_fails_with_exit_1(tmp_path):
+    with socket.socket() as probe:  # a port where nothing listens
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    run = run_crawl(tmp_path / "down.db", f"http://127.0.0.1:{port}", "discover", env=crawl_env(tmp_path))
+    assert run.returncode == 1 and run.summary["status"] == "failed"

@@ -396,3 +396,21 @@ def test_orphaned_crawl_of_a_killed_daemon_keeps_the_archive_locked(tmp_path):
     with ArchiveLock(lock_path_for(str(db))):  # the orphan's end releases it
         pass
 
+
+
+def test_a_job_that_fires_with_another_is_run_after_it_not_starved(tmp_path, caplog):
+    """Intervals that are multiples fire together; the loser must still get its turn."""
+    caplog.set_level(logging.INFO)
+    out = tmp_path / "spans.txt"
+    config = Config(db=str(tmp_path / "archive.db"),
+                    jobs=[every("discover", 0.25, "discover"), every("revisit", 1.0, "revisit")])
+
+    def command(_config: Config, job: JobConfig) -> list[str]:
+        return [PY, "-c", CHILD_SLOW, job.name, str(out), "0.4"]
+
+    with daemon_thread(config, crawl_command=command) as outcome:
+        assert wait_for(lambda: sum(line.startswith("end revisit") for line in lines(out)) >= 2, timeout=20)
+    assert outcome["rc"] == 0
+    names = [line.split()[1] for line in lines(out) if line.startswith("start")]
+    assert names.count("revisit") >= 2 and names.count("discover") >= 2
+    assert any("waits for crawl" in r.getMessage() for r in caplog.records)
