@@ -173,6 +173,60 @@ def is_site_url(url: str, extra_hosts: frozenset[str] = frozenset()) -> bool:
     return host in SITE_HOSTS or host in extra_hosts or netloc in extra_hosts
 
 
+class SiteURLError(ValueError):
+    """A site base URL that cannot be used as given; the message names what is wrong with it."""
+
+
+SITE_EXAMPLE = "http://127.0.0.1:8000"
+
+
+def site_root(site: str) -> str:
+    """``scheme://host[:port]`` of a site base URL (``--site``, ``DEFWATCH_SITE``, ``site =``).
+
+    ``rebase`` uses only the scheme and host of it. So a path, a query string or a fragment would
+    be silently dropped, and credentials (``user:password@``) would be stored in ``runs.site`` and
+    logged with every URL: each of these raises ``SiteURLError`` naming the problem instead.
+    """
+    try:
+        parts = _urlsplit(site.strip())
+        port = parts.port  # raises for a port that is not a number from 0 to 65535
+    except ValueError as exc:
+        raise SiteURLError(
+            f"{_redacted(site)!r} is not a valid URL ({exc}); give a scheme and host like {SITE_EXAMPLE}"
+        ) from None
+    problem = _site_problem(parts, port)
+    if problem:
+        raise SiteURLError(f"{_redacted(site)!r} {problem}")
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+_CREDENTIALS_RE = re.compile(r"(//)[^/?#]*@")
+
+
+def _redacted(site: str) -> str:
+    """The URL for an error message, credentials masked: the message is printed and logged."""
+    return _CREDENTIALS_RE.sub(r"\1***@", site)
+
+
+def _site_problem(parts: SplitResult, port: int | None) -> str | None:
+    """What is wrong with a split site URL, or None when it is just a scheme and host."""
+    if parts.username is not None or parts.password is not None:
+        return ("must not carry credentials (user:password@): they would be stored with every run "
+                "and logged with every URL")
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return f"must be an http or https scheme and host like {SITE_EXAMPLE}"
+    if port == 0:
+        return "has port 0, which no server listens on"
+    dropped = {"path": parts.path if parts.path not in ("", "/") else "",
+               "query string": f"?{parts.query}" if parts.query else "",
+               "fragment": f"#{parts.fragment}" if parts.fragment else ""}
+    found = [f"a {name} ({value})" for name, value in dropped.items() if value]
+    if found:
+        return (f"has {' and '.join(found)}, which would be silently dropped: only the scheme and host "
+                f"are used, like {SITE_EXAMPLE}")
+    return None
+
+
 def rebase(url: str, site: str | None) -> str:
     """Swap the scheme and host of a site URL for ``site`` (``--site``); other URLs are returned as is.
 

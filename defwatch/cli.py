@@ -8,8 +8,10 @@ blocked the crawl.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -24,8 +26,24 @@ class UsageError(Exception):
     """Bad input from the user: printed as one line, exit status 2, nothing stored is touched."""
 
 
+# The module that registers each command. A command run imports only its own module: ``changes``
+# has no use for the analyst commands' record, render and analysis modules. ``defwatch --help``,
+# and any word not listed here (a typo gets argparse's list of choices), imports them all.
+# tests/test_cli.py checks this table against the modules' REGISTRY lists.
+COMMAND_MODULES: dict[str, str] = {
+    **dict.fromkeys(("demo", "crawl", "run", "init", "changes", "alerts", "parse", "sample-site"), "commands"),
+    **dict.fromkeys(("search", "show", "history", "diff", "images", "export", "stats"), "analyst_commands"),
+    **dict.fromkeys(("reparse", "browse"), "reparse_commands"),
+    "distributed": "distributed_commands",
+}
+MODULES = ("commands", "analyst_commands", "reparse_commands", "distributed_commands")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    """Run one command; returns the exit status (bad input: 2, with one line on stderr)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    module = COMMAND_MODULES.get(_command_word(argv) or "")
+    parser = _parser((module,)) if module else build_parser()
     args = parser.parse_args(argv)
     _setup_logging(getattr(args, "verbose", 0), daemon=args.command == "run")
     try:
@@ -38,6 +56,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The whole command line, every command registered (what ``defwatch --help`` lists)."""
+    return _parser(MODULES)
+
+
+def _parser(modules: Sequence[str]) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="defwatch",
         description="Crawl, archive and monitor defense.gov / war.gov stories and photos.",
@@ -46,12 +69,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for Scrapy's)")
     commands_parser = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    from defwatch import analyst_commands, commands, distributed_commands, reparse_commands
-
-    registries = (commands, analyst_commands, reparse_commands, distributed_commands)
-    for register in [r for module in registries for r in module.REGISTRY]:
-        register(commands_parser)
+    for name in modules:
+        for register in importlib.import_module(f"defwatch.{name}").REGISTRY:
+            register(commands_parser)
     return parser
+
+
+def _command_word(argv: Sequence[str]) -> str | None:
+    """The command argparse will see: the first argument that is not an option (the top-level
+    options, ``-h`` and ``-v``, take no value)."""
+    for arg in argv:
+        if arg == "--":
+            return None
+        if not arg.startswith("-"):
+            return arg
+    return None
 
 
 def config_from(args: argparse.Namespace) -> Config:
@@ -60,19 +92,27 @@ def config_from(args: argparse.Namespace) -> Config:
     if getattr(args, "db", None):
         config = replace(config, db=args.db)
     if getattr(args, "site", None):
-        config = replace(config, site=_check_site(args.site))
+        config = replace(config, site=_check_site(args.site, "--site"))
+    elif hasattr(args, "site"):  # a command that crawls: the configured site gets the same check
+        _check_site(config.site, _site_origin(config))
     return config
 
 
-def _check_site(site: str) -> str:
-    from urllib.parse import urlsplit
+def _site_origin(config: Config) -> str:
+    """Where the configured site came from: the environment overrides the file."""
+    if os.environ.get("DEFWATCH_SITE"):
+        return "DEFWATCH_SITE"
+    return f"{config.source}: site" if config.source else "site"
 
-    parts = urlsplit(site)
-    if parts.username or parts.password:  # they would be stored in runs.site and logged with every URL
-        raise UsageError("--site must not carry credentials (user:password@)")
-    if parts.scheme not in ("http", "https") or not parts.netloc or parts.path not in ("", "/"):
-        raise UsageError(f"--site must be a scheme and host like http://127.0.0.1:8000, not {site!r}")
-    return f"{parts.scheme}://{parts.netloc}"
+
+def _check_site(site: str, origin: str) -> str:
+    """The site's ``scheme://host``; anything it would silently drop or leak is a usage error."""
+    from crawler.urls import SiteURLError, site_root
+
+    try:
+        return site_root(site)
+    except SiteURLError as exc:
+        raise UsageError(f"{origin}: {exc}") from None
 
 
 def print_json(data: object) -> None:

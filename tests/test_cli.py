@@ -119,3 +119,60 @@ def test_a_crawl_that_reaches_nothing_fails_with_exit_1(tmp_path):
         port = probe.getsockname()[1]
     run = run_crawl(tmp_path / "down.db", f"http://127.0.0.1:{port}", "discover", env=crawl_env(tmp_path))
     assert run.returncode == 1 and run.summary["status"] == "failed"
+
+
+# -- start-up: a command imports what it needs ----------------------------------------------------
+
+LOADED = """
+import json, sys
+from defwatch.cli import main
+try:
+    code = main(sys.argv[1:])
+except SystemExit as exc:
+    code = exc.code
+print(json.dumps([code, sorted(sys.modules)]))
+"""
+HEAVY = ("scrapy", "twisted", "jinja2", "lxml", "redis", "monitor")
+
+
+def loaded_modules(tmp_path, *argv: str) -> set[str]:
+    """The modules a real ``defwatch ARGV`` process has imported when it is done."""
+    proc = subprocess.run([sys.executable, "-c", LOADED, *argv], cwd=ROOT, env=crawl_env(tmp_path),
+                          capture_output=True, text=True, timeout=60, check=False)
+    code, modules = json.loads(proc.stdout.splitlines()[-1])
+    assert code == 0, (argv, proc.stderr)
+    return set(modules)
+
+
+def tops(modules: set[str]) -> set[str]:
+    return {name.split(".")[0] for name in modules}
+
+
+def test_command_modules_table_names_every_command_of_every_module():
+    import argparse
+    import importlib
+
+    from defwatch.cli import COMMAND_MODULES, MODULES
+
+    found = {}
+    for name in MODULES:
+        commands = argparse.ArgumentParser().add_subparsers()
+        for register in importlib.import_module(f"defwatch.{name}").REGISTRY:
+            register(commands)
+        found |= dict.fromkeys(commands.choices, name)
+    assert found == COMMAND_MODULES
+
+
+def test_help_changes_and_search_import_no_crawler_scheduler_or_template_engine(tmp_path):
+    db = tmp_path / "empty.db"
+    from db.schema import connect
+
+    connect(str(db)).conn.close()
+    help_modules = loaded_modules(tmp_path, "--help")
+    assert not tops(help_modules) & {*HEAVY, "sqlite_utils", "apscheduler"}, sorted(help_modules)
+    changes = loaded_modules(tmp_path, "changes", "--db", str(db))
+    assert not tops(changes) & set(HEAVY), sorted(changes)
+    assert not {"defwatch.analyst_commands", "defwatch.distributed_commands", "crawler.records"} & changes
+    search = loaded_modules(tmp_path, "search", "budget", "--db", str(db))
+    assert not tops(search) & set(HEAVY), sorted(search)
+    assert not {"defwatch.distributed_commands", "defwatch.reparse_commands"} & search

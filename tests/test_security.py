@@ -557,3 +557,63 @@ def test_site_with_credentials_exits_2(tmp_path: Path) -> None:
     out = defwatch("crawl", "--db", str(tmp_path / "cred.db"), "--site", f"http://user:{PASSWORD}@127.0.0.1:{port}",
                    "--mode", "discover", "--max-pages", "1", env=crawl_env(tmp_path), timeout=60)
     assert out.returncode == 2
+
+
+def _closed_port() -> int:
+    """A port where nothing listens: a crawl that wrongly started against it fails fast."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _archive_with_one_run(db: Path) -> list[tuple]:
+    from db.archive import Archive
+
+    archive = Archive.open(str(db))
+    try:
+        archive.finish_run(archive.start_run("discover", "http://127.0.0.1:8000"), "ok", {"pages": 0})
+    finally:
+        archive.close()
+    return query(db, "SELECT * FROM runs")
+
+
+@pytest.mark.parametrize(("suffix", "problem"), [
+    ("?x=1", "a query string (?x=1)"), ("/?x=1", "a query string (?x=1)"), ("#a", "a fragment (#a)"),
+    ("/#a", "a fragment (#a)"), ("/News/?Page=2", "a path (/News/) and a query string (?Page=2)"),
+])
+def test_site_with_a_query_fragment_or_path_exits_2_naming_it(tmp_path: Path, suffix: str, problem: str) -> None:
+    """``--site`` keeps only scheme and host: whatever else it carries would be silently dropped."""
+    db = tmp_path / "kept.db"
+    before = _archive_with_one_run(db)
+    site = f"http://127.0.0.1:{_closed_port()}{suffix}"
+    out = defwatch("crawl", "--db", str(db), "--site", site, "--mode", "discover", "--max-pages", "1",
+                   env=crawl_env(tmp_path), timeout=60)
+    assert out.returncode == 2, (site, out.returncode, out.stderr[-1000:])
+    assert f"--site: {site!r} has {problem}, which would be silently dropped" in out.stderr, out.stderr
+    assert "Traceback" not in out.stderr
+    assert query(db, "SELECT * FROM runs") == before  # nothing stored was touched, no run was started
+
+
+@pytest.mark.parametrize("command", [("run",), ("distributed", "writer"), ("distributed", "worker"),
+                                     ("distributed", "status")])
+def test_every_command_taking_a_site_rejects_a_query_or_fragment(tmp_path: Path, command: tuple[str, ...]) -> None:
+    redis = ("--redis", f"redis://127.0.0.1:{_closed_port()}/0") if command[0] == "distributed" else ()
+    db = ("--db", str(tmp_path / "x.db")) if command[-1] in ("run", "writer") else ()
+    for site in ("http://127.0.0.1:8000/?x=1", "http://127.0.0.1:8000#a"):
+        out = defwatch(*command, *redis, *db, "--site", site, env=crawl_env(tmp_path), timeout=30)
+        assert out.returncode == 2, (command, site, out.stderr[-1000:])
+        assert f"--site: {site!r} has a " in out.stderr, out.stderr
+
+
+def test_configured_site_with_credentials_exits_2_without_echoing_them(tmp_path: Path) -> None:
+    db = tmp_path / "cred.db"
+    before = _archive_with_one_run(db)
+    site = f"http://user:{PASSWORD}@127.0.0.1:{_closed_port()}"
+    config = tmp_path / "site.toml"
+    config.write_text(f'site = "{site}"\n', encoding="utf-8")
+    for env in (crawl_env(tmp_path, DEFWATCH_SITE=site), crawl_env(tmp_path, DEFWATCH_CONFIG=str(config))):
+        out = defwatch("crawl", "--db", str(db), "--mode", "discover", env=env, timeout=60)
+        assert out.returncode == 2, out.stderr[-1000:]
+        assert "must not carry credentials" in out.stderr and "***@127.0.0.1" in out.stderr
+        assert not leaks(out.stdout + out.stderr)
+    assert query(db, "SELECT * FROM runs") == before
