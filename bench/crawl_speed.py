@@ -29,6 +29,7 @@ import io
 import json
 import os
 import pstats
+import resource
 import sqlite3
 import subprocess
 import sys
@@ -104,17 +105,27 @@ def child_env(config_path: Path) -> dict[str, str]:
 
 
 def run_child(cmd: list[str], env: dict[str, str], log: Path) -> tuple[dict[str, Any], float]:
-    """Run one child; its last stdout line is JSON. Stderr goes to ``log`` and is shown on failure."""
-    start = time.perf_counter()
+    """Run one child; its last stdout line is JSON. Stderr goes to ``log`` and is shown on failure.
+
+    The CPU seconds of the child and of the sample site (threads of this process) during the run are
+    added to the JSON as ``cpu_child`` and ``cpu_site``: on a small machine the site competes with the
+    crawler for cores, and these say which side a slow run spent its time on."""
+    start, site_cpu, child_cpu = time.perf_counter(), time.process_time(), _children_cpu()
     with open(log, "wb") as err:
         proc = subprocess.run(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=err, check=False)
     wall = time.perf_counter() - start
+    cpu = {"cpu_child": _children_cpu() - child_cpu, "cpu_site": time.process_time() - site_cpu}
     lines = proc.stdout.decode("utf-8", "replace").strip().splitlines()
     try:
-        return json.loads(lines[-1]), wall
+        return json.loads(lines[-1]) | cpu, wall
     except (IndexError, json.JSONDecodeError):
         tail = log.read_text(encoding="utf-8", errors="replace")[-3000:]
         raise SystemExit(f"child failed (exit {proc.returncode}): {' '.join(cmd)}\n{tail}") from None
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def full_cmd(db: Path, base: str, profile_out: Path | None = None) -> list[str]:
@@ -128,7 +139,7 @@ def run_full(base: str, work: Path, env: dict[str, str], n: int) -> Trial:
     summary, wall = run_child(full_cmd(db, base), env, work / f"full{n}.log")
     facts = archive_facts(db)
     return Trial("full pipeline", int(summary.get("pages", 0)), facts["by_type"], wall, facts["crawl"],
-                 {"summary": summary, **facts})
+                 {"summary": summary, **facts, "cpu_child": summary["cpu_child"], "cpu_site": summary["cpu_site"]})
 
 
 def run_bare(base: str, work: Path, env: dict[str, str], n: int, urls: list[str] | None) -> Trial:
@@ -192,10 +203,13 @@ def report(fulls: list[Trial], bares: list[Trial]) -> None:
     if len(fulls) > 1:
         print(f"trials (wall s): full {[round(t.wall, 1) for t in fulls]}, bare {[round(t.wall, 1) for t in bares]}; "
               "best of each below")
-    print(f"{'':16}{'pages':>7}{'wall s':>9}{'pages/s':>9}{'crawl s':>9}{'pages/s':>9}   by type")
+    print(f"{'':16}{'pages':>7}{'wall s':>9}{'pages/s':>9}{'crawl s':>9}{'pages/s':>9}"
+          f"{'cpu ms/page':>13}{'site ms/page':>14}   by type")
     for t in (full, bare):
         kinds = ", ".join(f"{k} {v}" for k, v in sorted(t.by_type.items()))
-        print(f"{t.name:16}{t.pages:7d}{t.wall:9.1f}{t.rate:9.1f}{t.crawl:9.1f}{t.crawl_rate:9.1f}   {kinds}")
+        per_page = 1000 / max(1, t.pages)
+        print(f"{t.name:16}{t.pages:7d}{t.wall:9.1f}{t.rate:9.1f}{t.crawl:9.1f}{t.crawl_rate:9.1f}"
+              f"{t.extra['cpu_child'] * per_page:13.2f}{t.extra['cpu_site'] * per_page:14.2f}   {kinds}")
     same = full.pages == bare.pages and full.by_type == bare.by_type
     print(f"\npages fetched: full {full.pages}, bare {bare.pages} ({'same' if same else 'DIFFERENT'}; "
           "robots.txt not counted)")

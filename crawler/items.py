@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
 
 from crawler.records import Record
 from db.archive import FetchInfo
@@ -10,6 +12,15 @@ from db.archive import FetchInfo
 
 @dataclass
 class PageResult:
+    """A response for the archive.
+
+    ``parse_url`` set means the page is still to be parsed, as that URL, by whoever stores it (the
+    archive writer process of a local crawl); ``stored`` then resolves to the writer's answer
+    (``crawler.archiver.Stored``), which tells the spider what to follow.
+    """
+
     fetch: FetchInfo
     body: bytes | None = None
     record: Record | None = None
+    parse_url: str | None = None
+    stored: asyncio.Future[Any] | None = field(default=None, repr=False, compare=False)

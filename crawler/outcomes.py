@@ -10,8 +10,15 @@ cache sends those), and counting it as a block would raise ``crawl_blocked`` for
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from crawler.parsers import detect_block
 from crawler.parsers.block import EMPTY
+
+if TYPE_CHECKING:
+    from collections import Counter
+
+    from db.archive import FetchInfo, SaveResult
 
 BLOCKED_STATUSES = frozenset({401, 403, 429})
 
@@ -38,3 +45,22 @@ def classify(status: int, headers: dict[str, str], body: bytes) -> tuple[str, st
     if reason:
         return "blocked", reason
     return "ok", None
+
+
+def count_result(counts: Counter[str], fetch: FetchInfo, record_type: str | None, result: SaveResult) -> None:
+    """Add one stored response to a run's counters (``defwatch/<key>`` in the crawl's stats).
+
+    The single-process pipeline and the distributed writer both call this, so a run's summary
+    (pages, outcomes, new versions, parse errors) reads the same however the run was crawled.
+    ``record_type`` is the parsed record's type (``error`` for a page that did not parse), or None.
+    """
+    page_type = fetch.page_type or "other"
+    counts["fetches"] += 1
+    counts[f"outcome/{fetch.outcome}"] += 1
+    counts[f"pages/{page_type}"] += 1
+    if record_type == "error":
+        counts[f"parse_errors/{page_type}"] += 1
+    if result.new_version:
+        counts[f"new_versions/{page_type}"] += 1
+    if result.new_subject:
+        counts[f"new/{page_type}"] += 1

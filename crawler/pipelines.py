@@ -3,40 +3,39 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Any
 
 from scrapy import Spider
 from scrapy.crawler import Crawler
 
+from crawler.archiver import ArchiverClient, ArchiverError, Job, Stored
 from crawler.items import PageResult
-from db.archive import Archive, SaveResult
+from crawler.outcomes import count_result
+
+logger = logging.getLogger(__name__)
 
 
 class ArchivePipeline:
-    """The only writer during a crawl, on a thread of its own.
+    """The only writer during a crawl, through the archive writer process (``crawler.archiver``).
 
-    Every response is stored atomically (``Archive.save_response``); responses are committed in
-    small batches; the writer thread lets the next page be parsed while this one is written.
+    Every response is stored atomically (``Archive.save_response``) and committed in small batches.
+    Pages the spider left unparsed (``PageResult.parse_url``) are parsed by the writer too, so the
+    reactor's thread only downloads; the writer's answer settles ``PageResult.stored``.
     """
-
-    # A transaction holds at most this many responses or lasts this long (see Archive.begin_batch):
-    # long enough to save most of the commit cost, short enough never to keep other writers waiting.
-    BATCH_SIZE = 50
-    BATCH_SECONDS = 1.0
 
     def __init__(self, db_path: str, run_id: int, crawler: Crawler):
         self.db_path = db_path
         self.run_id = run_id
         self.crawler = crawler
-        self.archive: Archive | None = None
+        self.archiver: ArchiverClient | None = None
         self.counts: Counter[str] = Counter()
-        self.batched = 0
-        self.batch_started = 0.0
-        self.closed = False
         self.progress = _progress(crawler)
+        self.ending = False
+        self.outstanding: set[asyncio.Future[Stored]] = set()
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> ArchivePipeline:
@@ -46,69 +45,80 @@ class ArchivePipeline:
         return cls(crawler.settings.get("DEFWATCH_DB"), run_id, crawler)
 
     def open_spider(self, spider: Spider | None = None) -> None:
-        self.writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="archive-writer")
-        self.archive = self.writer.submit(Archive.open, self.db_path).result()
+        self.archiver = ArchiverClient(self.db_path, self.run_id)
 
-    def close_spider(self, spider: Spider | None = None) -> None:
-        self.closed = True
-        if self.archive is not None:
-            self.writer.submit(self._close).result()
-        self.writer.shutdown(wait=True)
+    async def close_spider(self, spider: Spider | None = None) -> None:
+        if self.archiver is not None:
+            if self.outstanding:  # every answer counted before the stats are read
+                await asyncio.wait(list(self.outstanding))
+            status = await self.archiver.aclose()
+            if status != 0:
+                self.crawler.stats.set_value("defwatch/archiver_exit", status)
+            if self.archiver.stats is not None:  # where the crawl's CPU went: the reactor's thread or the writer
+                self.crawler.stats.set_value("defwatch/writer_cpu_seconds", round(self.archiver.stats.cpu_seconds, 2))
+        self.crawler.stats.set_value("defwatch/reactor_cpu_seconds", round(time.thread_time(), 2))
         if self.progress is not None:
             self.progress.finish()
         for key, value in self.counts.items():
             self.crawler.stats.set_value(f"defwatch/{key}", value)
 
-    async def process_item(self, item: Any, spider: Spider | None = None) -> Any:
-        """Store on the writer thread, so parsing the next page overlaps with writing this one."""
-        if not isinstance(item, PageResult) or self.archive is None:
+    def process_item(self, item: Any, spider: Spider | None = None) -> Any:
+        """Send the page to the writer and move on: Scrapy keeps a response's memory until its items
+        are processed, and waiting here for every answer would throttle downloads to the writer's pace.
+        A spider that needs the answer (what to follow) waits on ``PageResult.stored`` itself."""
+        if not isinstance(item, PageResult) or self.archiver is None:
             return item
-        result = await asyncio.wrap_future(self.writer.submit(self._save, item))
-        self._count(item, result)
-        # A quiet spell (backoff, slow site) must not keep the batch's write lock: look again later.
-        asyncio.get_running_loop().call_later(self.BATCH_SECONDS, self._commit_if_stale)
+        future = self.archiver.store(Job(item.fetch, item.body, item.record, item.parse_url), _priority(item))
+        self.outstanding.add(future)
+        future.add_done_callback(partial(self._stored, item))
         return item
 
-    def _save(self, item: PageResult) -> SaveResult:
-        """Runs on the writer thread: the archive connection is only ever used there."""
-        assert self.archive is not None
-        if self.batched == 0:
-            self.archive.begin_batch()
-            self.batch_started = time.monotonic()
-        result = self.archive.save_response(self.run_id, item.fetch, item.body, item.record)
-        self.batched += 1
-        if self.batched >= self.BATCH_SIZE or time.monotonic() - self.batch_started >= self.BATCH_SECONDS:
-            self.archive.commit_batch()
-            self.batched = 0
-        return result
+    def _stored(self, item: PageResult, future: asyncio.Future[Stored]) -> None:
+        self.outstanding.discard(future)
+        error = future.exception()
+        if error is not None:
+            self.counts["store_errors"] += 1
+            if self.archiver is not None and self.archiver.failure is not None:
+                # The writer is gone (a full disk, a read-only archive): one error line for the run, not
+                # a line and a spider traceback per page in flight; the spider follows nothing more.
+                _settle(item.stored, None)
+                self._end_crawl(self.archiver.failure)
+                return
+            logger.error("%s", error)
+            _settle(item.stored, error=error)
+            return
+        stored = future.result()
+        item.fetch = stored.fetch
+        self._count(item, stored)
+        _settle(item.stored, stored)
 
-    def _commit_if_stale(self) -> None:
-        if self.archive is not None and not self.closed:
-            self.writer.submit(self._commit_stale_batch)
+    def _end_crawl(self, failure: ArchiverError) -> None:
+        """Nothing more can be stored: fetching on would only lose pages. The run ends ``failed``."""
+        if self.ending:
+            return
+        self.ending = True
+        logger.error("%s; ending the crawl", failure)
+        asyncio.ensure_future(self.crawler.engine.close_spider_async(reason="archive_writer_failed"))
 
-    def _commit_stale_batch(self) -> None:
-        if self.batched and time.monotonic() - self.batch_started >= self.BATCH_SECONDS and self.archive:
-            self.archive.commit_batch()
-            self.batched = 0
-
-    def _close(self) -> None:
-        assert self.archive is not None
-        self.archive.commit_batch()
-        self.archive.close()
-
-    def _count(self, item: PageResult, result: SaveResult) -> None:
-        page_type = item.fetch.page_type or "other"
-        self.counts["fetches"] += 1
+    def _count(self, item: PageResult, stored: Stored) -> None:
+        """The run's counters, kept by the function the distributed writer shares."""
+        count_result(self.counts, item.fetch, stored.record_type, stored.result)
         if self.progress is not None:
             self.progress.update(self.counts["fetches"])
-        self.counts[f"outcome/{item.fetch.outcome}"] += 1
-        self.counts[f"pages/{page_type}"] += 1
-        if item.record is not None and item.record.type == "error":
-            self.counts[f"parse_errors/{page_type}"] += 1
-        if result.new_version:
-            self.counts[f"new_versions/{page_type}"] += 1
-        if result.new_subject:
-            self.counts[f"new/{page_type}"] += 1
+
+
+def _priority(item: PageResult) -> int:
+    """What the spider waits on goes first: index pages, then stories (their links), then the rest."""
+    return {"feed": 0, "listing": 0, "story": 1}.get(item.fetch.page_type or "", 2)
+
+
+def _settle(future: asyncio.Future[Any] | None, result: Any = None, error: BaseException | None = None) -> None:
+    if future is None or future.done():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)
 
 
 def _progress(crawler: Crawler) -> Any:

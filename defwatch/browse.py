@@ -159,6 +159,7 @@ class TableDoc:
 # -- descriptions from the schema text ----------------------------------------------------------------
 
 _CREATE = re.compile(r"^\s*CREATE TABLE (\w+)\s*\((.*)$", re.I)
+_ADD_COLUMN = re.compile(r"^\s*ALTER TABLE (\w+) ADD COLUMN (\w+)", re.I)  # a later migration's column
 _CONSTRAINT = ("UNIQUE", "PRIMARY", "FOREIGN", "CHECK", "CONSTRAINT")
 
 
@@ -168,8 +169,10 @@ def schema_comments(schema: str = SCHEMA_TEXT) -> dict[str, dict[str, Any]]:
     table: str | None = None
     for line in schema.splitlines():
         code, _, comment = line.partition("--")
-        create = _CREATE.match(code)
-        if create:
+        create, added = _CREATE.match(code), _ADD_COLUMN.match(code)
+        if added and added.group(1) in found:
+            found[added.group(1)]["columns"][added.group(2)] = comment.strip()
+        elif create:
             table = create.group(1)
             found[table] = {"purpose": comment.strip() or None, "columns": {}}
         elif table and code.strip().startswith(")"):

@@ -193,6 +193,7 @@ def frontier_settings(
         "DEFWATCH_RUN_ID": run_id,
         "DOWNLOADER_MIDDLEWARES": middlewares,
         "ITEM_PIPELINES": {"crawler.distributed.worker.ResultPushPipeline": 300},
+        "DEFWATCH_PARSE_IN_WRITER": False,  # results reach the writer through Redis, already parsed
         "EXTENSIONS": {"crawler.distributed.worker.WorkerCoordinator": 0},
         "LOG_INSTALL_ROOT_HANDLER": False,
     }, priority="cmdline")

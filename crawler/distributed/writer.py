@@ -25,8 +25,8 @@ from crawler.distributed.frontier import ClaimingPriorityQueue, SubjectDupeFilte
 from crawler.distributed.keys import POLL_SECONDS, Keys, Progress, read_progress
 from crawler.distributed.results import decode
 from crawler.distributed.worker import PAGE_TYPES, FrontierSpider
-from crawler.items import PageResult
-from db.archive import Archive, SaveResult
+from crawler.outcomes import count_result
+from db.archive import Archive
 
 logger = logging.getLogger(__name__)
 CLAIM_SECONDS = 60
@@ -159,26 +159,14 @@ class ResultDrain:
                                             envelope.result.record)
         self.batched += 1
         self.by_worker[envelope.worker] += 1
-        self._count(envelope.result, result)
+        record = envelope.result.record
+        count_result(self.counts, envelope.result.fetch, record.type if record is not None else None, result)
 
     def _commit(self, *, force: bool) -> None:
         due = self.batched >= self.BATCH_SIZE or time.monotonic() - self.batch_started >= self.BATCH_SECONDS
         if self.batched and (force or due):
             self.archive.commit_batch()
             self.batched = 0
-
-    def _count(self, item: PageResult, result: SaveResult) -> None:
-        """The same counters ArchivePipeline keeps, so the run summary reads the same."""
-        page_type = item.fetch.page_type or "other"
-        self.counts["fetches"] += 1
-        self.counts[f"outcome/{item.fetch.outcome}"] += 1
-        self.counts[f"pages/{page_type}"] += 1
-        if item.record is not None and item.record.type == "error":
-            self.counts[f"parse_errors/{page_type}"] += 1
-        if result.new_version:
-            self.counts[f"new_versions/{page_type}"] += 1
-        if result.new_subject:
-            self.counts[f"new/{page_type}"] += 1
 
 
 def end_reason(progress: Progress) -> str | None:

@@ -20,12 +20,13 @@ content and never a removal; so is an off-site hop, a redirect loop, or a body o
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urljoin
 
-from scrapy import Request, Spider
+from scrapy import Request, Spider, signals
 from scrapy.crawler import Crawler
 from scrapy.exceptions import CloseSpider
 from scrapy.http import Response
@@ -34,8 +35,7 @@ from twisted.python.failure import Failure
 from crawler.items import PageResult
 from crawler.middlewares import SiteOnlyMiddleware
 from crawler.outcomes import classify
-from crawler.parsers import parse_page
-from crawler.records import Feed, Listing, Photo, Story
+from crawler.pages import Followups, followups, parse_fetched
 from crawler.urls import (
     DEFAULT_SITE,
     LISTING_BY_KIND,
@@ -89,6 +89,8 @@ class SiteSpider(Spider):
         self.block_storm = 25
         self.known: dict[str, set[int]] = {"story": set(), "photo": set()}
         self.index_next: dict[str, str] = {}
+        self.parse_in_writer = False
+        self.closing = False
 
     @classmethod
     def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> SiteSpider:
@@ -97,6 +99,11 @@ class SiteSpider(Spider):
         spider.site_only = SiteOnlyMiddleware(crawler.settings.get("DEFWATCH_SITE"))
         spider.db_path = crawler.settings.get("DEFWATCH_DB")
         spider.block_storm = crawler.settings.getint("DEFWATCH_BLOCK_STORM")
+        # Only the archive pipeline answers a page it parsed; with any other writer, parse here.
+        writer = crawler.settings.getdict("ITEM_PIPELINES").get("crawler.pipelines.ArchivePipeline")
+        spider.parse_in_writer = crawler.settings.getbool("DEFWATCH_PARSE_IN_WRITER") and writer is not None
+        crawler.signals.connect(spider._not_stored, signal=signals.item_dropped)
+        crawler.signals.connect(spider._not_stored, signal=signals.item_error)
         return spider
 
     # -- start --------------------------------------------------------------------------------
@@ -197,34 +204,31 @@ class SiteSpider(Spider):
 
     # -- callbacks ----------------------------------------------------------------------------
 
-    def parse_index(self, response: Response) -> Iterator[Any]:
+    async def parse_index(self, response: Response) -> AsyncIterator[Any]:
         """Feeds and listing pages: logged like any fetch, then followed to their stories."""
         result = self._result(response)
         yield result
-        self._watch_for_block_storm(result.fetch.outcome)
-        record = result.record
-        if result.fetch.outcome == "not_modified":  # unchanged since last parsed: nothing new listed
+        follow = await self._followups(result)
+        if follow.outcome == "not_modified" and follow.record_type is None:  # no stored copy was re-read
             next_request = self._next_unchanged_listing(response)
             if next_request is not None:
                 yield next_request
             return
-        if not isinstance(record, Feed | Listing):
-            return
-        for item in record.items:
-            request = self._page_request(item.url, "story", item.id)
+        for url, story_id in follow.items:
+            request = self._page_request(url, "story", story_id)
             if request is not None:
                 yield request
-        next_request = self._next_listing(response, record)
+        next_request = self._next_listing(response, follow)
         if next_request is not None:
             yield next_request
 
-    def _next_listing(self, response: Response, record: Feed | Listing) -> Request | None:
-        if not isinstance(record, Listing) or not record.next_page or not record.items:
+    def _next_listing(self, response: Response, follow: Followups) -> Request | None:
+        if follow.record_type != "listing" or not follow.next_page:
             return None
         page = response.meta.get("listing_page", 1) + 1
         if self.mode != "full" and page > self.listing_pages:
             return None
-        return self._index_request(record.next_page, "listing", LISTING_PRIORITY - page, page=page)
+        return self._index_request(follow.next_page, "listing", LISTING_PRIORITY - page, page=page)
 
     def _next_unchanged_listing(self, response: Response) -> Request | None:
         """A 304 listing's next page, as it was when last parsed (a full crawl still walks them all)."""
@@ -236,27 +240,61 @@ class SiteSpider(Spider):
             return None
         return self._index_request(urljoin(self.site, next_key), "listing", LISTING_PRIORITY - page, page=page)
 
-    def parse_page(self, response: Response) -> Iterator[Any]:
+    async def parse_page(self, response: Response) -> AsyncIterator[Any]:
         """Story and photo pages: one item, then the related stories and photo pages they link to."""
         result = self._result(response)
         yield result
-        self._watch_for_block_storm(result.fetch.outcome)
-        record = result.record
-        if isinstance(record, Story):
-            yield from self._follow_story(record)
+        if result.stored is not None and result.fetch.page_type != "story":
+            # A photo page leads nowhere: don't hold its response (and Scrapy's memory budget for
+            # responses in flight) until the writer answers; only watch the outcome when it comes.
+            result.stored.add_done_callback(self._watch_answer)
+            return
+        follow = await self._followups(result)
+        for request in self._follow_story(follow):
+            yield request
 
-    def _follow_story(self, story: Story) -> Iterator[Request]:
-        for link in story.related:
-            request = self._page_request(link.url, "story", link.id)
+    def _follow_story(self, follow: Followups) -> Iterator[Request]:
+        for url, story_id in follow.related:
+            request = self._page_request(url, "story", story_id)
             if request is not None:
                 yield request
-        for image in story.images:
-            if image.media_id is None:
-                continue
-            url = image.page_url or photo_page_url(image.media_id, self.site)
-            request = self._page_request(url, "photo", image.media_id)
+        for page_url, media_id in follow.photos:
+            request = self._page_request(page_url or photo_page_url(media_id, self.site), "photo", media_id)
             if request is not None:
                 yield request
+
+    async def _followups(self, result: PageResult) -> Followups:
+        """What to follow from a stored page: from the writer's answer when the writer parsed it.
+
+        A block storm is watched as soon as the outcome is known: here for a 403, after the writer's
+        answer only for a 200 it must parse first (a block page served as 200). Waiting for every
+        answer would let a storm run on through a whole window of requests in flight."""
+        if result.parse_url is None:
+            self._watch_for_block_storm(result.fetch.outcome)
+        if result.stored is None:
+            return followups(result.fetch.outcome, result.record)
+        stored = await result.stored
+        follow = stored.followups if stored is not None else Followups(result.fetch.outcome)
+        if result.parse_url is not None:
+            self._watch_for_block_storm(follow.outcome)
+        return follow
+
+    def _watch_answer(self, stored: asyncio.Future[Any]) -> None:
+        """The block storm watch for a page nobody awaits: a storm found here ends the crawl."""
+        if stored.cancelled() or stored.exception() is not None or stored.result() is None:
+            return
+        try:
+            self._watch_for_block_storm(stored.result().fetch.outcome)
+        except CloseSpider as storm:
+            if self.crawler is not None and self.crawler.engine is not None and not self.closing:
+                self.closing = True
+                asyncio.ensure_future(self.crawler.engine.close_spider_async(reason=storm.reason))
+
+    def _not_stored(self, item: Any, **_: Any) -> None:
+        """A page result dropped or failed in a pipeline never gets an answer: stop waiting for one."""
+        stored = getattr(item, "stored", None)
+        if stored is not None and not stored.done():
+            stored.set_result(None)
 
     def on_error(self, failure: Failure) -> Iterator[PageResult]:
         """Network errors, timeouts, refused or looping redirects and oversized bodies are fetches
@@ -280,10 +318,6 @@ class SiteSpider(Spider):
         if outcome in ANSWERED and _landed_elsewhere(page_type, subject_id, response.url):
             # Not this page's content, nor its absence: a 404 of the page redirected to is not ours.
             outcome, reason = "error", f"HTTP {response.status} from another page after redirect: {response.url}"
-        record = None
-        if outcome == "ok":
-            record = parse_page(response.body, response.url, _header(response, "Content-Type"))
-            outcome, reason = self._check_record(record, page_type, subject_id, response.url, outcome, reason)
         fetch = FetchInfo(
             url=request_url, final_url=response.url if response.url != request_url else None,
             outcome=outcome, page_type=page_type, subject_id=subject_id, status=response.status,
@@ -291,21 +325,15 @@ class SiteSpider(Spider):
             content_type=_header(response, "Content-Type"), elapsed_ms=response.meta.get("elapsed_ms"),
             error=reason, fetched_at=utcnow(),
         )
-        return PageResult(fetch, response.body if response.body else None, record)
-
-    @staticmethod
-    def _check_record(
-        record: Any, page_type: str, subject_id: int | None, url: str, outcome: str, reason: str | None
-    ) -> tuple[str, str | None]:
-        """A page that is not what was asked for (block page, redirect elsewhere) is not content."""
-        if record.type == "error":
-            return ("blocked", record.reason) if record.reason == "block_page" else (outcome, reason)
-        if page_type in ("story", "photo"):
-            expected = Story if page_type == "story" else Photo
-            record_id = getattr(record, "id", None) if page_type == "story" else getattr(record, "media_id", None)
-            if not isinstance(record, expected) or (subject_id is not None and record_id != subject_id):
-                return "error", f"expected {page_type} {subject_id}, got {record.type} at {url}"
-        return outcome, reason
+        body = response.body if response.body else None
+        if self.parse_in_writer and (outcome == "ok" or page_type in ("feed", "listing")):
+            # The archive writer process parses it, off the reactor's thread, and answers with what to
+            # follow: for a 304 feed or listing, what its stored copy lists.
+            stored = asyncio.get_running_loop().create_future()
+            return PageResult(fetch, body, parse_url=response.url if outcome == "ok" else None, stored=stored)
+        if outcome != "ok":
+            return PageResult(fetch, body)
+        return PageResult(fetch, body, parse_fetched(fetch, response.body, response.url))
 
     @staticmethod
     def _subject(meta: dict[str, Any], url: str) -> tuple[str, int | None]:

@@ -1,0 +1,341 @@
+"""The archive writer process: parses and stores every page of a local crawl, off the reactor.
+
+Why a process: Scrapy runs the downloads, the middlewares and the spider on one thread. Parsing a
+page and writing it to SQLite (hashing, compressing, FTS) cost as much CPU again, and on a thread of
+the same process they hold the GIL the reactor needs. In a child process they run on another core,
+and the crawl keeps almost the pace of a spider that stores nothing (``bench/crawl_speed.py``).
+
+The crawl process sends each response (fetch facts and raw body) down a pipe; this process parses
+it (``crawler.pages.parse_fetched``), stores it with ``Archive.save_response`` (one savepoint per
+response, a commit every ``BATCH_SIZE`` responses or ``BATCH_SECONDS``) and answers with what the
+spider follows (``Followups``) and the ``SaveResult``. Answers come back in order.
+
+Lifetime: the writer ends when its input pipe closes, after committing every response it received;
+whether the crawl closed the pipe or died (kill -9), nothing it was sent is lost and nothing is
+half-written. SIGINT and SIGTERM are ignored here: a stop signal is for the crawl, which stops, then
+closes the pipe; the writer runs in a session of its own, so a signal to the crawl's process group
+never reaches it. A writer that fails to start or dies fails the jobs in flight with its error.
+
+    python -m crawler.archiver --db PATH --run-id N --jobs FD --answers FD   (started by ArchiverClient)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import fcntl
+import heapq
+import os
+import pickle
+import signal
+import struct
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from typing import Any
+
+from db.archive import FetchInfo, SaveResult
+from db.schema import is_storage_error, storage_problem
+
+BATCH_SIZE = 50
+BATCH_SECONDS = 1.0
+PIPE_BYTES = 1 << 20  # room for dozens of pages in flight before a send waits (Linux caps it)
+
+
+@dataclass
+class Job:
+    """One response to store; ``parse_url`` set means: parse ``body`` as that URL first."""
+
+    fetch: FetchInfo
+    body: bytes | None
+    record: Any = None
+    parse_url: str | None = None
+
+
+@dataclass
+class Stored:
+    """The writer's answer to one ``Job``: the fetch as stored (its outcome may have changed when the
+    page turned out to be a block page or another page), what to follow, and the archive's result."""
+
+    fetch: FetchInfo
+    followups: Any  # crawler.pages.Followups
+    result: SaveResult
+    record_type: str | None = None
+
+
+@dataclass
+class WriterStats:
+    """The writer's last message, after its input closed: what the run cost it."""
+
+    cpu_seconds: float
+
+
+class ArchiverError(RuntimeError):
+    """The writer could not store a response, or is gone."""
+
+
+# -- the writer process ---------------------------------------------------------------------------
+
+
+def serve(db_path: str, run_id: int, jobs: Connection, answers: Connection) -> None:
+    """Store jobs until the input closes; commit whatever was received before returning.
+
+    Jobs waiting in the pipe are taken best priority first (feeds and listings, then stories, then
+    photos): the spider waits for the answers to index pages and stories to know what to fetch next,
+    and must not wait behind a backlog of photo pages, which lead nowhere."""
+    from db.archive import Archive  # the writer's imports only; the crawl process never needs these twice
+
+    archive = Archive.open(db_path)
+    waiting: list[tuple[int, int, Job]] = []  # a heap of (priority, seq, job)
+    batched, batch_started, open_input = 0, 0.0, True
+    try:
+        while open_input or waiting:
+            if open_input:
+                idle = max(0.0, BATCH_SECONDS - (time.monotonic() - batch_started)) if batched else None
+                open_input = _receive(jobs, waiting, 0.0 if waiting else idle)
+            if not waiting:  # a quiet spell (or the end): commit, never keep the write lock idle
+                archive.commit_batch()
+                batched = 0
+                continue
+            _, seq, job = heapq.heappop(waiting)
+            if batched == 0:
+                archive.begin_batch()
+                batch_started = time.monotonic()
+            answers.send_bytes(pickle.dumps((seq, _store(archive, run_id, job)), pickle.HIGHEST_PROTOCOL))
+            batched += 1
+            if batched >= BATCH_SIZE or time.monotonic() - batch_started >= BATCH_SECONDS:
+                archive.commit_batch()
+                batched = 0
+    finally:
+        archive.commit_batch()
+        archive.close()
+        with contextlib.suppress(OSError):  # the crawl may be gone (kill -9): nobody to tell
+            answers.send_bytes(pickle.dumps(WriterStats(time.process_time()), pickle.HIGHEST_PROTOCOL))
+
+
+def _receive(jobs: Connection, waiting: list[tuple[int, int, Job]], wait: float | None) -> bool:
+    """Move the jobs in the pipe onto the heap, waiting up to ``wait`` seconds for the first (None:
+    for ever). False once the input is closed."""
+    try:
+        if wait is not None and not jobs.poll(wait):
+            return True
+        while True:
+            seq, priority, job = pickle.loads(jobs.recv_bytes())
+            heapq.heappush(waiting, (priority, seq, job))
+            if not jobs.poll(0):
+                return True
+    except EOFError:
+        return False
+
+
+def _store(archive: Any, run_id: int, job: Job) -> Stored | ArchiverError:
+    from crawler.pages import followups, parse_fetched
+
+    try:
+        record = job.record
+        if job.parse_url is not None:
+            record = parse_fetched(job.fetch, job.body or b"", job.parse_url)
+        result = archive.save_response(run_id, job.fetch, job.body, record)
+        follow = followups(job.fetch.outcome, record)
+        if job.fetch.outcome == "not_modified" and job.fetch.page_type in ("feed", "listing"):
+            follow = _unchanged_index(archive, job.fetch) or follow
+    except Exception as exc:  # one bad response must not end the crawl; the crawl logs it
+        if is_storage_error(exc):
+            raise  # a read-only archive or a full disk: no response can be stored any more (see main)
+        return ArchiverError(f"could not store {job.fetch.url}: {type(exc).__name__}: {exc}")
+    record_type = record.type if record is not None else None
+    return Stored(job.fetch, follow, result, record_type)
+
+
+def _unchanged_index(archive: Any, fetch: FetchInfo) -> Any:
+    """A 304 feed or listing lists what its last parsed copy listed: the spider follows that, so a
+    story an interrupted or capped run never fetched is still found (None: no copy kept)."""
+    from dataclasses import replace
+
+    from crawler.pages import followups
+    from crawler.parsers import parse_page
+
+    body = archive.index_body(fetch.url)
+    if body is None:
+        return None
+    return replace(followups("ok", parse_page(body, fetch.url, fetch.content_type)), outcome="not_modified")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m crawler.archiver", description=__doc__)
+    parser.add_argument("--db", required=True)
+    parser.add_argument("--run-id", type=int, required=True)
+    parser.add_argument("--jobs", type=int, required=True, help="file descriptor to read jobs from")
+    parser.add_argument("--answers", type=int, required=True, help="file descriptor to write answers to")
+    args = parser.parse_args(argv)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
+    try:
+        serve(args.db, args.run_id, Connection(args.jobs, writable=False), Connection(args.answers, readable=False))
+    except Exception as exc:
+        problem = storage_problem(args.db, exc)
+        if problem is None:
+            raise
+        # One line, not a traceback: the crawl sees the writer exit and ends the run ``failed``.
+        print(f"defwatch archive writer: {problem}", file=sys.stderr)
+        return 1
+    return 0
+
+
+# -- the crawl side -------------------------------------------------------------------------------
+
+
+class ArchiverClient:
+    """Starts the writer process and turns its answers into asyncio futures.
+
+    Answers are read on the event loop (``add_reader`` on the pipe), not on a thread: a reader
+    thread has to win the GIL back from the busy reactor after every read, which paced the answers,
+    and so the whole crawl, at the interpreter's switch interval."""
+
+    def __init__(self, db_path: str, run_id: int):
+        jobs_read, jobs_write = _pipe()
+        answers_read, answers_write = _pipe()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "crawler.archiver", "--db", db_path, "--run-id", str(run_id),
+             "--jobs", str(jobs_read), "--answers", str(answers_write)],
+            pass_fds=(jobs_read, answers_write), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            # Its own session: a stop signal sent to the crawl's process group (the daemon's SIGTERM,
+            # Ctrl-C) must not kill it mid-batch or before it is up; it ends when its input closes.
+            start_new_session=True,
+        )
+        os.close(jobs_read)
+        os.close(answers_write)
+        os.set_blocking(answers_read, False)
+        self.jobs = Connection(jobs_write, readable=False)
+        self.answers_fd = answers_read
+        self.buffer = bytearray()
+        self.pending: dict[int, asyncio.Future[Stored]] = {}
+        self.sequence = 0
+        self.failure: ArchiverError | None = None
+        self.stats: WriterStats | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.ended: asyncio.Future[None] | None = None
+
+    def store(self, job: Job, priority: int = 0) -> asyncio.Future[Stored]:
+        """Send one job; the future resolves when the writer has stored it (or fails with its error).
+        Lower ``priority`` goes first among the jobs waiting in the writer."""
+        loop = self._attach()
+        future: asyncio.Future[Stored] = loop.create_future()
+        if self.failure is not None:
+            future.set_exception(self.failure)
+            return future
+        self.sequence += 1
+        self.pending[self.sequence] = future
+        try:
+            self.jobs.send_bytes(pickle.dumps((self.sequence, priority, job), pickle.HIGHEST_PROTOCOL))
+        except OSError as exc:  # the writer is gone
+            self._end(ArchiverError(f"archive writer is gone: {exc}"))
+        return future
+
+    async def aclose(self) -> int:
+        """Close the input, read the last answers, wait for the writer to exit; its exit status."""
+        self._attach()
+        if not self.jobs.closed:
+            self.jobs.close()
+        assert self.ended is not None
+        await self.ended
+        return await asyncio.to_thread(self.proc.wait)
+
+    def close(self, timeout: float = 60.0) -> int:
+        """``aclose`` for callers outside the event loop: answers not read by then are dropped."""
+        if not self.jobs.closed:
+            self.jobs.close()
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait()
+        finally:
+            self._end(ArchiverError("archive writer closed"))
+
+    def _attach(self) -> asyncio.AbstractEventLoop:
+        if self.loop is None:
+            self.loop = asyncio.get_running_loop()
+            self.ended = self.loop.create_future()
+            self.loop.add_reader(self.answers_fd, self._on_readable)
+        return self.loop
+
+    def _on_readable(self) -> None:
+        try:
+            chunk = os.read(self.answers_fd, 1 << 20)
+        except BlockingIOError:
+            return
+        except OSError as exc:
+            self._end(ArchiverError(f"archive writer is gone: {exc}"))
+            return
+        if not chunk:
+            status = self.proc.poll()
+            self._end(ArchiverError(f"archive writer exited{'' if status is None else f' with status {status}'}"))
+            return
+        self.buffer += chunk
+        try:
+            for answer in _frames(self.buffer):
+                self._settle(answer)
+        except Exception as exc:  # an answer this side cannot read: nothing after it can be trusted
+            self.proc.kill()
+            self._end(ArchiverError(f"unreadable answer from the archive writer: {type(exc).__name__}: {exc}"))
+
+    def _settle(self, answer: Any) -> None:
+        if isinstance(answer, WriterStats):
+            self.stats = answer
+            return
+        seq, result = answer
+        future = self.pending.pop(seq, None)
+        if future is not None:
+            _settle(future, result)
+
+    def _end(self, error: ArchiverError) -> None:
+        """The writer is gone (or closing): whatever is still pending fails with ``error``."""
+        if self.loop is not None and self.ended is not None and not self.ended.done():
+            self.loop.remove_reader(self.answers_fd)
+            os.close(self.answers_fd)
+            self.ended.set_result(None)
+        self.failure = self.failure or error
+        pending, self.pending = list(self.pending.values()), {}
+        for future in pending:
+            _settle(future, self.failure)
+
+
+def _frames(buffer: bytearray) -> Iterator[Any]:
+    """Complete messages at the head of ``buffer`` (multiprocessing.Connection framing: a 4-byte
+    big-endian length, then the pickle), removed from it as they are yielded."""
+    while len(buffer) >= 4:
+        (size,) = struct.unpack("!i", buffer[:4])
+        if size < 0 or len(buffer) < 4 + size:  # -1 marks a >2 GiB frame, which answers never are
+            return
+        message = bytes(buffer[4:4 + size])
+        del buffer[:4 + size]
+        yield pickle.loads(message)
+
+
+def _settle(future: asyncio.Future[Stored], answer: Stored | ArchiverError) -> None:
+    if future.done():
+        return
+    if isinstance(answer, ArchiverError):
+        future.set_exception(answer)
+    else:
+        future.set_result(answer)
+
+
+def _pipe() -> tuple[int, int]:
+    read, write = os.pipe()
+    with contextlib.suppress(OSError, AttributeError):  # not Linux, or over the system's cap: default size
+        fcntl.fcntl(write, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
+    return read, write
+
+
+if __name__ == "__main__":
+    # Run the imported module's main, not this __main__ copy: the answers must pickle as
+    # crawler.archiver.Stored, the class the crawl process unpickles them into.
+    from crawler.archiver import main as archiver_main
+
+    sys.exit(archiver_main())

@@ -1,0 +1,204 @@
+"""The archive writer process (crawler.archiver): real child processes, a real SQLite file.
+
+What a local crawl relies on: the writer parses pages exactly as the spider would, answers in
+order with what to follow, keeps going after one bad response, commits everything it received when
+the crawl process dies, and a writer that dies ends the crawl as ``failed`` instead of hanging it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from crawler.archiver import ArchiverClient, ArchiverError, Job, Stored
+from crawler.parsers import parse_page
+from crawler.urls import DEFAULT_SITE, photo_page_url, story_url
+from db.archive import Archive, FetchInfo, utcnow
+from db.schema import connect
+from samplesite import SampleSite
+from tests.conftest import ROOT, crawl_env
+
+STORY_ID = 3610656
+
+
+def _page(site: SampleSite, url: str) -> bytes:
+    return site.respond("GET", url.removeprefix(DEFAULT_SITE), {}).body
+
+
+def _story(site: SampleSite) -> tuple[str, bytes]:
+    story = site.content.story(STORY_ID)
+    url = story_url(story["kind"], STORY_ID, story.get("slug") or "")
+    return url, _page(site, url)
+
+
+def _fetch(url: str, page_type: str, subject_id: int) -> FetchInfo:
+    return FetchInfo(url=url, outcome="ok", page_type=page_type, subject_id=subject_id, status=200,
+                     content_type="text/html; charset=utf-8", fetched_at=utcnow())
+
+
+def _new_archive(path: Path) -> int:
+    archive = Archive.open(str(path))
+    run_id = archive.start_run("full", DEFAULT_SITE)
+    archive.close()
+    return run_id
+
+
+def _store_all(path: Path, run_id: int, jobs: list[Job]) -> list[Stored | BaseException]:
+    async def go() -> list[Stored | BaseException]:
+        client = ArchiverClient(str(path), run_id)
+        futures = [client.store(job, priority=0) for job in jobs]
+        answers = await asyncio.gather(*futures, return_exceptions=True)
+        assert client.close() == 0
+        return answers
+
+    return asyncio.run(go())
+
+
+def test_writer_parses_like_the_spider_and_answers_in_order(tmp_path: Path) -> None:
+    site = SampleSite()
+    url, body = _story(site)
+    media_id = next(b["media_id"] for b in site.content.story(STORY_ID)["body"] if b.get("type") == "image")
+    photo_url = photo_page_url(media_id)
+    db = tmp_path / "a.db"
+    run_id = _new_archive(db)
+    answers = _store_all(db, run_id, [
+        Job(_fetch(url, "story", STORY_ID), body, parse_url=url),
+        Job(_fetch(photo_url, "photo", media_id), _page(site, photo_url), parse_url=photo_url),
+        Job(_fetch(url, "story", 999), body, parse_url=url),  # another story's page: not content
+    ])
+    story, photo, wrong = answers
+    assert isinstance(story, Stored) and story.record_type == "story" and story.result.new_version
+    assert story.followups.outcome == "ok"
+    assert (photo_url.rstrip("/"), media_id) in {(u.rstrip("/") if u else u, m) for u, m in story.followups.photos}
+    assert len(story.followups.photos) == 4 and story.followups.related
+    assert isinstance(photo, Stored) and photo.record_type == "photo" and photo.result.new_version
+    assert isinstance(wrong, Stored) and wrong.fetch.outcome == "error" and not wrong.result.new_version
+    assert wrong.followups.related == () and wrong.followups.photos == ()
+
+    conn = sqlite3.connect(db)
+    stored = json.loads(conn.execute("SELECT record FROM story_versions WHERE story_id = ?", [STORY_ID]).fetchone()[0])
+    in_process = parse_page(body, url, "text/html; charset=utf-8").to_dict()
+    assert stored == json.loads(json.dumps(in_process, ensure_ascii=False))
+    assert conn.execute("SELECT outcome FROM fetches ORDER BY id").fetchall() == [("ok",), ("ok",), ("error",)]
+
+
+def test_one_response_that_cannot_be_stored_does_not_stop_the_writer(tmp_path: Path) -> None:
+    site = SampleSite()
+    url, body = _story(site)
+    db = tmp_path / "a.db"
+    run_id = _new_archive(db)
+    bad = Job(_fetch(url, "story", STORY_ID), body, record="not a record")
+    answers = _store_all(db, run_id, [bad, Job(_fetch(url, "story", STORY_ID), body, parse_url=url)])
+    assert isinstance(answers[0], ArchiverError) and "could not store" in str(answers[0])
+    assert isinstance(answers[1], Stored) and answers[1].result.new_version
+    conn = sqlite3.connect(db)
+    assert conn.execute("SELECT COUNT(*) FROM fetches").fetchone() == (1,)  # the bad one left nothing
+    assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+
+KILLED_CRAWL = textwrap.dedent("""
+    import asyncio, os, signal, sys
+    from crawler.archiver import ArchiverClient, Job
+    from db.archive import FetchInfo
+    db, run_id, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+
+    async def main():
+        client = ArchiverClient(db, run_id)
+        print(client.proc.pid, flush=True)
+        futures = [client.store(Job(FetchInfo(url=f"https://www.war.gov/x/{i}", outcome="error", error="boom"),
+                                    None)) for i in range(n)]
+        await futures[n // 2]  # half answered, the rest sent but maybe not yet stored
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    asyncio.run(main())
+""")
+
+
+def test_a_crawl_killed_mid_batch_loses_nothing_it_sent(tmp_path: Path) -> None:
+    db = tmp_path / "a.db"
+    run_id = _new_archive(db)
+    proc = subprocess.run([sys.executable, "-c", KILLED_CRAWL, str(db), str(run_id), "40"], cwd=ROOT,
+                          env=crawl_env(tmp_path), capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    writer_pid = int(proc.stdout.split()[0])
+    deadline = time.monotonic() + 20
+    while _alive(writer_pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(writer_pid), "the writer must end when its crawl process is gone"
+    conn = sqlite3.connect(db)
+    assert conn.execute("SELECT COUNT(*) FROM fetches").fetchone() == (40,)
+    assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie (exited, not yet reaped by init) is gone for our purpose
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_a_writer_that_dies_fails_the_crawl_instead_of_hanging_it(tmp_path: Path) -> None:
+    with SampleSite(synthetic=300) as site:
+        site.delay(0.05)  # slow enough that the crawl is still running when the writer dies
+        db = tmp_path / "a.db"
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "defwatch", "crawl", "--db", str(db), "--site", site.base_url, "--mode", "full",
+             "--json", "--no-mail"], cwd=ROOT, env=crawl_env(tmp_path), stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True)
+        writer = _wait_for_writer(proc.pid)
+        os.kill(writer, signal.SIGKILL)
+        out, err = proc.communicate(timeout=90)
+    assert proc.returncode == 1, err[-2000:]
+    summary = json.loads([line for line in out.splitlines() if line.startswith("{")][-1])
+    assert summary["status"] == "failed" and summary["finish_reason"] == "archive_writer_failed"
+    conn = connect(str(db)).conn
+    assert conn.execute("SELECT status FROM runs").fetchall() == [("failed",)]
+    assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+
+def _wait_for_writer(parent: int, timeout: float = 30) -> int:
+    """The pid of ``parent``'s archive writer, once it has stored a few pages."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for child in Path(f"/proc/{parent}/task/{parent}/children").read_text().split():
+            if b"crawler.archiver" in Path(f"/proc/{child}/cmdline").read_bytes():
+                time.sleep(1.0)
+                return int(child)
+        time.sleep(0.05)
+    pytest.fail("the crawl started no archive writer")
+
+
+def test_a_304_listing_still_leads_to_the_stories_it_lists(tmp_path: Path) -> None:
+    """A capped (or killed) run stores feeds and listings whose stories it never fetched. The next
+    run gets 304s for them and must still follow what they list, from the stored copy."""
+    from tests.conftest import run_crawl
+
+    db, env = tmp_path / "a.db", crawl_env(tmp_path)
+    with SampleSite() as site:
+        capped = run_crawl(db, site.base_url, "full", env=env, extra_args=("--max-pages", "5"))
+        assert capped.returncode == 0, capped.stderr
+        assert 0 < _stories(db) <= 5
+        again = run_crawl(db, site.base_url, "full", env=env)
+        assert again.returncode == 0, again.stderr
+        index_outcomes = {row[0] for row in sqlite3.connect(db).execute(
+            "SELECT outcome FROM fetches WHERE run_id = 2 AND page_type IN ('feed', 'listing')")}
+        assert index_outcomes == {"not_modified"}
+        assert _stories(db) == len(site.content.stories)
+
+
+def _stories(db: Path) -> int:
+    return sqlite3.connect(db).execute("SELECT COUNT(*) FROM stories").fetchone()[0]
