@@ -113,8 +113,7 @@ class BodyReader:
 
     def _special(self, role: str, el: Element) -> None:
         if role == "image":
-            soup = images.is_soup(el)
-            image = images.parse_image(el, self.url, soup=soup)
+            image, soup = images.parse_inline(el, self.url)
             if image is not None:
                 self.images.append(image)
             if soup:

@@ -28,7 +28,7 @@ ELEMENTS = etree.Element  # ``el.iter(tag=ELEMENTS)`` yields elements only (no c
 # declare nothing and are UTF-8).
 _PARSER = etree.HTMLParser(
     encoding="utf-8", remove_comments=True, remove_pis=True, no_network=True, collect_ids=False,
-    remove_blank_text=True,
+    remove_blank_text=False,
 )
 
 _HEADER_CHARSET_RE = re.compile(r"charset\s*=\s*[\"']?([A-Za-z0-9_.:-]+)", re.I)
@@ -198,6 +198,17 @@ class Page:
 
     def canonical(self) -> str | None:
         """<link rel=canonical href> (a hot-path field of every story)."""
+        raw = self.raw
+        pos = raw.find(b"canonical", 0, self.head_end)
+        if pos >= 11 and raw.startswith(_CANONICAL_AS_PRINTED, pos - 11):
+            # The site's own spelling, and the first mention: what link() would read, minus its
+            # regexes. Anything else (other attribute order, entities, quotes) takes link().
+            end = raw.find(b">", pos, self.head_end)
+            close = raw.find(b'"', pos + 16, end) if end > 0 and end - pos + 11 <= TAG_LIMIT else -1
+            if close > 0 and raw.find(b"&", pos + 16, close) < 0:
+                href = raw[pos + 16:close].decode("utf-8", "replace").strip()
+                if href:
+                    return href
         return self.link("canonical")
 
     def _link_in(self, rel: str, end: int) -> str | None:
@@ -224,6 +235,7 @@ class Page:
 # of unclosed tags must not make one regex rescan the rest of the page from each occurrence.
 HEAD_LIMIT = 256 * 1024  # where the head is assumed to end when a page has no </head>
 TAG_LIMIT = 4096  # the longest tag read from raw bytes
+_CANONICAL_AS_PRINTED = b'<link rel="canonical" href="'
 _TITLE_OPEN_RE = re.compile(rb"<title\b[^>]{0,4096}>", re.I)
 _TITLE_CLOSE_RE = re.compile(rb"</title\s*>", re.I)
 _TAG_NAMES = (b"meta", b"link", b"a")

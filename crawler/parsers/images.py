@@ -14,7 +14,7 @@ from collections.abc import Iterator, Mapping
 from itertools import islice
 
 from crawler.parsers.dom import Element
-from crawler.parsers.extract import abs_url, lines_of, own_text, text_of
+from crawler.parsers.extract import SKIP_TAGS, abs_url, lines_of, own_text, text_of
 from crawler.parsers.text import norm, norm_or_none, parse_size, strip_credit_label
 from crawler.parsers.virin import find_virin, parse_virin, virin_from_filename
 from crawler.records import Image, Virin
@@ -43,34 +43,77 @@ _DOWNLOAD_WORDS = ("full size", "download")
 
 # Tags that can carry a field's class; images, scripts and the like are never read for classes.
 _ROLE_TAGS = ("div", "span", "p", "a", "li", "h2", "figcaption")
+_ROLE_TAG_SET = frozenset(_ROLE_TAGS)
+# A descendant of these tags makes a block a tag soup suspect (see is_soup).
+_PARAGRAPH_TAGS = frozenset({"p", "h2", "h3", "h4", "h5", "h6", "ul", "ol", "blockquote"})
 
 
 def scan_block(block: Element, roles: Mapping[str, str]) -> dict[str, Element]:
     """field -> first element with that role; plus "img" and "igphoto" (first igphoto link)."""
+    return _scan(block, roles)[0]
+
+
+def _scan(block: Element, roles: Mapping[str, str]) -> tuple[dict[str, Element], bool, str | None]:
+    """:func:`scan_block`, whether the block has a paragraph-level descendant, and the igphoto
+    link's href (read once here rather than again by the caller), in one pass.
+
+    Why one plain ``iterdescendants()`` and set tests: lxml sets up a tag matcher for every
+    ``iter(*tags)`` call, which cost more than the dozen elements of a clean block, and reading an
+    attribute is the dearest step, so each element's class is read once and only for role tags.
+    """
     found: dict[str, Element] = {}
-    get = roles.get
-    for el in block.iterdescendants(*_ROLE_TAGS):
-        classes = el.get("class")
-        if classes:
-            role = get(classes)  # a single class token, the common case: no split needed
-            if role is None and " " in classes:
-                for token in classes.split():
-                    role = get(token)
-                    if role is not None:
-                        break
-            if role is not None and role not in found:
-                found[role] = el
+    img = igphoto = igphoto_href = None
+    nested = False
+    tag = block.tag
+    if tag == "img":
+        img = block
+    elif tag == "a":
+        igphoto_href = _igphoto_href(block)
+        igphoto = block if igphoto_href is not None else None
+    for el in block.iterdescendants():
+        tag = el.tag
+        if tag in _ROLE_TAG_SET:
+            classes = el.get("class")
+            if classes:
+                if classes in roles:  # a single class token, the common case: no split needed
+                    role = roles[classes]
+                    if role not in found:
+                        found[role] = el
+                elif " " in classes:
+                    role = _first_role(classes, roles)
+                    if role is not None and role not in found:
+                        found[role] = el
+            if tag == "a":
+                if igphoto is None:
+                    igphoto_href = _igphoto_href(el)
+                    igphoto = el if igphoto_href is not None else None
+            elif tag == "p" or tag == "h2":
+                nested = True
+        elif tag == "img":
+            if img is None:
+                img = el
+        elif tag in _PARAGRAPH_TAGS:
+            nested = True
     if "title" not in found or "caption" not in found:
         _fuzzy_roles(block, roles, found)
-    for img in block.iter("img"):
+    if img is not None:
         found["img"] = img
-        break
-    for a in block.iter("a"):
-        href = a.get("href")
-        if href and "igphoto" in href.lower():
-            found["igphoto"] = a
-            break
-    return found
+    if igphoto is not None:
+        found["igphoto"] = igphoto
+    return found, nested, igphoto_href
+
+
+def _first_role(classes: str, roles: Mapping[str, str]) -> str | None:
+    """The role of the first class token listed in ``roles``."""
+    for token in classes.split():
+        if token in roles:
+            return roles[token]
+    return None
+
+
+def _igphoto_href(a: Element) -> str | None:
+    href = a.get("href")
+    return href if href and "igphoto" in href.lower() else None
 
 
 # Substrings that name a field in class tokens of a renamed template ("fig-caption", "photo-credit").
@@ -101,24 +144,40 @@ def parse_image(
     off for sites whose photo pages have another URL shape (af.mil 2016). ``soup``: the block
     swallowed later content (unclosed tags), so each field keeps only its own words.
     """
-    found = scan_block(block, roles)
-    if soup:
-        found = {role: el for role, el in found.items() if role in ("img", "igphoto", "download")} | {
-            role: _Own(el) for role, el in found.items() if role not in ("img", "igphoto", "download")}
+    found, _, igphoto_href = _scan(block, roles)
+    return _image(block, found, igphoto_href, base_url, derive_page_url, soup)
+
+
+def parse_inline(block: Element, base_url: str) -> tuple[Image | None, bool]:
+    """A story's inline image block: (its image, whether it is tag soup) from one scan of the block
+    (see :func:`parse_image` and :func:`is_soup`)."""
+    found, nested, igphoto_href = _scan(block, INLINE_ROLES)
+    soup = nested and _swallowed(block)
+    return _image(block, found, igphoto_href, base_url, True, soup), soup
+
+
+def _image(block: Element, found: dict[str, Element], igphoto_href: str | None, base_url: str,
+           derive_page_url: bool, soup: bool) -> Image | None:
+    """The image of a scanned block. Written flat, with the label fallbacks (which need the
+    block's text lines) only reached when a field element is missing: it runs for every image."""
+    title, caption, credit, virin = _texts(found, soup)
     img = found.get("img")
-    src = abs_url(base_url, _img_src(img))
+    src = abs_url(base_url, _img_src(img)) if img is not None else None
     download_el = found.get("download")
     if download_el is None:
         download_el = _download_by_text(block)
     download_url = abs_url(base_url, download_el.get("href")) if download_el is not None else None
-    link = found.get("igphoto")
-    page_link = abs_url(base_url, link.get("href")) if link is not None else None
-    media_id = _media_id(block.get("data-media-id"), src, download_url, page_link)
+    page_link = abs_url(base_url, igphoto_href) if found.get("igphoto") is not None else None
+    attr = block.get("data-media-id")
+    media_id = int(attr) if attr and attr.isdigit() else _media_id(attr, src, download_url, page_link)
     if img is None and media_id is None:
         return None
-    lines = _LazyLines(block)
+    lines = _LazyLines(block) if caption is None or credit is None or download_el is None or virin is None else None
     alt = norm(img.get("alt")) or None if img is not None else None
-    title = _text(found, "title")
+    if credit is not None and credit[:9] == "Photo By:" and "|" not in credit and "VIRIN" not in credit.upper():
+        credit = credit[9:].strip() or None  # as printed: what _credit would do, without its checks
+    else:
+        credit = _credit(credit, lines)
     return Image(
         media_id=media_id,
         page_url=page_link or (photo_page_url(media_id, _site(base_url)) if media_id and derive_page_url else None),
@@ -126,38 +185,48 @@ def parse_image(
         download_url=download_url,
         alt=alt,
         title=title,
-        caption=_text(found, "caption") or caption_from_lines(lines, alt, title),
-        credit=_credit(_text(found, "credit"), lines),
-        size_bytes=parse_size(text_of(download_el)) if download_el is not None else _size(lines),
-        virin=_virin(_text(found, "virin"), lines, download_url, src),
+        caption=caption or caption_from_lines(lines, alt, title),
+        credit=credit,
+        size_bytes=_download_size(download_el) if download_el is not None else _size(lines),
+        virin=parse_virin(virin) if virin else _virin(virin, lines, download_url, src),
     )
 
 
-def _text(found: dict[str, Element], role: str) -> str | None:
-    el = found.get(role)
-    if el is None:
-        return None
-    if isinstance(el, _Own):
-        return own_text(el.el) or None
-    if len(el) == 0:
-        return norm(el.text) or None
-    return text_of(el) or None
+_TEXT_ROLES = ("title", "caption", "credit", "virin")
 
 
-class _Own:
-    """Marks a field element whose text must stop at its first block child (tag soup)."""
+def _texts(found: dict[str, Element], soup: bool) -> tuple[str | None, ...]:
+    """(title, caption, credit, virin) text of their field elements, None where missing or empty.
+    A soup block's fields keep only their own words (:func:`own_text`)."""
+    out: list[str | None] = []
+    for role in _TEXT_ROLES:
+        el = found.get(role)
+        if el is None:
+            out.append(None)
+        elif soup:
+            out.append(own_text(el) or None)
+        elif len(el) == 0:
+            out.append(norm(el.text) or None)
+        else:
+            out.append(text_of(el) or None)
+    return tuple(out)
 
-    __slots__ = ("el",)
 
-    def __init__(self, el: Element) -> None:
-        self.el = el
+def _download_size(el: Element) -> int | None:
+    """Bytes from the download link's "Full Size (...)" text."""
+    return parse_size(norm(el.text) if len(el) == 0 and el.tag not in SKIP_TAGS else text_of(el))
 
 
 def is_soup(block: Element) -> bool:
     """True when an image block swallowed body content: another image block or several
     paragraphs inside it (a clean block holds one image and its labels, a dozen elements)."""
-    if next(block.iterdescendants("p", "h2", "h3", "h4", "h5", "h6", "ul", "ol", "blockquote"), None) is None:
+    if next(block.iterdescendants(*_PARAGRAPH_TAGS), None) is None:
         return False  # the common case, decided by one C-level scan
+    return _swallowed(block)
+
+
+def _swallowed(block: Element) -> bool:
+    """The second half of :func:`is_soup`, for a block known to hold paragraph-level elements."""
     for el in block.iter("div", "figure"):
         if el is not block and (el.get("data-media-id") or "media-inline" in (el.get("class") or "")):
             return True

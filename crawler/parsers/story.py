@@ -102,7 +102,15 @@ def parse_story(page: Page) -> Story | ParseError:
 # ---------------------------------------------------------------- structure
 
 def _article(page: Page) -> Element | None:
-    for el in page.root.iter("article"):
+    """The first ``article.adetail``, else the fallback chain's article."""
+    root = page.root
+    if len(root):  # a region parse: <html><body><article class="adetail ...">, no search needed
+        body = root[0]
+        if body.tag == "body" and len(body):
+            first = body[0]  # the third element in document order: no article comes before it
+            if first.tag == "article" and "adetail" in (first.get("class") or "").split():
+                return first
+    for el in root.iter("article"):
         if "adetail" in (el.get("class") or "").split():
             return el
     found = first_match(page, None, FALLBACK.article)
@@ -147,16 +155,23 @@ def _regions_by_label(article: Element, found: dict[str, Element]) -> None:
 
 
 def _find_regions(el: Element, found: dict[str, Element]) -> None:
-    for child in el:
+    """Depth-first through containers; an explicit stack, so no markup depth can exhaust Python's."""
+    stack = [iter(el)]
+    while stack:
+        child = next(stack[-1], None)
+        if child is None:
+            stack.pop()
+            continue
         tag = child.tag
         classes = child.get("class")
         role = None
         if classes:  # _role, inlined: this loop runs for every page
-            role = REGION_BY_CLASS.get(classes)
-            if role is None and " " in classes:
+            if classes in REGION_BY_CLASS:
+                role = REGION_BY_CLASS[classes]
+            elif " " in classes:
                 for token in classes.split():
-                    role = REGION_BY_CLASS.get(token)
-                    if role is not None:
+                    if token in REGION_BY_CLASS:
+                        role = REGION_BY_CLASS[token]
                         break
         if role is None and tag == "header":
             role = "header"
@@ -164,7 +179,7 @@ def _find_regions(el: Element, found: dict[str, Element]) -> None:
             if role not in found:
                 found[role] = child
         elif tag in _REGION_CONTAINERS:
-            _find_regions(child, found)
+            stack.append(iter(child))
 
 
 def _header_fields(header: Element | None) -> dict[str, Element]:
@@ -172,28 +187,35 @@ def _header_fields(header: Element | None) -> dict[str, Element]:
     fields: dict[str, Element] = {}
     if header is None:
         return fields
-    for el in header.iterdescendants(*_HEADER_TAGS):
+    # One plain iteration with a set test: lxml's multi-tag iterator costs more to set up than a
+    # header has elements.
+    for el in header.iterdescendants():
+        tag = el.tag
+        if tag not in _HEADER_TAG_SET:
+            continue
         classes = el.get("class")
         if classes:  # _role, inlined: this loop runs for every page
-            role = HEADER_BY_CLASS.get(classes)
-            if role is None and " " in classes:
+            role = None
+            if classes in HEADER_BY_CLASS:
+                role = HEADER_BY_CLASS[classes]
+            elif " " in classes:
                 for token in classes.split():
-                    role = HEADER_BY_CLASS.get(token)
-                    if role is not None:
+                    if token in HEADER_BY_CLASS:
+                        role = HEADER_BY_CLASS[token]
                         break
             if role is not None and role not in fields:
                 fields[role] = el
-        tag = el.tag
         if tag == "h1":
-            fields.setdefault("h1", el)
-        elif tag == "time" and el.get("datetime"):
-            fields.setdefault("time", el)
+            if "h1" not in fields:
+                fields["h1"] = el
+        elif tag == "time" and "time" not in fields and el.get("datetime"):
+            fields["time"] = el
     if "title" not in fields and "h1" in fields:
         fields["title"] = fields["h1"]
     return fields
 
 
-_HEADER_TAGS = ("h1", "h2", "p", "span", "div", "time", "em", "strong", "small")
+_HEADER_TAG_SET = frozenset({"h1", "h2", "p", "span", "div", "time", "em", "strong", "small"})
 
 
 def _text(fields: dict[str, Element], role: str) -> str | None:

@@ -11,6 +11,7 @@ import re
 import time
 from datetime import date
 
+from crawler.parsers.text import iso_date
 from crawler.records import Virin
 
 # Field-2 service / status codes (DoDI 5040.02 via DIMOC; X from observed Space Force photos).
@@ -57,6 +58,9 @@ def parse_virin(text: str | None, *, today: date | None = None) -> Virin | None:
         label = _LABEL_RE.search(value)
         if label:
             value = label.group(1)
+    plain = _PLAIN_RE.fullmatch(value)
+    if plain:
+        return _from_plain(value, plain, today or _today())
     m = _VIRIN_RE.match(value) or _VIRIN_RE.search(value)
     if m:
         return _from_match(m, today or _today())
@@ -101,6 +105,18 @@ def _from_match(m: re.Match[str], today: date) -> Virin:
     )
 
 
+# A whole value in upper case with ASCII digits, as the site prints it: then _VIRIN_RE's match is the
+# whole value with the same groups (nothing follows it, so no lookahead or extension can apply).
+_PLAIN_RE = re.compile(r"([0-9]{6})-([A-Z])-([A-Z0-9]{5})-([0-9]{3,4})([A-Z]{1,2})?(?:-[A-Z]{2})?")
+
+
+def _from_plain(value: str, m: re.Match[str], today: date) -> Virin:
+    """:func:`_from_match` for a :data:`_PLAIN_RE` value: no named groups, no case folding."""
+    yymmdd, code, originator, seq, suffix = m.groups()
+    return Virin(raw=value, shot_date=_ascii_shot_date(yymmdd, today), branch_code=code, branch=BRANCHES.get(code),
+                 originator_id=originator, sequence=seq, suffix=suffix)
+
+
 _today_cache: tuple[float, date] = (0.0, date.min)
 
 
@@ -117,9 +133,32 @@ def shot_date(yymmdd: str, today: date) -> str | None:
     """ISO date of a YYMMDD field: 20YY when YY <= this year's YY + 1, else 19YY (1944 photos exist)."""
     if len(yymmdd) != 6 or not yymmdd.isdigit():
         return None
-    yy, mm, dd = int(yymmdd[:2]), int(yymmdd[2:4]), int(yymmdd[4:])
+    if yymmdd.isascii():
+        return _ascii_shot_date(yymmdd, today)
+    yy = int(yymmdd[:2])
     year = 2000 + yy if yy <= (today.year % 100) + 1 else 1900 + yy
-    try:
-        return date(year, mm, dd).isoformat()
-    except ValueError:
+    return iso_date(year, int(yymmdd[2:4]), int(yymmdd[4:]))
+
+
+# Month -> its last day, as the two digits a VIRIN prints (February's 29th is checked apart).
+_LAST_DAY = {"01": "31", "02": "28", "03": "31", "04": "30", "05": "31", "06": "30", "07": "31", "08": "31",
+             "09": "30", "10": "31", "11": "30", "12": "31"}
+
+
+def _ascii_shot_date(yymmdd: str, today: date) -> str | None:
+    """:func:`shot_date` for ASCII digits by comparing and slicing the digits themselves: every
+    image has a VIRIN, and int() and date() calls were a measurable share of a story's parse."""
+    yy, mm, dd = yymmdd[:2], yymmdd[2:4], yymmdd[4:]
+    pivot = today.year % 100 + 1
+    century = "20" if pivot >= 99 or yy <= _TWO_DIGITS[pivot] else "19"
+    last = _LAST_DAY.get(mm)
+    if last is None or not "01" <= dd <= last and not (mm == "02" and dd == "29" and _leap(int(century + yy))):
         return None
+    return century + yy + "-" + mm + "-" + dd
+
+
+_TWO_DIGITS = tuple(f"{i:02d}" for i in range(100))
+
+
+def _leap(year: int) -> bool:
+    return year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
