@@ -11,27 +11,41 @@ run's fetches with the state before the run.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
 import zlib
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import sqlite_utils
 
 from crawler.records import Feed, Listing, Photo, Record, Story
-from db.schema import connect
+from db.schema import check_writable, connect
 from db.versions import content_hash, image_content, story_content
 
 OUTCOMES = ("ok", "not_modified", "blocked", "not_found", "gone", "error")
 
 
+# For tests only, never in production: shift every time stamp defwatch takes by this many seconds,
+# to run real crawls (child processes) under a wall clock that jumped (NTP step, VM snapshot).
+TEST_CLOCK_OFFSET = "DEFWATCH_TEST_CLOCK_OFFSET"
+
+
+def wall_clock() -> datetime:
+    """The wall clock every archive, event and outbox time stamp comes from (tests move it here)."""
+    offset = os.environ.get(TEST_CLOCK_OFFSET)
+    now = datetime.now(UTC)
+    return now + timedelta(seconds=float(offset)) if offset else now
+
+
 def utcnow() -> str:
     """ISO 8601 UTC with a ``Z``: sorts as text, which every ``--since`` query relies on."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return wall_clock().strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 @dataclass
@@ -68,7 +82,14 @@ class Archive:
 
     @classmethod
     def open(cls, path: str) -> Archive:
-        return cls(connect(path))
+        """Open for writing; ``ArchiveUnavailable`` at once if the archive cannot be written."""
+        db = connect(path)
+        try:
+            check_writable(db, path)
+        except BaseException:
+            db.conn.close()
+            raise
+        return cls(db)
 
     def close(self) -> None:
         self.db.conn.close()
@@ -115,7 +136,7 @@ class Archive:
             elif fetch.outcome == "ok" and isinstance(record, Photo):
                 result = self._store_photo(record, run_id, fetch_id, sha, fetch, seen_at)
             elif fetch.outcome == "ok" and isinstance(record, Listing | Feed):
-                self._store_index(fetch, record, seen_at)
+                self._store_index(fetch, record, seen_at, sha)
             elif fetch.outcome == "not_modified" and fetch.subject_id is not None:
                 result.version = self._touch(fetch.page_type, fetch.subject_id, run_id, seen_at)
             else:
@@ -279,16 +300,22 @@ class Archive:
         self._upsert_state("images", "media_id", state, seen_at, run_id, row is None)
         return SaveResult(fetch_id, version, new_version, row is None)
 
-    def _store_index(self, fetch: FetchInfo, record: Listing | Feed, seen_at: str) -> None:
+    def _store_index(self, fetch: FetchInfo, record: Listing | Feed, seen_at: str, sha: str | None) -> None:
         next_page = record.next_page if isinstance(record, Listing) and record.items else None
         self.db.execute(
-            """INSERT INTO index_pages (key, page_type, etag, last_modified, next_page, last_fetched)
-               VALUES (?, ?, ?, ?, ?, ?)
+            """INSERT INTO index_pages (key, page_type, etag, last_modified, next_page, last_fetched, raw_sha256)
+               VALUES (?, ?, ?, ?, ?, ?, ?)
                ON CONFLICT (key) DO UPDATE SET etag = excluded.etag, last_modified = excluded.last_modified,
-                 next_page = excluded.next_page, last_fetched = excluded.last_fetched""",
+                 next_page = excluded.next_page, last_fetched = excluded.last_fetched,
+                 raw_sha256 = excluded.raw_sha256""",
             [index_key(fetch.url), record.type, fetch.etag, fetch.last_modified,
-             index_key(next_page) if next_page else None, seen_at],
+             index_key(next_page) if next_page else None, seen_at, sha],
         )
+
+    def index_body(self, url: str) -> bytes | None:
+        """The last parsed copy of a feed or listing page: what a 304 for it still lists."""
+        row = self.db.execute("SELECT raw_sha256 FROM index_pages WHERE key = ?", [index_key(url)]).fetchone()
+        return read_raw(self.db, row[0]) if row else None
 
     # -- plain SQL for the hot path --------------------------------------------------------------
     # sqlite-utils' insert()/update() introspect the table on every call, which is most of the cost of
@@ -369,6 +396,39 @@ def index_key(url: str) -> str:
     """A feed or listing page's identity: its path and query, whatever the host (``--site``)."""
     parts = urlsplit(url)
     return f"{parts.path}?{parts.query}" if parts.query else parts.path
+
+
+def process_token(pid: int | None = None) -> str:
+    """This process (or ``pid`` on this machine) as ``pid@boot-id/pid-namespace``, for ``process_gone``."""
+    return f"{pid or os.getpid()}@{_machine_key()}"
+
+
+def process_gone(token: str | None) -> bool:
+    """True only when the process a ``process_token`` names is certainly dead: the machine has rebooted
+    since, or the pid no longer exists in this same pid namespace. Unknown (another namespace, an
+    unreadable token) is not gone: the caller then waits for its lease."""
+    pid, _, key = (token or "").partition("@")
+    if not pid.isdigit() or not key:
+        return False
+    boot, _, namespace = key.partition("/")
+    here_boot, _, here_namespace = _machine_key().partition("/")
+    if boot and here_boot and boot != here_boot:
+        return True
+    return namespace == here_namespace and not pid_alive(int(pid))
+
+
+@functools.cache
+def _machine_key() -> str:
+    """This boot of this machine and this pid namespace (Linux; empty parts elsewhere)."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text(encoding="ascii").strip()
+    except OSError:
+        boot = ""
+    try:
+        namespace = os.readlink("/proc/self/ns/pid")
+    except OSError:
+        namespace = ""
+    return f"{boot}/{namespace}"
 
 
 def pid_alive(pid: int) -> bool:

@@ -126,14 +126,53 @@ def set_status(db: sqlite_utils.Database, page_type: str, subject_id: int, statu
         db.execute(f"UPDATE {table} SET status = 'removed', removed_at = ? WHERE {key} = ?", [now, subject_id])
 
 
-def removal_runs(db: sqlite_utils.Database, page_type: str, subject_id: int, since: str) -> int:
-    """Distinct runs that got a 404/410 for the page since it went missing."""
+def removal_runs(db: sqlite_utils.Database, page_type: str, subject_id: int, run_id: int) -> list[int]:
+    """Runs up to ``run_id`` that got a 404/410 for the page since its last good answer, oldest first.
+
+    Counted by fetch order, not by time: a wall clock set back after the first 404 must not make the
+    later ones look older than the absence itself (the removal would then never be confirmed), and
+    a run whose detection is caught up later counts only what had been seen by then.
+    """
+    rows = db.execute(
+        """SELECT DISTINCT run_id FROM fetches
+           WHERE page_type = :type AND subject_id = :id AND run_id <= :run AND outcome IN ('not_found', 'gone')
+             AND id > COALESCE((SELECT MAX(id) FROM fetches WHERE page_type = :type AND subject_id = :id
+                                AND run_id <= :run AND outcome IN ('ok', 'not_modified') AND version IS NOT NULL), 0)
+           ORDER BY run_id""",
+        {"type": page_type, "id": subject_id, "run": run_id},
+    ).fetchall()
+    return [row[0] for row in rows]
+
+
+def first_absence_time(db: sqlite_utils.Database, page_type: str, subject_id: int, run_id: int) -> str | None:
+    """When the run first got a 404/410 for the page (the start of an absence, for ``removal_delay_hours``)."""
     row = db.execute(
-        """SELECT COUNT(DISTINCT run_id) FROM fetches WHERE page_type = ? AND subject_id = ?
-           AND outcome IN ('not_found', 'gone') AND fetched_at >= ?""",
-        [page_type, subject_id, since],
+        """SELECT MIN(fetched_at) FROM fetches WHERE page_type = ? AND subject_id = ? AND run_id = ?
+           AND outcome IN ('not_found', 'gone')""",
+        [page_type, subject_id, run_id],
     ).fetchone()
-    return int(row[0])
+    return row[0] if row else None
+
+
+def runs_needing_detection(db: sqlite_utils.Database, before: int) -> list[int]:
+    """Finished runs before ``before`` whose change detection never committed (the process died first)."""
+    rows = db.execute(
+        "SELECT id FROM runs WHERE detected_at IS NULL AND status != 'running' AND id < ? ORDER BY id", [before]
+    ).fetchall()
+    return [row[0] for row in rows]
+
+
+def completed_run_before(db: sqlite_utils.Database, run_id: int) -> bool:
+    """Whether a run before ``run_id`` finished its crawl (status ``ok``)."""
+    return db.execute("SELECT 1 FROM runs WHERE id < ? AND status = 'ok' LIMIT 1", [run_id]).fetchone() is not None
+
+
+def mark_detected(db: sqlite_utils.Database, run_id: int, at: str) -> None:
+    db.execute("UPDATE runs SET detected_at = ? WHERE id = ?", [at, run_id])
+
+
+def last_detected_at(db: sqlite_utils.Database) -> str | None:
+    return db.execute("SELECT MAX(detected_at) FROM events").fetchone()[0]
 
 
 def new_images(db: sqlite_utils.Database, run_id: int) -> list[dict[str, Any]]:

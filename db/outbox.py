@@ -7,7 +7,10 @@ leaves the row in a state that says exactly how far the mail got.
 While a row is ``sending``, ``next_attempt_at`` holds the *lease expiry*: the time after which the
 sender is presumed dead and the row may be claimed again. Reusing the column keeps the schema as
 it is and keeps the ``outbox_status(status, next_attempt_at)`` index useful for both questions
-("which pending mails are due?" and "which sends were abandoned?").
+("which pending mails are due?" and "which sends were abandoned?"). ``claimed_by`` names the
+sending process, so a sender known to be dead (kill -9 mid-send) does not make its mail wait out
+the lease; and a retry time or lease further ahead than it can ever be set was set before the wall
+clock went back, and is not waited for either.
 
 Times are ISO 8601 UTC strings with a ``Z`` (the archive's format), so they compare as text.
 """
@@ -22,6 +25,8 @@ from typing import Any
 
 import sqlite_utils
 
+from db.archive import process_gone, process_token, wall_clock
+
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 STATUSES = ("pending", "sending", "sent", "failed")
 
@@ -32,7 +37,7 @@ _PRIORITY = "CASE kind WHEN 'operator' THEN 0 WHEN 'immediate' THEN 1 WHEN 'test
 
 def stamp(moment: datetime | None = None) -> str:
     """Format a time the way the archive stores it; naive times are taken as UTC."""
-    moment = moment or datetime.now(UTC)
+    moment = moment or wall_clock()
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return moment.astimezone(UTC).strftime(TIME_FORMAT)
@@ -154,33 +159,63 @@ def list_outbox(db: sqlite_utils.Database, status: str | None = None) -> list[di
     return [_decode(row) for row in rows]
 
 
-def due_mail_ids(db: sqlite_utils.Database, now: str) -> list[int]:
-    """Mails to try now: pending and due, or ``sending`` with an expired lease."""
+def due_mail_ids(
+    db: sqlite_utils.Database, now: str, *, retry_horizon: str | None = None, lease_horizon: str | None = None
+) -> list[int]:
+    """Mails to try now (see ``claimable``), most urgent first."""
     sql = (
-        "SELECT id FROM outbox WHERE (status = 'pending' AND (next_attempt_at IS NULL"
-        " OR next_attempt_at <= :now)) OR (status = 'sending' AND next_attempt_at <= :now)"
+        "SELECT id, status, next_attempt_at, claimed_by FROM outbox WHERE status IN ('pending', 'sending')"
         f" ORDER BY {_PRIORITY}, id"
     )
-    return [row["id"] for row in db.query(sql, {"now": now})]
+    return [row[0] for row in db.execute(sql).fetchall() if claimable(row[1:], now, retry_horizon, lease_horizon)]
 
 
-def claim(db: sqlite_utils.Database, mail_id: int, now: str, lease_until: str) -> dict[str, Any] | None:
+def claimable(
+    row: Sequence[Any], now: str, retry_horizon: str | None = None, lease_horizon: str | None = None
+) -> bool:
+    """Whether a mail (``status, next_attempt_at, claimed_by``) may be claimed at ``now``.
+
+    ``pending``: when its retry time has come. ``sending``: when its sender is certainly dead (same
+    machine, pid gone: ``db.archive.process_gone``), or its lease has expired. The horizons are the
+    latest time a retry or a lease can legitimately be set to from ``now`` (the longest backoff, one
+    lease): a time beyond that was set before the wall clock went back (an NTP step, a restored VM)
+    and is not waited for, or a mail could wait a day for a one-minute backoff.
+    """
+    status, next_attempt_at, claimed_by = row
+    if status == "pending":
+        return next_attempt_at is None or next_attempt_at <= now or (
+            retry_horizon is not None and next_attempt_at > retry_horizon)
+    if status != "sending":
+        return False
+    if process_gone(claimed_by):
+        return True
+    return next_attempt_at is None or next_attempt_at <= now or (
+        lease_horizon is not None and next_attempt_at > lease_horizon)
+
+
+def claim(
+    db: sqlite_utils.Database, mail_id: int, now: str, lease_until: str, *,
+    retry_horizon: str | None = None, lease_horizon: str | None = None,
+) -> dict[str, Any] | None:
     """Mark one due mail ``sending`` and commit, before any byte goes to the SMTP server.
 
-    The conditional UPDATE is the lock: of two flushers racing for a row only one changes it.
-    ``attempts`` counts started attempts, so a process that keeps dying mid-send still runs
-    out of attempts instead of looping forever. Returns the claimed row, with ``reclaimed``
-    True when it was taken over from a sender whose lease expired; None if not claimable.
+    The write transaction (BEGIN IMMEDIATE) is the lock: the row is judged and updated with no other
+    writer in between, so of two flushers racing for a row only one gets it. ``claimed_by`` records
+    this process. ``attempts`` counts started attempts, so a process that keeps dying mid-send still
+    runs out of attempts instead of looping forever. Returns the claimed row, with ``reclaimed``
+    True when it was taken over from a dead sender or an expired lease; None if not claimable.
     """
     with write_transaction(db):
-        before = db.execute("SELECT status FROM outbox WHERE id = ?", [mail_id]).fetchone()
-        cursor = db.execute(
-            "UPDATE outbox SET status = 'sending', attempts = attempts + 1, next_attempt_at = :lease"
-            " WHERE id = :id AND ((status = 'pending' AND (next_attempt_at IS NULL"
-            " OR next_attempt_at <= :now)) OR (status = 'sending' AND next_attempt_at <= :now))",
-            {"id": mail_id, "now": now, "lease": lease_until},
+        before = db.execute(
+            "SELECT status, next_attempt_at, claimed_by FROM outbox WHERE id = ?", [mail_id]).fetchone()
+        if before is None or not claimable(before, now, retry_horizon, lease_horizon):
+            return None
+        db.execute(
+            "UPDATE outbox SET status = 'sending', attempts = attempts + 1, next_attempt_at = ?, claimed_by = ?"
+            " WHERE id = ?",
+            [lease_until, process_token(), mail_id],
         )
-        mail = get_mail(db, mail_id) if cursor.rowcount == 1 else None
+        mail = get_mail(db, mail_id)
     if mail is not None:
         mail["reclaimed"] = before[0] == "sending"
     return mail
@@ -190,7 +225,7 @@ def mark_sent(db: sqlite_utils.Database, mail_id: int, at: str, note: str | None
     """The server took the mail. ``note`` records recipients it refused for good, if any."""
     with write_transaction(db):
         db.execute(
-            "UPDATE outbox SET status = 'sent', sent_at = ?, next_attempt_at = NULL,"
+            "UPDATE outbox SET status = 'sent', sent_at = ?, next_attempt_at = NULL, claimed_by = NULL,"
             " last_error = COALESCE(?, last_error) WHERE id = ?",
             [at, note, mail_id],
         )
@@ -206,7 +241,7 @@ def mark_retry(
     """Back to ``pending`` for a later attempt; ``recipients`` narrows who is still owed the mail."""
     with write_transaction(db):
         db.execute(
-            "UPDATE outbox SET status = 'pending', last_error = ?, next_attempt_at = ?,"
+            "UPDATE outbox SET status = 'pending', last_error = ?, next_attempt_at = ?, claimed_by = NULL,"
             " recipients = COALESCE(?, recipients) WHERE id = ?",
             [error, next_attempt_at, json.dumps(list(recipients)) if recipients else None, mail_id],
         )
@@ -216,7 +251,8 @@ def mark_failed(db: sqlite_utils.Database, mail_id: int, error: str) -> None:
     """Give up on a mail; it stays in the outbox with its last error for the operator."""
     with write_transaction(db):
         db.execute(
-            "UPDATE outbox SET status = 'failed', last_error = ?, next_attempt_at = NULL WHERE id = ?",
+            "UPDATE outbox SET status = 'failed', last_error = ?, next_attempt_at = NULL, claimed_by = NULL"
+            " WHERE id = ?",
             [error, mail_id],
         )
 

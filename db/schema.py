@@ -9,7 +9,8 @@ Full-text search is an FTS5 table kept in sync by triggers (created with sqlite-
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import sqlite_utils
 
@@ -295,8 +296,17 @@ CREATE TABLE index_pages (
 """
 
 
+SCHEMA_V3 = """
+ALTER TABLE index_pages ADD COLUMN raw_sha256 TEXT;  -- last parsed copy (raw_pages): a 304 still lists what it listed
+"""
+
+SCHEMA_V4 = """
+ALTER TABLE runs ADD COLUMN detected_at TEXT;  -- when its change detection committed; NULL: not yet (caught up later)
+ALTER TABLE outbox ADD COLUMN claimed_by TEXT;  -- the sending process (pid@boot/pid namespace)
+"""
+
 # Every table's DDL with its comments, for generated docs and Datasette descriptions.
-SCHEMA_TEXT = SCHEMA_V1 + SCHEMA_V2
+SCHEMA_TEXT = SCHEMA_V1 + SCHEMA_V2 + SCHEMA_V3 + SCHEMA_V4
 
 
 def _v2(db: sqlite_utils.Database) -> None:
@@ -304,8 +314,23 @@ def _v2(db: sqlite_utils.Database) -> None:
     _execute_script(db, SCHEMA_V2)
 
 
+def _v3(db: sqlite_utils.Database) -> None:
+    """A 304 feed or listing was only followed to its next page: stories it listed that an
+    interrupted or capped run never fetched stayed undiscovered until the page changed."""
+    _execute_script(db, SCHEMA_V3)
+
+
+def _v4(db: sqlite_utils.Database) -> None:
+    """A run killed between storing its pages and detecting their changes lost those changes: the next
+    run compared with what the dead run had stored. ``runs.detected_at`` says which runs still need
+    detection; every run before this version is taken as done (there is no telling which were not).
+    A mail whose sender died mid-send waited out its whole lease: ``outbox.claimed_by`` names the sender."""
+    _execute_script(db, SCHEMA_V4)
+    db.execute("UPDATE runs SET detected_at = COALESCE(ended_at, started_at)")
+
+
 # Append new steps; never edit a released one.
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2]
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -328,17 +353,96 @@ def migrate(db: sqlite_utils.Database) -> int:
     return current
 
 
+class ArchiveUnavailable(RuntimeError):
+    """The archive cannot be opened or written: a read-only file, directory or file system, a full
+    disk, an I/O error. The message is one line naming the file and the problem, for the operator."""
+
+
+# SQLite's result codes (and their extended forms, e.g. SQLITE_IOERR_WRITE) that are about the file
+# and the machine, not about defwatch's SQL: these end a run with a one-line error, not a traceback.
+_STORAGE_HINTS = {
+    "SQLITE_READONLY": "the archive, its directory or its file system is read-only",
+    "SQLITE_CANTOPEN": "the archive's directory is missing or read-only (WAL mode creates -wal and -shm files)",
+    "SQLITE_PERM": "permission denied",
+    "SQLITE_FULL": "the disk is full",
+    "SQLITE_IOERR": "the disk is full or failing, or the file hit a size limit",
+    "SQLITE_NOTADB": "the file is not a SQLite archive",
+    "SQLITE_CORRUPT": "the file is damaged; restore it from a backup",
+}
+
+
+def storage_problem(path: str, exc: BaseException) -> ArchiveUnavailable | None:
+    """``exc`` as an ``ArchiveUnavailable`` when it is a storage problem; None for any other error."""
+    if isinstance(exc, ArchiveUnavailable):
+        return exc
+    name = getattr(exc, "sqlite_errorname", None) or ""
+    hint = next((text for code, text in _STORAGE_HINTS.items() if name == code or name.startswith(code + "_")), None)
+    if not isinstance(exc, sqlite3.Error) or hint is None:
+        return None
+    return ArchiveUnavailable(f"cannot write the archive {path}: {exc}; {hint}")
+
+
+def is_storage_error(exc: BaseException) -> bool:
+    """A read-only archive, a full disk, an I/O error: nothing more can be stored, whatever is tried."""
+    return storage_problem("", exc) is not None
+
+
+@contextmanager
+def storage_errors(path: str) -> Iterator[None]:
+    """Turn SQLite's storage errors (read-only, disk full, I/O) inside the block into ``ArchiveUnavailable``."""
+    try:
+        yield
+    except sqlite3.Error as exc:
+        problem = storage_problem(path, exc)
+        if problem is None:
+            raise
+        raise problem from exc
+
+
 def connect(path: str, *, readonly: bool = False, timeout: float = 30.0) -> sqlite_utils.Database:
-    """Open the archive in WAL mode so analysts can read while the crawler writes."""
+    """Open the archive in WAL mode so analysts can read while the crawler writes.
+
+    Raises ``ArchiveUnavailable`` when the file cannot be opened or upgraded (a read-only directory
+    or file system, a full disk); ``check_writable`` tells whether it can be written at all.
+    """
     if readonly:
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=timeout, check_same_thread=False)
         return sqlite_utils.Database(conn)
-    # Autocommit mode: every transaction is an explicit ``db.atomic()`` block (savepoints when nested).
-    conn = sqlite3.connect(path, timeout=timeout, isolation_level=None, check_same_thread=False)
-    db = sqlite_utils.Database(conn)
-    db.execute("PRAGMA journal_mode=WAL")
-    db.execute("PRAGMA synchronous=NORMAL")
-    db.execute("PRAGMA foreign_keys=ON")
-    db.execute("PRAGMA busy_timeout=30000")
-    migrate(db)
+    with storage_errors(path):
+        # Autocommit mode: every transaction is an explicit ``db.atomic()`` block (savepoints when nested).
+        conn = sqlite3.connect(path, timeout=timeout, isolation_level=None, check_same_thread=False)
+        try:
+            db = sqlite_utils.Database(conn)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("PRAGMA foreign_keys=ON")
+            db.execute("PRAGMA busy_timeout=30000")
+            migrate(db)
+        except BaseException:
+            conn.close()
+            raise
     return db
+
+
+def check_writable(db: sqlite_utils.Database, path: str) -> None:
+    """Raise ``ArchiveUnavailable`` unless the archive can be written, without writing anything.
+
+    SQLite opens a file it may not write read-only, without a word, and only the first write fails:
+    for a crawl, after the site was fetched. An empty write transaction finds out first. A busy
+    archive (another writer holds the lock) is writable: that is not waited for here.
+    """
+    conn = db.conn
+    conn.execute("PRAGMA busy_timeout=0")
+    try:
+        with storage_errors(path):
+            conn.execute("BEGIN")
+            try:
+                conn.execute("DELETE FROM runs WHERE 0")
+            except sqlite3.OperationalError as exc:
+                if getattr(exc, "sqlite_errorname", "") != "SQLITE_BUSY":
+                    raise
+            finally:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+    finally:
+        conn.execute("PRAGMA busy_timeout=30000")

@@ -43,14 +43,20 @@ def register_crawl(commands: Any) -> None:
 
 
 def cmd_crawl(args: argparse.Namespace) -> int:
+    from db.schema import ArchiveUnavailable, storage_errors
     from monitor.runner import run_once
 
     if args.max_pages < 0:
         raise UsageError("--max-pages must be 0 or more")
     config = config_from(args)
     progress = {"DEFWATCH_PROGRESS": sys.stderr.isatty() and not args.json}
-    summary = run_once(config, mode=args.mode, max_pages=args.max_pages, send_mail=not args.no_mail,
-                       settings_overrides=progress)
+    try:
+        with storage_errors(config.db):  # read-only, disk full: one line, not a traceback
+            summary = run_once(config, mode=args.mode, max_pages=args.max_pages, send_mail=not args.no_mail,
+                               settings_overrides=progress)
+    except ArchiveUnavailable as exc:
+        print(f"defwatch crawl: {exc}", file=sys.stderr)
+        return 1
     if args.json:
         print(json.dumps(summary.as_json(), sort_keys=True))
     else:
@@ -70,9 +76,17 @@ def register_run(commands: Any) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from db.archive import Archive
+    from db.schema import ArchiveUnavailable
     from monitor.daemon import run_daemon
 
-    return run_daemon(config_from(args))
+    config = config_from(args)
+    try:
+        Archive.open(config.db).close()  # an archive it cannot write: say so now, not at every job
+    except ArchiveUnavailable as exc:
+        print(f"defwatch run: {exc}", file=sys.stderr)
+        return 1
+    return run_daemon(config)
 
 
 def register_init(commands: Any) -> None:
@@ -179,10 +193,9 @@ def register_changes(commands: Any) -> None:
 def cmd_changes(args: argparse.Namespace) -> int:
     from db.events import list_events
     from db.schema import connect
-    from monitor.changes import OPERATOR_KINDS, SUBSCRIBER_KINDS
 
-    if args.kind and args.kind not in SUBSCRIBER_KINDS + OPERATOR_KINDS:
-        raise UsageError(f"unknown kind {args.kind!r}; one of: {', '.join(SUBSCRIBER_KINDS + OPERATOR_KINDS)}")
+    if args.kind:
+        _check_kind(args.kind)
     since = _iso(args.since) if args.since else None
     db = connect(existing_db(config_from(args).db))
     events = list_events(db, since=since, kind=args.kind, run_id=args.run)
@@ -196,6 +209,14 @@ def cmd_changes(args: argparse.Namespace) -> int:
     if not events:
         print("no events", file=sys.stderr)
     return 0
+
+
+def _check_kind(kind: str) -> None:
+    """Imported only for ``--kind``: the monitor's modules are not needed to list events."""
+    from monitor.changes import OPERATOR_KINDS, SUBSCRIBER_KINDS
+
+    if kind not in SUBSCRIBER_KINDS + OPERATOR_KINDS:
+        raise UsageError(f"unknown kind {kind!r}; one of: {', '.join(SUBSCRIBER_KINDS + OPERATOR_KINDS)}")
 
 
 def _iso(text: str) -> str:

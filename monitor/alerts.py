@@ -26,6 +26,7 @@ import jinja2
 import sqlite_utils
 
 from db import outbox
+from db.archive import wall_clock
 from monitor import mailer
 
 if TYPE_CHECKING:
@@ -63,6 +64,7 @@ SUBJECT_TITLE_CHARS = 120
 SUBJECT_CHARS = 200
 MAX_BACKOFF = timedelta(hours=6)
 MIN_LEASE = timedelta(minutes=15)
+CLOCK_SLACK = timedelta(minutes=1)  # flushes with slightly different clocks are not a clock jump
 
 _env = jinja2.Environment(
     loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
@@ -417,7 +419,7 @@ def _when(stamp: str | None) -> str:
 
 def _utc(now: datetime | None) -> datetime:
     if now is None:
-        return datetime.now(UTC)
+        return wall_clock()
     return now if now.tzinfo else now.replace(tzinfo=UTC)
 
 
@@ -451,14 +453,20 @@ def flush_outbox(
     the lease (``sending_lease``) has expired, so a slow live sender is never duplicated, and with
     the same stored Message-ID and Date, so the duplicate is byte-identical and a receiving
     system (or the reader's client) can drop it. A duplicate can only happen if the crash fell
-    in the moment between the server's 250 and our commit; a lost alert would be silent.
+    in the moment between the server's 250 and our commit; a lost alert would be silent. A sender
+    known to be dead (same machine, its pid gone) does not hold its mail for the whole lease.
     """
     if db.conn.in_transaction:
         raise RuntimeError("flush_outbox needs its own transactions: 'sending' must be committed before SMTP")
     moment = _utc(now)
     sent = failed = 0
-    for mail_id in outbox.due_mail_ids(db, outbox.stamp(moment)):
-        mail = outbox.claim(db, mail_id, outbox.stamp(moment), outbox.stamp(moment + sending_lease(smtp)))
+    lease = sending_lease(smtp)
+    # Retry times and leases are never set further ahead than these: one that is was set before the
+    # wall clock went back, and must not hold a mail for as long as the clock jumped.
+    horizons = {"retry_horizon": outbox.stamp(moment + MAX_BACKOFF + CLOCK_SLACK),
+                "lease_horizon": outbox.stamp(moment + lease + CLOCK_SLACK)}
+    for mail_id in outbox.due_mail_ids(db, outbox.stamp(moment), **horizons):
+        mail = outbox.claim(db, mail_id, outbox.stamp(moment), outbox.stamp(moment + lease), **horizons)
         if mail is None:
             continue  # another flush took it
         status = _attempt(db, mail, smtp, alerts, moment)

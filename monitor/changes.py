@@ -15,7 +15,14 @@ the state before the run:
 
 A page flapping between two versions (A, B, A, B...) is reported for its first change and its
 first revert only. Detection is idempotent: events are unique per run, kind and subject, so running it twice for a run
-changes nothing. The first run into an empty archive is a baseline and announces nothing.
+changes nothing. The first run into an empty archive is a baseline and announces nothing, and so is
+every run after it until one has finished its crawl (a first crawl killed half-way must not make the
+next run announce the other half of the site). A run that died before its detection committed
+(``runs.detected_at`` still NULL) is detected by the next one.
+
+Time stamps never decide on their own: removals are counted in runs by fetch order and their delay
+measured between observations, and ``detected_at`` never goes backwards, so a wall clock that jumps
+(an NTP step, a VM restored from a snapshot) neither invents, loses nor hides an event.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ import sqlite_utils
 
 from db import events as q
 from db.archive import utcnow
+from db.queries import is_baseline
 from db.versions import changed_image_fields, changed_story_fields
 from defwatch.config import MonitorConfig
 
@@ -67,9 +75,56 @@ def detect_changes(
     baseline: bool = False,
     now: str | None = None,
 ) -> Detection:
-    """Write the run's events in one transaction and return what was found."""
+    """Write the run's events in one transaction and return what was found.
+
+    Earlier runs that died before their own detection are caught up first (``detect_missed_runs``).
+    """
     policy = policy or MonitorConfig()
-    now = now or utcnow()
+    detect_missed_runs(db, policy, before=run_id)
+    return _detect(db, run_id, policy, finish_reason, baseline, now)
+
+
+def detect_missed_runs(
+    db: sqlite_utils.Database, policy: MonitorConfig | None = None, *, before: int
+) -> list[Detection]:
+    """Detect the changes of runs before ``before`` that stored pages but never got to detection.
+
+    A crawl killed (kill -9, OOM, power loss) or failed (disk full) after its archive writer
+    committed pages, and before its own detection committed, leaves fetches nobody compared: the
+    next run would compare its pages with the dead run's and find nothing, so the change would never
+    be reported. Each such run is detected now, in order, as the run it was (its events carry its
+    run id); they are mailed with the next run's pending alerts. Runs still ``running`` are left
+    alone: their process may be alive. ``monitor.runner`` calls this before the next crawl, so the
+    state it compares against is the one the dead run left.
+    """
+    policy = policy or MonitorConfig()
+    found = []
+    for run_id in q.runs_needing_detection(db, before):
+        logger.warning("run %s ended before its changes were detected: detecting them now", run_id)
+        found.append(_detect(db, run_id, policy, "shutdown", is_baseline(db, run_id), None))
+    return found
+
+
+def event_time(db: sqlite_utils.Database) -> str:
+    """Now, for ``events.detected_at``, never earlier than an event already recorded.
+
+    ``defwatch changes --since`` and every poller of the events table rely on detection times only
+    moving forward. After the wall clock went back (an NTP step, a VM restored from a snapshot), new
+    events get the newest recorded time plus a microsecond until the clock has caught up.
+    """
+    now = utcnow()
+    last = q.last_detected_at(db)
+    if last is None or last < now:
+        return now
+    return (_parse(last) + timedelta(microseconds=1)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _detect(db: sqlite_utils.Database, run_id: int, policy: MonitorConfig, finish_reason: str, baseline: bool,
+            now: str | None) -> Detection:
+    now = now or event_time(db)
+    # A first crawl cut short (killed, stopped, failed) recorded part of the site: the runs after it
+    # record the rest, they do not announce it as new, until one has finished a crawl.
+    baseline = baseline or not q.completed_run_before(db, run_id)
     detection = Detection(run_id, baseline=baseline)
     with db.atomic():
         for fetch in q.run_subject_fetches(db, run_id):
@@ -84,6 +139,7 @@ def detect_changes(
             q.hold_run_events(db, run_id)
         elif _healthy(db, run_id, policy):
             q.release_held_events(db)
+        q.mark_detected(db, run_id, now)  # in the same transaction: detected exactly once
     return detection
 
 
@@ -105,7 +161,7 @@ def _page_events(
     if fetch.outcome in q.GOOD_OUTCOMES and fetch.version is not None:
         return _seen_events(db, fetch, state, run_id, now, baseline)
     if fetch.outcome in q.REMOVAL_OUTCOMES:
-        return _absence_events(db, fetch, state, policy, now)
+        return _absence_events(db, fetch, state, policy, now, run_id)
     return []  # blocked, error, parse error: nothing is known about the page
 
 
@@ -161,14 +217,15 @@ def _update_event(
 
 
 def _absence_events(
-    db: sqlite_utils.Database, fetch: q.SubjectFetch, state: dict[str, Any], policy: MonitorConfig, now: str
+    db: sqlite_utils.Database, fetch: q.SubjectFetch, state: dict[str, Any], policy: MonitorConfig, now: str,
+    run_id: int,
 ) -> list[dict[str, Any]]:
     if state["status"] == "removed":
         return []
     if state["status"] == "live":  # missing since the 404 itself, so this run counts towards confirmation
         q.set_status(db, fetch.page_type, fetch.subject_id, "missing", fetch.fetched_at)
         state = {**state, "status": "missing", "missing_since": fetch.fetched_at}
-    if not _removal_confirmed(db, fetch, state, policy, now):
+    if not _removal_confirmed(db, fetch, policy, run_id):
         return []
     q.set_status(db, fetch.page_type, fetch.subject_id, "removed", now)
     status = "410 Gone" if fetch.outcome == "gone" else "404 Not Found"
@@ -176,16 +233,21 @@ def _absence_events(
     return [_subject_event(f"{noun}_removed", fetch, state, f"Removed ({status}): {_title(state)}")]
 
 
-def _removal_confirmed(
-    db: sqlite_utils.Database, fetch: q.SubjectFetch, state: dict[str, Any], policy: MonitorConfig, now: str
-) -> bool:
-    since = state["missing_since"] or now
-    if q.removal_runs(db, fetch.page_type, fetch.subject_id, since) >= max(1, policy.removal_confirm_runs):
+def _removal_confirmed(db: sqlite_utils.Database, fetch: q.SubjectFetch, policy: MonitorConfig, run_id: int) -> bool:
+    """``removal_confirm_runs`` runs saw the absence, or two or more did, ``removal_delay_hours`` apart.
+
+    Runs are counted by fetch order and the delay is measured between the first 404 and this one,
+    both as fetched, never against the clock at detection time: a wall clock jumping forward (or a
+    detection caught up a day late) cannot confirm a single 404, and one set back cannot stall the
+    count until it catches up with the first 404's time stamp.
+    """
+    runs = q.removal_runs(db, fetch.page_type, fetch.subject_id, run_id)
+    if len(runs) >= max(1, policy.removal_confirm_runs):
         return True
-    if policy.removal_delay_hours > 0:
-        waited = _parse(now) - _parse(since)
-        return waited >= timedelta(hours=policy.removal_delay_hours)
-    return False
+    if policy.removal_delay_hours <= 0 or len(runs) < 2:
+        return False
+    first = q.first_absence_time(db, fetch.page_type, fetch.subject_id, runs[0]) or fetch.fetched_at
+    return _parse(fetch.fetched_at) - _parse(first) >= timedelta(hours=policy.removal_delay_hours)
 
 
 def _subject_event(

@@ -8,8 +8,10 @@ Design choices, and why:
   same event lets an embedding caller (tests, ``defwatch demo``) stop the daemon without signals.
 - Every crawl runs in a child process, because Twisted's reactor cannot be restarted in one
   process. Children get their own session (process group) so a Ctrl-C in the terminal reaches
-  only the daemon, which then ends the crawl exactly once with SIGTERM (Scrapy's graceful stop;
-  a second signal would make Scrapy abort) and escalates to SIGKILL after ``kill_timeout``.
+  only the daemon, which then ends the crawl exactly once with SIGTERM (the crawl's prompt stop,
+  ``crawler.run.PromptStop``: what was answered is stored, downloads still hanging after a 2 s grace
+  are cut, the run is closed ``interrupted``, all within seconds even against a host that never
+  answers) and escalates to SIGKILL after ``kill_timeout``, a backstop for a wedged child.
 - All crawl jobs share one non-blocking lock: the archive gets one crawl at a time, and a crawl job
   that fires while another runs is skipped with a log line (``coalesce`` + ``max_instances=1``
   already keep one job from piling up behind itself).
@@ -36,6 +38,7 @@ from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import IO, Any
 
 from apscheduler.executors.pool import ThreadPoolExecutor
@@ -104,7 +107,7 @@ def run_daemon(
                             kill_timeout=kill_timeout, inherit_fds=(lock.fd,) if lock.fd is not None else ())
             daemon.start()
             while not stop.wait(0.5):
-                pass
+                daemon.realign_after_clock_jump()
             log.info("stopping (%s)", received[0] if received else "stop requested")
             daemon.shutdown()
     finally:
@@ -146,6 +149,23 @@ class Daemon:
                  self.config.source or "defaults and environment")
         for sched_job in self.scheduler.get_jobs():
             log.info("job %s: %s, next run %s", sched_job.name, sched_job.trigger, sched_job.next_run_time)
+
+    def realign_after_clock_jump(self) -> None:
+        """Bring back jobs a wall clock set back (an NTP step, a restored VM) has pushed away.
+
+        APScheduler keeps each job's next fire time as a wall-clock date: after the clock went back a
+        day, every job waits a day. No job is ever due later than one period from now (its interval,
+        or its cron's next match), so one that is was scheduled before the jump and is moved back.
+        A clock jumping forward needs nothing: the missed firings coalesce into one.
+        """
+        now = datetime.now(self.scheduler.timezone)
+        for job in self.scheduler.get_jobs():
+            trigger, scheduled = job.trigger, job.next_run_time
+            soonest = now + trigger.interval if isinstance(trigger, IntervalTrigger) \
+                else trigger.get_next_fire_time(None, now)
+            if scheduled is not None and soonest is not None and scheduled > soonest + timedelta(seconds=1):
+                log.warning("the clock went back: job %s moved from %s to %s", job.name, scheduled, soonest)
+                job.modify(next_run_time=soonest)
 
     def shutdown(self) -> None:
         """Stop firing, end running crawls, then wait for jobs (a flush finishes its send)."""

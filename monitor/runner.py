@@ -2,8 +2,8 @@
 
 This is what ``defwatch crawl`` does and what every scheduled crawl job runs in its child process.
 Each step commits before the next starts, so a run killed at any point leaves a consistent archive:
-the next run's detection only looks at its own fetches, and mails queued in the outbox are sent by
-the next flush.
+the next run first detects the changes in whatever a dead run stored (``detect_missed_runs``), then
+looks at its own fetches, and mails queued in the outbox are sent by the next flush.
 """
 
 from __future__ import annotations
@@ -14,11 +14,11 @@ from typing import Any
 
 from scrapy.settings import Settings
 
-from crawler.run import build_settings, is_local, run_crawl
+from crawler.run import StopSignals, build_settings, is_local, run_crawl
 from db.archive import Archive
 from db.queries import is_baseline
 from defwatch.config import Config
-from monitor.changes import Detection, detect_changes
+from monitor.changes import Detection, detect_changes, detect_missed_runs
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +41,7 @@ class RunSummary:
     mails_queued: int = 0
     mails_sent: int = 0
     outcomes: dict[str, int] = field(default_factory=dict)
+    cpu_seconds: dict[str, float] = field(default_factory=dict)  # the crawl's reactor thread and archive writer
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -55,24 +56,42 @@ class RunSummary:
 def run_once(
     config: Config, *, mode: str, max_pages: int = 0, send_mail: bool = True, settings_overrides: dict | None = None
 ) -> RunSummary:
-    """Run one crawl of ``config.site`` into ``config.db`` and everything that follows it."""
-    archive = Archive.open(config.db)
-    run_id = archive.start_run(mode, config.site)
-    try:
-        result = _crawl(config, run_id, mode, max_pages, settings_overrides)
-        baseline = is_baseline(archive.db, run_id)
-        detection = detect_changes(
-            archive.db, run_id, config.monitor, finish_reason=result.finish_reason, baseline=baseline
-        )
-        summary = summarise(run_id, mode, result.finish_reason, result.stats, detection)
-        summary.mails_queued, summary.mails_sent = queue_and_send_alerts(archive, run_id, config, send_mail)
-        archive.finish_run(run_id, summary.status, summary.as_json() | {"config": config.redacted()})
-        return summary
-    except BaseException:
-        archive.finish_run(run_id, "failed", {"error": "run aborted; see the log"})
-        raise
-    finally:
-        archive.close()
+    """Run one crawl of ``config.site`` into ``config.db`` and everything that follows it.
+
+    SIGTERM/SIGINT at any point stop the run rather than kill the process: the crawl stops promptly
+    (``crawler.run.PromptStop``), what it stored is committed, changes are detected, and the run is
+    closed ``interrupted``. Its mails are queued but left to the next flush, so a stop never waits
+    on an SMTP server.
+    """
+    with StopSignals() as stop:
+        archive = Archive.open(config.db)
+        try:
+            run_id = archive.start_run(mode, config.site)
+        except BaseException:
+            archive.close()
+            raise
+        try:
+            return _run(archive, run_id, config, mode, max_pages, send_mail, settings_overrides, stop)
+        except BaseException:
+            archive.finish_run(run_id, "failed", {"error": "run aborted; see the log"})
+            raise
+        finally:
+            archive.close()
+
+
+def _run(archive: Archive, run_id: int, config: Config, mode: str, max_pages: int, send_mail: bool,
+         overrides: dict | None, stop: StopSignals) -> RunSummary:
+    detect_missed_runs(archive.db, config.monitor, before=run_id)  # a killed run's changes, before this crawl
+    result = _crawl(config, run_id, mode, max_pages, overrides, stop)
+    baseline = is_baseline(archive.db, run_id)
+    detection = detect_changes(
+        archive.db, run_id, config.monitor, finish_reason=result.finish_reason, baseline=baseline
+    )
+    summary = summarise(run_id, mode, result.finish_reason, result.stats, detection)
+    send = send_mail and not stop.received
+    summary.mails_queued, summary.mails_sent = queue_and_send_alerts(archive, run_id, config, send)
+    archive.finish_run(run_id, summary.status, summary.as_json() | {"config": config.redacted()})
+    return summary
 
 
 def crawl_settings(config: Config, run_id: int, overrides: dict | None = None) -> Settings:
@@ -91,11 +110,13 @@ def crawl_settings(config: Config, run_id: int, overrides: dict | None = None) -
     )
 
 
-def _crawl(config: Config, run_id: int, mode: str, max_pages: int, overrides: dict | None) -> Any:
+def _crawl(config: Config, run_id: int, mode: str, max_pages: int, overrides: dict | None,
+           stop: StopSignals | None = None) -> Any:
     crawl = config.crawl
     revisit = asdict(config.revisit)
     return run_crawl(
         crawl_settings(config, run_id, overrides),
+        stop=stop,
         mode=mode,
         max_pages=max_pages or crawl.max_pages,
         listing_pages=crawl.discover_listing_pages,
@@ -118,6 +139,8 @@ def summarise(run_id: int, mode: str, reason: str, stats: dict[str, Any], detect
         pages=int(stats.get("defwatch/fetches", 0)), new_versions=versions, events=len(detection.event_ids),
         errors=outcomes.get("error", 0), blocked=outcomes.get("blocked", 0),
         not_modified=outcomes.get("not_modified", 0), baseline=detection.baseline, outcomes=outcomes,
+        cpu_seconds={part: stats[f"defwatch/{part}_cpu_seconds"] for part in ("reactor", "writer")
+                     if f"defwatch/{part}_cpu_seconds" in stats},
     )
 
 
