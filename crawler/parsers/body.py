@@ -10,6 +10,7 @@ browser shows it, so a markup-only breakage is not reported as an edit.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 
 from crawler.parsers import images
 from crawler.parsers.dom import Element, Page
@@ -42,6 +43,13 @@ TEXT_BLOCKS = frozenset({"p", "h2", "h3", "h4", "h5", "h6", "li", "pre", "dd", "
 CONTAINERS = frozenset({"div", "section", "article", "main", "ul", "ol", "dl", "blockquote", "center", "span", "table"})
 _NESTED_BLOCKS = TEXT_BLOCKS | CONTAINERS - {"span", "table"}
 
+_MAX_SOUP_DEPTH = 100
+
+
+class TooDeep(Exception):
+    """Markup too deeply nested to be read (see BodyReader._enter)."""
+
+
 _SPOTLIGHT_LABEL_RE = re.compile(r"^\s*Spotlight\s*:\s*", re.I)
 _DATELINE_END_RE = re.compile(r"(?:--|—|–)\s*$")
 _SHORT = 160
@@ -71,6 +79,7 @@ class BodyReader:
         self.images: list[Image] = []
         self.spotlights: list[dict[str, str]] = []
         self.dateline: str | None = None
+        self._depth = 0
         root = body if body is not None else article
         if root is None:
             return
@@ -78,38 +87,45 @@ class BodyReader:
         if not self.paragraphs and not self.fallback:
             self.paragraphs = [line for line in lines_of(root) if not _BOILERPLATE_TEXT_RE.match(line)]
 
-    def _read(self, el: Element) -> None:
-        """Walk the children of ``el`` in document order: text blocks become paragraphs, images
+    def _read(self, root: Element) -> None:
+        """Walk the children of ``root`` in document order: text blocks become paragraphs, images
         and spotlights are collected, furniture is skipped, containers are entered.
 
-        One flat loop with the common case (a plain ``<p>``) first: this is the hot path.
+        One flat loop with the common case (a plain ``<p>``) first: this is the hot path. Entered
+        containers go on an explicit stack of child iterators, so markup nested thousands of levels
+        deep costs no Python stack.
         """
-        for child in el:
-            tag = child.tag
-            classes = child.get("class")
-            if classes is None and tag == "p" and not len(child):
-                text = norm(child.text)
-                if len(text) >= _SHORT:
-                    self.paragraphs.append(text)  # a plain long paragraph needs no furniture checks
-                elif text:
-                    self._add(child, text, False)
-                continue
-            role = _body_role(child, tag, classes)
-            if role is not None:
-                self._special(role, child)
-            elif self.skip and child in self.skip:
-                continue
-            elif tag in TEXT_BLOCKS or tag in CONTAINERS:
-                if len(child) and _has_block_child(child):
-                    self._read(child)
-                elif tag in TEXT_BLOCKS and len(child) and _has_block_descendant(child):
-                    self._read_lines(child)  # tag soup: a paragraph that swallowed later blocks
-                elif tag in TEXT_BLOCKS or not self.fallback or tag == "blockquote":
-                    text = text_of(child)
-                    if text:
-                        self._add(child, text, len(child) > 0)
-            elif tag == "a" and _SPOTLIGHT_LABEL_RE.match(text_of(child)):
-                self._spotlight(child)
+        stack = [iter(root)]
+        while stack:
+            for child in stack[-1]:  # resumes where this level was left when a container was entered
+                tag = child.tag
+                classes = child.get("class")
+                if classes is None and tag == "p" and not len(child):
+                    text = norm(child.text)
+                    if len(text) >= _SHORT:
+                        self.paragraphs.append(text)  # a plain long paragraph needs no furniture checks
+                    elif text:
+                        self._add(child, text, False)
+                    continue
+                role = _body_role(child, tag, classes)
+                if role is not None:
+                    self._special(role, child)
+                elif self.skip and child in self.skip:
+                    continue
+                elif tag in TEXT_BLOCKS or tag in CONTAINERS:
+                    if len(child) and _has_block_child(child):
+                        stack.append(iter(child))
+                        break
+                    if tag in TEXT_BLOCKS and len(child) and _has_block_descendant(child):
+                        self._read_lines(child)  # tag soup: a paragraph that swallowed later blocks
+                    elif tag in TEXT_BLOCKS or not self.fallback or tag == "blockquote":
+                        text = text_of(child)
+                        if text:
+                            self._add(child, text, len(child) > 0)
+                elif tag == "a" and _SPOTLIGHT_LABEL_RE.match(text_of(child)):
+                    self._spotlight(child)
+            else:
+                stack.pop()
 
     def _special(self, role: str, el: Element) -> None:
         if role == "image":
@@ -127,25 +143,47 @@ class BodyReader:
     def _rescue(self, el: Element) -> None:
         """Body content that unclosed tags nested inside an image block: its paragraphs and the
         image and spotlight blocks within it, in document order (a browser still shows them as
-        the story). Image fields are entered (soup hides paragraphs there) but not read as text."""
-        for child in el:
-            tag = child.tag
-            role = _body_role(child, tag, child.get("class"))
-            if role in ("image", "spotlight"):
-                self._special(role, child)
-            elif tag in TEXT_BLOCKS and role is None:
-                if len(child) and _has_block_descendant(child):
-                    self._read_lines(child)
-                else:
-                    text = text_of(child)
-                    if text:
-                        self._add(child, text, len(child) > 0)
-            elif _role(child, _FURNITURE) is None and tag not in SKIP_TAGS:
-                self._rescue(child)
+        the story). Image fields are entered (soup hides paragraphs there) but not read as text.
+
+        Iterative (a stack of child iterators); an image block that is itself soup is entered on
+        the same stack, so nested soup never recurses.
+        """
+        self._enter()
+        stack = [iter(el)]
+        while stack:
+            for child in stack[-1]:
+                tag = child.tag
+                role = _body_role(child, tag, child.get("class"))
+                if role == "image":
+                    image, soup = images.parse_inline(child, self.url)
+                    if image is not None:
+                        self.images.append(image)
+                    if soup:
+                        stack.append(iter(child))
+                        break
+                elif role == "spotlight":
+                    self._special(role, child)
+                elif tag in TEXT_BLOCKS and role is None:
+                    if len(child) and _has_block_descendant(child):
+                        self._read_lines(child)
+                    else:
+                        text = text_of(child)
+                        if text:
+                            self._add(child, text, len(child) > 0)
+                elif _role(child, _FURNITURE) is None and tag not in SKIP_TAGS:
+                    stack.append(iter(child))
+                    break
+            else:
+                stack.pop()
+        self._depth -= 1
 
     def _read_lines(self, el: Element) -> None:
         """Read a soup subtree as lines: block elements and <br> end a paragraph wherever they
-        are nested (what a browser shows), images, spotlights and furniture are handled by role."""
+        are nested (what a browser shows), images, spotlights and furniture are handled by role.
+
+        Iterative: a stack of (child iterator, element, ends a line) so depth costs no Python stack.
+        """
+        self._enter()
         buf: list[str] = []
 
         def flush() -> None:
@@ -154,27 +192,44 @@ class BodyReader:
             if text:
                 self._add(el, text, False)
 
-        def walk(node: Element) -> None:
-            if node.text:
-                buf.append(node.text)
-            for child in node:
+        if el.text:
+            buf.append(el.text)
+        stack: list[tuple[Iterator[Element], Element | None, bool]] = [(iter(el), None, False)]
+        while stack:
+            children, node, block = stack[-1]
+            for child in children:
                 tag = child.tag
                 if isinstance(tag, str) and tag not in SKIP_TAGS:
                     role = _body_role(child, tag, child.get("class"))
                     if role is not None:
                         flush()
                         self._special(role, child)
-                    elif tag == "br" or tag in BLOCK_TAGS:
-                        flush()
-                        walk(child)
-                        flush()
                     else:
-                        walk(child)
+                        ends_line = tag == "br" or tag in BLOCK_TAGS
+                        if ends_line:
+                            flush()
+                        if child.text:
+                            buf.append(child.text)
+                        stack.append((iter(child), child, ends_line))
+                        break  # the child's tail is read when its level is done
                 if child.tail:
                     buf.append(child.tail)
-
-        walk(el)
+            else:
+                stack.pop()
+                if node is not None:
+                    if block:
+                        flush()
+                    if node.tail:
+                        buf.append(node.tail)
         flush()
+        self._depth -= 1
+
+    def _enter(self) -> None:
+        """Count one more soup level being read. Soup inside an image block inside soup recurses
+        through _special; past _MAX_SOUP_DEPTH levels the page is given up rather than Python's stack."""
+        self._depth += 1
+        if self._depth > _MAX_SOUP_DEPTH:
+            raise TooDeep(f"tag soup nests image blocks more than {_MAX_SOUP_DEPTH} levels deep")
 
     def _spotlight(self, a: Element) -> None:
         href = abs_url(self.url, a.get("href"))

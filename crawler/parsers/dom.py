@@ -199,14 +199,16 @@ class Page:
     def canonical(self) -> str | None:
         """<link rel=canonical href> (a hot-path field of every story)."""
         raw = self.raw
-        pos = raw.find(b"canonical", 0, self.head_end)
-        if pos >= 11 and raw.startswith(_CANONICAL_AS_PRINTED, pos - 11):
+        head_end = self.head_end
+        start = raw.find(b"canonical", 0, head_end) - 11  # where '<link rel="' starts
+        if start >= 0 and raw.startswith(_CANONICAL_AS_PRINTED, start):
             # The site's own spelling, and the first mention: what link() would read, minus its
             # regexes. Anything else (other attribute order, entities, quotes) takes link().
-            end = raw.find(b">", pos, self.head_end)
-            close = raw.find(b'"', pos + 16, end) if end > 0 and end - pos + 11 <= TAG_LIMIT else -1
-            if close > 0 and raw.find(b"&", pos + 16, close) < 0:
-                href = raw[pos + 16:close].decode("utf-8", "replace").strip()
+            value = start + len(_CANONICAL_AS_PRINTED)
+            end = raw.find(b">", value, head_end)
+            close = raw.find(b'"', value, end) if end > 0 and end - start <= TAG_LIMIT else -1
+            if close > 0 and raw.find(b"&", value, close) < 0:
+                href = raw[value:close].decode("utf-8", "replace").strip()
                 if href:
                     return href
         return self.link("canonical")

@@ -45,19 +45,31 @@ def lines_of(el: Element) -> list[str]:
 
 
 def _walk(el: Element, out: list[str], root: bool = False) -> None:
-    tag = el.tag if isinstance(el.tag, str) else ""
-    if tag and tag not in SKIP_TAGS:
-        block = tag in BLOCK_TAGS
-        if block or tag == "br":
+    """Append the visible text of ``el`` (and its tail unless ``root``) to ``out``, with _BREAK
+    around block elements and for <br>. Iterative: a LIFO of elements still to read and of texts
+    (closing breaks, tails) to append after them, so no depth can exhaust Python's stack."""
+    todo: list[Element | str] = [el]
+    while todo:
+        item = todo.pop()
+        if isinstance(item, str):
+            out.append(item)
+            continue
+        tail = item.tail
+        if tail and (item is not el or not root):
+            todo.append(tail)
+        tag = item.tag
+        if not isinstance(tag, str) or tag in SKIP_TAGS:
+            continue
+        if tag in BLOCK_TAGS:
             out.append(_BREAK)
-        if el.text:
-            out.append(el.text)
-        for child in el:
-            _walk(child, out)
-        if block:
+            todo.append(_BREAK)
+        elif tag == "br":
             out.append(_BREAK)
-    if el.tail and not root:
-        out.append(el.tail)
+        text = item.text
+        if text:
+            out.append(text)
+        if len(item):
+            todo.extend(reversed(item))
 
 
 def own_text(el: Element) -> str:

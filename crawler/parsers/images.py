@@ -160,14 +160,18 @@ def _image(block: Element, found: dict[str, Element], igphoto_href: str | None, 
            derive_page_url: bool, soup: bool) -> Image | None:
     """The image of a scanned block. Written flat, with the label fallbacks (which need the
     block's text lines) only reached when a field element is missing: it runs for every image."""
-    title, caption, credit, virin = _texts(found, soup)
+    if soup:
+        title, caption, credit, virin = (own_text(el) or None if el is not None else None
+                                         for el in map(found.get, _TEXT_ROLES))
+    else:
+        title, caption, credit, virin = _field_texts(found)
     img = found.get("img")
-    src = abs_url(base_url, _img_src(img)) if img is not None else None
+    src = None if img is None else abs_url(base_url, img.get("src") or img.get("data-src") or img.get("data-original"))
     download_el = found.get("download")
     if download_el is None:
         download_el = _download_by_text(block)
     download_url = abs_url(base_url, download_el.get("href")) if download_el is not None else None
-    page_link = abs_url(base_url, igphoto_href) if found.get("igphoto") is not None else None
+    page_link = abs_url(base_url, igphoto_href) if igphoto_href is not None else None
     attr = block.get("data-media-id")
     media_id = int(attr) if attr and attr.isdigit() else _media_id(attr, src, download_url, page_link)
     if img is None and media_id is None:
@@ -195,21 +199,18 @@ def _image(block: Element, found: dict[str, Element], igphoto_href: str | None, 
 _TEXT_ROLES = ("title", "caption", "credit", "virin")
 
 
-def _texts(found: dict[str, Element], soup: bool) -> tuple[str | None, ...]:
-    """(title, caption, credit, virin) text of their field elements, None where missing or empty.
-    A soup block's fields keep only their own words (:func:`own_text`)."""
-    out: list[str | None] = []
-    for role in _TEXT_ROLES:
-        el = found.get(role)
-        if el is None:
-            out.append(None)
-        elif soup:
-            out.append(own_text(el) or None)
-        elif len(el) == 0:
-            out.append(norm(el.text) or None)
-        else:
-            out.append(text_of(el) or None)
-    return tuple(out)
+def _field_texts(found: dict[str, Element]) -> tuple[str | None, str | None, str | None, str | None]:
+    """(title, caption, credit, virin): each field element's text, None where missing or empty.
+    Straight-line code: a loop and a helper call per field cost more than the fields' own work."""
+    el = found.get("title")
+    title = None if el is None else (norm(el.text) or None) if not len(el) else (text_of(el) or None)
+    el = found.get("caption")
+    caption = None if el is None else (norm(el.text) or None) if not len(el) else (text_of(el) or None)
+    el = found.get("credit")
+    credit = None if el is None else (norm(el.text) or None) if not len(el) else (text_of(el) or None)
+    el = found.get("virin")
+    virin = None if el is None else (norm(el.text) or None) if not len(el) else (text_of(el) or None)
+    return title, caption, credit, virin
 
 
 def _download_size(el: Element) -> int | None:
@@ -244,12 +245,6 @@ class _LazyLines:
         if self._lines is None:
             self._lines = lines_of(self._block)
         return iter(self._lines)
-
-
-def _img_src(img: Element | None) -> str | None:
-    if img is None:
-        return None
-    return img.get("src") or img.get("data-src") or img.get("data-original")
 
 
 def _download_by_text(block: Element) -> Element | None:

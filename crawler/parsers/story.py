@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 
 from crawler.parsers import images
-from crawler.parsers.body import BodyReader
+from crawler.parsers.body import BodyReader, TooDeep
 from crawler.parsers.dom import Element, Page
 from crawler.parsers.extract import abs_url, same_site, text_of
 from crawler.parsers.select import all_of_first, first_match, sels
@@ -72,7 +72,10 @@ def parse_story(page: Page) -> Story | ParseError:
         return ParseError(url, "unknown_page", "no article id in the URL or the page", "story")
     if not title or (len(title) < 40 and _SOFT_404_RE.match(title)):
         return ParseError(url, "no_title", f"no story title (found {title!r})", "story")
-    body = BodyReader(page, regions.get("body"), article, title, regions)
+    try:
+        body = BodyReader(page, regions.get("body"), article, title, regions)
+    except TooDeep as exc:
+        return ParseError(url, "no_body", str(exc), "story")
     if not body.paragraphs:
         return ParseError(url, "no_body", "no body paragraphs", "story")
     byline = _text(header, "byline") or _byline_from_info(_text(header, "info"))
@@ -155,31 +158,32 @@ def _regions_by_label(article: Element, found: dict[str, Element]) -> None:
 
 
 def _find_regions(el: Element, found: dict[str, Element]) -> None:
-    """Depth-first through containers; an explicit stack, so no markup depth can exhaust Python's."""
+    """Depth-first through containers, first element per role. An explicit stack of child
+    iterators, so no markup depth can exhaust Python's stack."""
     stack = [iter(el)]
     while stack:
-        child = next(stack[-1], None)
-        if child is None:
+        for child in stack[-1]:  # resumes where this level was left when a container was entered
+            tag = child.tag
+            classes = child.get("class")
+            role = None
+            if classes:  # _role, inlined: this loop runs for every page
+                if classes in REGION_BY_CLASS:
+                    role = REGION_BY_CLASS[classes]
+                elif " " in classes:
+                    for token in classes.split():
+                        if token in REGION_BY_CLASS:
+                            role = REGION_BY_CLASS[token]
+                            break
+            if role is None and tag == "header":
+                role = "header"
+            if role is not None:
+                if role not in found:
+                    found[role] = child
+            elif tag in _REGION_CONTAINERS:
+                stack.append(iter(child))
+                break
+        else:
             stack.pop()
-            continue
-        tag = child.tag
-        classes = child.get("class")
-        role = None
-        if classes:  # _role, inlined: this loop runs for every page
-            if classes in REGION_BY_CLASS:
-                role = REGION_BY_CLASS[classes]
-            elif " " in classes:
-                for token in classes.split():
-                    if token in REGION_BY_CLASS:
-                        role = REGION_BY_CLASS[token]
-                        break
-        if role is None and tag == "header":
-            role = "header"
-        if role is not None:
-            if role not in found:
-                found[role] = child
-        elif tag in _REGION_CONTAINERS:
-            stack.append(iter(child))
 
 
 def _header_fields(header: Element | None) -> dict[str, Element]:

@@ -51,6 +51,11 @@ def parse_virin(text: str | None, *, today: date | None = None) -> Virin | None:
     """
     if not text:
         return None
+    printed = _PRINTED_RE.fullmatch(text)
+    if printed is not None:  # the common case in one match; _from_match for anything else
+        raw, yy, mm, dd, code, originator, seq, suffix = printed.groups()
+        return Virin(raw=raw, shot_date=_ascii_shot_date(yy, mm, dd, today or _today()), branch_code=code,
+                     branch=BRANCHES.get(code), originator_id=originator, sequence=seq, suffix=suffix)
     value = text.strip()
     if value[:6].upper() == "VIRIN:":
         value = value[6:].strip()
@@ -58,9 +63,6 @@ def parse_virin(text: str | None, *, today: date | None = None) -> Virin | None:
         label = _LABEL_RE.search(value)
         if label:
             value = label.group(1)
-    plain = _PLAIN_RE.fullmatch(value)
-    if plain:
-        return _from_plain(value, plain, today or _today())
     m = _VIRIN_RE.match(value) or _VIRIN_RE.search(value)
     if m:
         return _from_match(m, today or _today())
@@ -105,16 +107,12 @@ def _from_match(m: re.Match[str], today: date) -> Virin:
     )
 
 
-# A whole value in upper case with ASCII digits, as the site prints it: then _VIRIN_RE's match is the
-# whole value with the same groups (nothing follows it, so no lookahead or extension can apply).
-_PLAIN_RE = re.compile(r"([0-9]{6})-([A-Z])-([A-Z0-9]{5})-([0-9]{3,4})([A-Z]{1,2})?(?:-[A-Z]{2})?")
-
-
-def _from_plain(value: str, m: re.Match[str], today: date) -> Virin:
-    """:func:`_from_match` for a :data:`_PLAIN_RE` value: no named groups, no case folding."""
-    yymmdd, code, originator, seq, suffix = m.groups()
-    return Virin(raw=value, shot_date=_ascii_shot_date(yymmdd, today), branch_code=code, branch=BRANCHES.get(code),
-                 originator_id=originator, sequence=seq, suffix=suffix)
+# "VIRIN: 230113-N-FF348-870" or the bare value, upper case with ASCII digits, as the site prints it:
+# then parse_virin's label handling leaves exactly the VIRIN and _VIRIN_RE's match is all of it,
+# with the same groups (nothing follows it, so no lookahead or file extension can apply).
+_PRINTED_RE = re.compile(
+    r"(?:VIRIN: )?(([0-9]{2})([0-9]{2})([0-9]{2})-([A-Z])-([A-Z0-9]{5})-([0-9]{3,4})([A-Z]{1,2})?(?:-[A-Z]{2})?)"
+)
 
 
 _today_cache: tuple[float, date] = (0.0, date.min)
@@ -134,7 +132,7 @@ def shot_date(yymmdd: str, today: date) -> str | None:
     if len(yymmdd) != 6 or not yymmdd.isdigit():
         return None
     if yymmdd.isascii():
-        return _ascii_shot_date(yymmdd, today)
+        return _ascii_shot_date(yymmdd[:2], yymmdd[2:4], yymmdd[4:], today)
     yy = int(yymmdd[:2])
     year = 2000 + yy if yy <= (today.year % 100) + 1 else 1900 + yy
     return iso_date(year, int(yymmdd[2:4]), int(yymmdd[4:]))
@@ -145,10 +143,9 @@ _LAST_DAY = {"01": "31", "02": "28", "03": "31", "04": "30", "05": "31", "06": "
              "09": "30", "10": "31", "11": "30", "12": "31"}
 
 
-def _ascii_shot_date(yymmdd: str, today: date) -> str | None:
-    """:func:`shot_date` for ASCII digits by comparing and slicing the digits themselves: every
-    image has a VIRIN, and int() and date() calls were a measurable share of a story's parse."""
-    yy, mm, dd = yymmdd[:2], yymmdd[2:4], yymmdd[4:]
+def _ascii_shot_date(yy: str, mm: str, dd: str, today: date) -> str | None:
+    """:func:`shot_date` for ASCII digits by comparing the digits themselves: every image has a
+    VIRIN, and int() and date() calls were a measurable share of a story's parse."""
     pivot = today.year % 100 + 1
     century = "20" if pivot >= 99 or yy <= _TWO_DIGITS[pivot] else "19"
     last = _LAST_DAY.get(mm)
