@@ -474,6 +474,52 @@ def test_ten_thousand_nested_levels_in_other_page_kinds(kind: str) -> None:
     parse_checked(sample.body[:cut] + deep + sample.body[cut:], sample.url, sample.content_type)
 
 
+@pytest.mark.parametrize("levels", [300, 1_000, 5_000, 20_000])
+@pytest.mark.parametrize("wrapper", [b"<div>", b"<section>", b"<span>", b"<font>"])
+def test_a_body_wrapped_past_libxml2s_depth_limit_gives_the_same_story(wrapper: bytes, levels: int) -> None:
+    """libxml2 stops building the tree 256 levels down and drops the rest of the page: the body
+    inside a few hundred wrappers used to parse as ``no_body``. It must give the clean page's story."""
+    sample = story_page()
+    before, after = _split_at_body(sample)
+    record = parse_checked(before + wrapper * levels + after, sample.url, sample.content_type)
+    assert record == parse_page(sample.body, sample.url, sample.content_type)
+
+
+@pytest.mark.parametrize("nest", [(b"<div>", b"</div>"), (b"<span>", b"</span>"), (b"<b><i>", b"</i></b>")],
+                         ids=["div", "span", "b-i"])
+def test_a_paragraph_nested_thousands_deep_keeps_its_words(nest: tuple[bytes, bytes]) -> None:
+    sample = story_page()
+    clean = parse_page(sample.body, sample.url, sample.content_type)
+    before, after = _split_at_body(sample)
+    open_, close = nest
+    deep = open_ * 3_000 + b"<p>Deep words survive the flattening.</p>" + close * 3_000
+    record = parse_checked(before + deep + after, sample.url, sample.content_type)
+    assert isinstance(record, Story) and isinstance(clean, Story)
+    assert record.paragraphs == ["Deep words survive the flattening.", *clean.paragraphs]
+    assert (record.title, record.images, record.related, record.tags) == (
+        clean.title, clean.images, clean.related, clean.tags)
+
+
+def test_a_photo_page_wrapped_past_the_depth_limit_gives_the_same_photo() -> None:
+    sample = next(s for s in corpus() if s.name.startswith("photo"))
+    cut = sample.body.find(b"<div", sample.body.find(b"<body"))
+    deep = sample.body[:cut] + b"<div>" * 2_000 + sample.body[cut:]
+    record = parse_checked(deep, sample.url, sample.content_type)
+    assert isinstance(record, Photo)
+    assert record == parse_page(sample.body, sample.url, sample.content_type)
+
+
+def test_content_nested_past_what_is_kept_is_refused_not_misread() -> None:
+    """Thousands of unclosed elements *with attributes* cannot be dropped without folding image
+    blocks, tags and footer into the paragraphs: the page is an error that says why."""
+    sample = story_page()
+    before, after = _split_at_body(sample)
+    record = parse_checked(before + b"<div class='x'>" * 6_000 + after, sample.url, sample.content_type)
+    assert isinstance(record, ParseError)
+    assert (record.reason, record.page_type) == ("too_deep", "story")
+    assert "nested over" in record.detail
+
+
 FIVE_MB = 5 * 1024 * 1024
 
 

@@ -16,18 +16,29 @@ from functools import lru_cache
 
 from crawler.parsers.afmil import is_print_view, parse_print_view
 from crawler.parsers.block import detect_block, sniff_block_page
-from crawler.parsers.dom import declared_encoding, parse_html, parse_region, to_utf8
+from crawler.parsers.dom import (
+    LIBXML2_MAX_DEPTH,
+    MarkupTooDeep,
+    Page,
+    declared_encoding,
+    parse_flattened,
+    parse_html,
+    parse_region,
+    to_utf8,
+)
 from crawler.parsers.feed import looks_like_feed, parse_feed
 from crawler.parsers.listing import parse_listing
 from crawler.parsers.photo import parse_photo
+from crawler.parsers.record_order import check_record_order
 from crawler.parsers.story import parse_story
 from crawler.parsers.virin import find_virin, parse_virin
 from crawler.records import ParseError, Record
-from crawler.urls import STORY_PATHS, PageRef, classify_url
+from crawler.urls import STORY_PATHS, STORY_PREFIX_BY_KIND, PageRef, classify_url
 
 __all__ = ["detect_block", "find_virin", "parse_page", "parse_virin", "sniff_page_type"]
 
 log = logging.getLogger(__name__)
+check_record_order()  # the parsers build records positionally (fast); fail at import if their fields moved
 
 PAGE_TYPES = ("story", "photo", "listing", "feed")
 _BINARY_MAGIC = (b"\x89PNG", b"%PDF", b"GIF8", b"\xff\xd8\xff", b"PK\x03\x04", b"\x1f\x8b", b"RIFF", b"II*\x00",
@@ -86,8 +97,25 @@ def _parse(body: bytes | str, url: str, content_type: str | None, expected: str 
         return ParseError(url, "not_html", "no HTML document in the body", expected)
     record = _PARSERS[page_type](page)
     if isinstance(record, ParseError):
+        record = _parse_too_deep(page, page_type) or record
+    if isinstance(record, ParseError):
         record.page_type = expected  # what the URL promised, not what sniffing guessed
     return record
+
+
+def _parse_too_deep(page: Page, page_type: str) -> Record | None:
+    """The record of a page nested deeper than libxml2 builds (its content was cut off), read
+    again from a tree with the empty nesting dropped; None when depth was not the problem."""
+    try:
+        flat = parse_flattened(page.raw, page.url, page.ref)
+    except MarkupTooDeep as exc:
+        return ParseError(page.url, "too_deep", str(exc))
+    if flat is None:
+        return None
+    log.warning("%s: markup nested over %d levels deep, re-parsed with the nesting flattened", page.url,
+                LIBXML2_MAX_DEPTH)
+    record = _PARSERS[page_type](flat)
+    return None if isinstance(record, ParseError) else record
 
 
 def _story_from_region(raw: bytes, url: str, ref: PageRef | None, content_type: str | None) -> Record | None:
@@ -131,11 +159,20 @@ def sniff_page_type(data: bytes, expected: str | None = None) -> str | None:
 
 
 # The common case, a story URL, in one regex; anything else goes through crawler.urls.classify_url.
+# The same, case-sensitive, for URLs in the site's own casing: where it matches, _STORY_URL_RE
+# matches identically (one parse either way: the segments cannot contain "/").
+_CASED_STORY_URL_RE = re.compile(r"^(?:https?://[^/?#]*)?(/News/[^/?#]+/[^/?#]+/Article/)(\d+)(?=[/?#]|$)")
+_KIND_BY_PREFIX = {prefix: kind for kind, prefix in STORY_PREFIX_BY_KIND.items()}
 _STORY_URL_RE = re.compile(r"^(?:https?://[^/?#]*)?(/news/[^/?#]+/[^/?#]+/article/)(\d+)(?=[/?#]|$)", re.I)
 
 
 def _classify(url: str) -> PageRef:
     """classify_url with a fast path for story URLs (it is a measurable share of a page's parse)."""
+    m = _CASED_STORY_URL_RE.match(url)  # the site's own casing: no case folding, no lower()
+    if m:
+        kind = _KIND_BY_PREFIX.get(m.group(1))
+        if kind is not None:
+            return PageRef("story", int(m.group(2)), kind)
     m = _STORY_URL_RE.match(url)
     if m:
         kind = STORY_PATHS.get(m.group(1).lower())

@@ -40,8 +40,10 @@ _FURNITURE = {c: "skip" for c in ("tags", "related", "social", "social-top", "so
 # Blocks whose text is one paragraph (or sub-heading) of the story.
 TEXT_BLOCKS = frozenset({"p", "h2", "h3", "h4", "h5", "h6", "li", "pre", "dd", "dt"})
 # Blocks that may hold text blocks; read as one paragraph when they hold none.
-CONTAINERS = frozenset({"div", "section", "article", "main", "ul", "ol", "dl", "blockquote", "center", "span", "table"})
-_NESTED_BLOCKS = TEXT_BLOCKS | CONTAINERS - {"span", "table"}
+CONTAINERS = frozenset({"div", "section", "article", "main", "ul", "ol", "dl", "blockquote", "center", "span", "font",
+                        "table"})
+_INLINE_WRAPPERS = frozenset({"span", "font"})
+_NESTED_BLOCKS = TEXT_BLOCKS | CONTAINERS - _INLINE_WRAPPERS - {"table"}
 
 _MAX_SOUP_DEPTH = 100
 
@@ -95,6 +97,7 @@ class BodyReader:
         containers go on an explicit stack of child iterators, so markup nested thousands of levels
         deep costs no Python stack.
         """
+        paragraph = self.paragraphs.append
         stack = [iter(root)]
         while stack:
             for child in stack[-1]:  # resumes where this level was left when a container was entered
@@ -103,7 +106,7 @@ class BodyReader:
                 if classes is None and tag == "p" and not len(child):
                     text = norm(child.text)
                     if len(text) >= _SHORT:
-                        self.paragraphs.append(text)  # a plain long paragraph needs no furniture checks
+                        paragraph(text)  # a plain long paragraph needs no furniture checks
                     elif text:
                         self._add(child, text, False)
                     continue
@@ -276,26 +279,52 @@ def _split_dateline(block: Element, text: str) -> tuple[str | None, str]:
 def _body_role(el: Element, tag: str, classes: str | None) -> str | None:
     """image / spotlight / skip for special blocks of the body, None for text and containers."""
     if classes:
-        role = BODY_BLOCK_BY_CLASS.get(classes)
+        try:
+            role = _CLASS_ROLES[classes]
+        except KeyError:
+            role = _class_role(classes)
         if role is not None:
             return role
-        if " " in classes:
-            for token in classes.split():
-                if token in BODY_BLOCK_BY_CLASS:
-                    return BODY_BLOCK_BY_CLASS[token]
     role = BODY_BLOCK_BY_TAG.get(tag)
     if role is None and tag == "div" and el.get("data-media-id"):
         role = "image"  # an image block without the media-inline class
     return role
 
 
+# class attribute -> role (or None), filled as pages are read: a site uses a few dozen class strings
+# ("media-inline media-inline-right media-inline-medium"), and splitting them was a cost per block.
+_CLASS_ROLES: dict[str, str | None] = {}
+_CLASS_ROLES_MAX = 4096
+
+
+def _class_role(classes: str) -> str | None:
+    """The body role of a class attribute: the whole string, else its first listed token."""
+    role = BODY_BLOCK_BY_CLASS.get(classes)
+    if role is None and " " in classes:
+        role = next((BODY_BLOCK_BY_CLASS[t] for t in classes.split() if t in BODY_BLOCK_BY_CLASS), None)
+    if len(_CLASS_ROLES) >= _CLASS_ROLES_MAX:
+        _CLASS_ROLES.clear()  # hostile pages with endless distinct classes: bounded, never stale
+    _CLASS_ROLES[classes] = role
+    return role
+
+
 def _has_block_descendant(el: Element) -> bool:
-    return next(el.iterdescendants(*_NESTED_BLOCKS), None) is not None
+    """A block element anywhere below ``el``. A plain loop for the usual few inline children
+    (lxml's multi-tag iterator costs more to set up); its C-level scan for a large subtree."""
+    for seen, node in enumerate(el.iterdescendants()):
+        if node.tag in _NESTED_BLOCKS:
+            return True
+        if seen == 32:
+            return next(el.iterdescendants(*_NESTED_BLOCKS), None) is not None
+    return False
 
 
 def _has_block_child(el: Element) -> bool:
-    for child in el:  # noqa: SIM110 - a plain loop: any() with a generator is slower on the hot path
-        if child.tag in _NESTED_BLOCKS:
+    """A block among the children, or an inline wrapper (span, font) that holds blocks: tag soup
+    like ``<span><span><p>..</p><p>..</p>`` shows as separate paragraphs in a browser."""
+    for child in el:
+        tag = child.tag
+        if tag in _NESTED_BLOCKS or (tag in _INLINE_WRAPPERS and len(child) and _has_block_descendant(child)):
             return True
     return False
 

@@ -314,6 +314,87 @@ def parse_utf8(data: bytes, url: str = "", ref: PageRef | None = None) -> Page |
     return Page(root, url, data, ref) if root is not None else None
 
 
+# libxml2 stops building the tree 256 elements deep (2048 with XML_PARSE_HUGE) and drops the rest
+# of the page: a story whose body sits inside a few hundred wrapper <div>s loses its paragraphs.
+LIBXML2_MAX_DEPTH = 254  # counted from <html>, as the events below count: deeper means truncated
+# Elements that carry content of their own; wrappers (div, span, font, b...) are dropped first.
+_CONTENT_TAGS = frozenset({
+    "p", "h1", "h2", "h3", "h4", "h5", "h6", "li", "ul", "ol", "blockquote", "a", "img", "br", "figure",
+    "figcaption", "time", "table", "tr", "td", "th", "article", "header", "main", "body", "html", "head",
+    "title", "meta", "link",
+})
+
+
+class MarkupTooDeep(Exception):
+    """Even with empty nesting dropped, the page nests elements deeper than we keep."""
+
+
+class _FlatteningTarget:
+    """An lxml parser target that builds the tree with bounded depth (lxml's target parsers are
+    not subject to libxml2's depth limit).
+
+    Past ``soft`` levels, wrappers without attributes are dropped, and a dropped element's text
+    joins the nearest kept one (with a space, so words do not fuse): no text is lost, only
+    nesting that carries nothing. An element with attributes or content of its own is never
+    dropped (that would fold an image block or a footer into the paragraphs): past ``hard``
+    levels of those the page is refused, loudly, rather than read wrong.
+    """
+
+    def __init__(self, soft: int = 200, hard: int = 5000) -> None:
+        self._builder = etree.TreeBuilder()
+        self._soft, self.hard = soft, hard
+        self._kept: list[bool] = []
+        self._depth = 0  # kept elements open
+        self.deepest = 0  # elements open, kept or not
+        self.overflow = False  # an element with content was dropped past ``hard``
+
+    def start(self, tag: str, attrib: dict[str, str]) -> None:
+        keep = self._depth < self._soft or bool(attrib) or tag in _CONTENT_TAGS
+        if keep and self._depth >= self.hard:
+            self.overflow, keep = True, False  # raising here would only surface as a syntax error
+        self._kept.append(keep)
+        self.deepest = max(self.deepest, len(self._kept))
+        if keep:
+            self._depth += 1
+            self._builder.start(tag, dict(attrib))
+        else:
+            self._builder.data(" ")
+
+    def end(self, tag: str) -> None:
+        if self._kept.pop():
+            self._depth -= 1
+            self._builder.end(tag)
+        else:
+            self._builder.data(" ")
+
+    def data(self, text: str) -> None:
+        self._builder.data(text)
+
+    def close(self) -> Element:
+        return self._builder.close()
+
+
+def parse_flattened(data: bytes, url: str = "", ref: PageRef | None = None) -> Page | None:
+    """The page re-parsed with its nesting bounded (see :class:`_FlatteningTarget`), or None when
+    it was never deeper than libxml2's limit (then :func:`parse_utf8` already saw all of it).
+
+    Only for a page whose normal parse yielded no record: a Python target costs several times
+    lxml's own tree building. Raises :class:`MarkupTooDeep` for a page that cannot be read so."""
+    if not data or data.isspace():
+        return None
+    target = _FlatteningTarget()
+    parser = etree.HTMLParser(target=target, encoding="utf-8", no_network=True, collect_ids=False)
+    try:
+        root = etree.fromstring(data, parser)
+    except (etree.XMLSyntaxError, etree.ParserError, ValueError):
+        root = None
+    if target.overflow:
+        raise MarkupTooDeep(f"elements with content nested over {target.hard} levels deep")
+    if target.deepest <= LIBXML2_MAX_DEPTH or root is None:
+        return None
+    return Page(root, url, data, ref)
+
+
 def parse_region(
     data: bytes, url: str = "", ref: PageRef | None = None, content_type: str | None = None,
     *, tag: bytes = b"<article", marker: bytes = b"adetail",

@@ -20,6 +20,8 @@ BLOCK_TAGS = frozenset({
 SKIP_TAGS = frozenset({"script", "style", "noscript", "template", "button", "select", "option", "iframe"})
 # Line breaks we insert; newlines in the source are just whitespace.
 _BREAK = "\x1e"
+# Below an element, these make text_of differ from a plain concatenation of its text.
+_NOT_INLINE = SKIP_TAGS | BLOCK_TAGS | {"br"}
 
 
 def text_of(el: Element | None) -> str:
@@ -28,6 +30,13 @@ def text_of(el: Element | None) -> str:
         return ""
     if len(el) == 0:
         return "" if el.tag in SKIP_TAGS else norm(el.text)
+    if el.tag not in SKIP_TAGS:
+        for node in el.iterdescendants():
+            tag = node.tag
+            if tag.__class__ is not str or tag in _NOT_INLINE:
+                break
+        else:  # only inline elements below: lxml's C-level itertext() gives the same words
+            return norm("".join(el.itertext()))
     out: list[str] = []
     _walk(el, out, root=True)
     return norm("".join(out).replace(_BREAK, " "))

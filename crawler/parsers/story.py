@@ -15,7 +15,7 @@ import re
 from crawler.parsers import images
 from crawler.parsers.body import BodyReader, TooDeep
 from crawler.parsers.dom import Element, Page
-from crawler.parsers.extract import abs_url, same_site, text_of
+from crawler.parsers.extract import SKIP_TAGS, abs_url, same_site, text_of
 from crawler.parsers.select import all_of_first, first_match, sels
 from crawler.parsers.text import clean_dateline, norm, norm_or_none, parse_date, split_byline
 from crawler.records import Image, ParseError, RelatedLink, Story
@@ -80,25 +80,16 @@ def parse_story(page: Page) -> Story | ParseError:
         return ParseError(url, "no_body", "no body paragraphs", "story")
     byline = _text(header, "byline") or _byline_from_info(_text(header, "info"))
     authors, organisation = split_byline(byline)
+    paragraphs = body.paragraphs
+    dateline = (clean_dateline(_text(header, "dateline")) if "dateline" in header else None) or body.dateline
+    # positional, in field order (id, kind, url, type, canonical_url, title, subtitle, published, updated,
+    # byline, authors, organisation, dateline, paragraphs, body_text, images, tags, related, spotlights):
+    # the order is checked by crawler.parsers.record_order
     return Story(
-        id=story_id,
-        kind=_kind(ref, canonical),
-        url=url,
-        canonical_url=canonical,
-        title=title,
-        subtitle=_text(header, "subtitle"),
-        published=_published(page, header),
-        updated=_updated(page, header),
-        byline=byline,
-        authors=authors,
-        organisation=organisation,
-        dateline=(clean_dateline(_text(header, "dateline")) if "dateline" in header else None) or body.dateline,
-        paragraphs=body.paragraphs,
-        body_text="\n\n".join(body.paragraphs),
-        images=body.images or _fallback_images(page, article, url, structured="body" in regions),
-        tags=_tags(page, article, regions.get("tags")),
-        related=_related(page, article, regions.get("related")),
-        spotlights=body.spotlights,
+        story_id, _kind(ref, canonical), url, "story", canonical, title, _text(header, "subtitle"),
+        _published(page, header), _updated(page, header), byline, authors, organisation, dateline, paragraphs,
+        "\n\n".join(paragraphs), body.images or _fallback_images(page, article, url, structured="body" in regions),
+        _tags(page, article, regions.get("tags")), _related(page, article, regions.get("related")), body.spotlights,
     )
 
 
@@ -308,14 +299,17 @@ def _related(page: Page, article: Element | None, region: Element | None) -> lis
     A link to another host is not a related story of this site: AFPIMS sites (af.mil, spaceforce.mil)
     use the same /Article/<id>/ grammar with their own ids, which would collide with ours.
     """
-    anchors = list(region.iter("a")) if region is not None else all_of_first(page, article, FALLBACK.related)
+    anchors = region.iter("a") if region is not None else all_of_first(page, article, FALLBACK.related)
     out: dict[int, RelatedLink] = {}
     url = page.url
     own = url[:url.find("/", 8) + 1] if url.startswith(("https://", "http://")) else None  # "https://host/"
     for a in anchors:
         href = abs_url(url, a.get("href"))
-        m = _ARTICLE_ID_RE.search(href or "")
-        if href and m and int(m.group(1)) not in out and (
-                (own is not None and href.startswith(own)) or same_site(url, href)):
-            out[int(m.group(1))] = RelatedLink(id=int(m.group(1)), url=href, title=text_of(a) or None)
+        m = _ARTICLE_ID_RE.search(href) if href else None
+        if m is None:
+            continue
+        story_id = int(m.group(1))
+        if story_id not in out and ((own is not None and href.startswith(own)) or same_site(url, href)):
+            title = (norm(a.text) or None) if not len(a) and a.tag not in SKIP_TAGS else (text_of(a) or None)
+            out[story_id] = RelatedLink(story_id, href, title)  # positional: see crawler.parsers.record_order
     return list(out.values())

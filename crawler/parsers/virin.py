@@ -54,8 +54,9 @@ def parse_virin(text: str | None, *, today: date | None = None) -> Virin | None:
     printed = _PRINTED_RE.fullmatch(text)
     if printed is not None:  # the common case in one match; _from_match for anything else
         raw, yy, mm, dd, code, originator, seq, suffix = printed.groups()
-        return Virin(raw=raw, shot_date=_ascii_shot_date(yy, mm, dd, today or _today()), branch_code=code,
-                     branch=BRANCHES.get(code), originator_id=originator, sequence=seq, suffix=suffix)
+        # positional: the field order is checked by crawler.parsers.record_order
+        return Virin(raw, _ascii_shot_date(yy, mm, dd, today or _today()), code, BRANCHES.get(code), originator, seq,
+                     suffix)
     value = text.strip()
     if value[:6].upper() == "VIRIN:":
         value = value[6:].strip()
@@ -138,9 +139,9 @@ def shot_date(yymmdd: str, today: date) -> str | None:
     return iso_date(year, int(yymmdd[2:4]), int(yymmdd[4:]))
 
 
-# Month -> its last day, as the two digits a VIRIN prints (February's 29th is checked apart).
-_LAST_DAY = {"01": "31", "02": "28", "03": "31", "04": "30", "05": "31", "06": "30", "07": "31", "08": "31",
-             "09": "30", "10": "31", "11": "30", "12": "31"}
+# Every "-MM-DD" a year can have ("-02-29" only in leap years, checked apart).
+_MONTH_DAYS = frozenset(f"-{m:02d}-{d:02d}" for m in range(1, 13) for d in range(1, 32)
+                        if d <= (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)[m - 1])
 
 
 def _ascii_shot_date(yy: str, mm: str, dd: str, today: date) -> str | None:
@@ -148,10 +149,10 @@ def _ascii_shot_date(yy: str, mm: str, dd: str, today: date) -> str | None:
     VIRIN, and int() and date() calls were a measurable share of a story's parse."""
     pivot = today.year % 100 + 1
     century = "20" if pivot >= 99 or yy <= _TWO_DIGITS[pivot] else "19"
-    last = _LAST_DAY.get(mm)
-    if last is None or not "01" <= dd <= last and not (mm == "02" and dd == "29" and _leap(int(century + yy))):
+    month_day = f"-{mm}-{dd}"
+    if month_day not in _MONTH_DAYS or month_day == "-02-29" and not _leap(int(century + yy)):
         return None
-    return century + yy + "-" + mm + "-" + dd
+    return century + yy + month_day
 
 
 _TWO_DIGITS = tuple(f"{i:02d}" for i in range(100))
