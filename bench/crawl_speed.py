@@ -19,7 +19,8 @@ Then, each in its own child process (Twisted's reactor cannot restart):
 The verdict uses wall-clock time of each child (start to exit: what an operator waits for); the
 crawl phase alone (first to last response) is printed next to it. Prints figures; not a test.
 
-    .venv/bin/python bench/crawl_speed.py [--stories 2000] [--repeat 1] [--bare walk|urls] [--profile]
+    .venv/bin/python bench/crawl_speed.py [--stories 2000] [--repeat 1] [--bare walk|urls] [--bare-gc stock|tuned]
+                                          [--profile]
 """
 
 from __future__ import annotations
@@ -142,15 +143,16 @@ def run_full(base: str, work: Path, env: dict[str, str], n: int) -> Trial:
                  {"summary": summary, **facts, "cpu_child": summary["cpu_child"], "cpu_site": summary["cpu_site"]})
 
 
-def run_bare(base: str, work: Path, env: dict[str, str], n: int, urls: list[str] | None) -> Trial:
-    cmd = [sys.executable, str(BARE_SPIDER), "--site", base]
+def run_bare(base: str, work: Path, env: dict[str, str], n: int, urls: list[str] | None,
+             gc_tuned: bool = False) -> Trial:
+    cmd = [sys.executable, str(BARE_SPIDER), "--site", base, *(["--gc-tuned"] if gc_tuned else [])]
     if urls is not None:
         url_file = work / "urls.txt"
         url_file.write_text("\n".join(urls) + "\n", encoding="utf-8")
         cmd += ["--urls", str(url_file)]
     result, wall = run_child(cmd, env, work / f"bare{n}.log")
-    return Trial("bare spider", int(result["pages"]), result["by_type"], wall, float(result["first_to_last_seconds"]),
-                 result)
+    name = "bare, gc tuned" if gc_tuned else "bare spider"
+    return Trial(name, int(result["pages"]), result["by_type"], wall, float(result["first_to_last_seconds"]), result)
 
 
 # --- the archive -------------------------------------------------------------------------------
@@ -263,6 +265,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="alternate full and bare N times and report the best of each (default 1)")
     parser.add_argument("--bare", choices=("walk", "urls"), default="walk",
                         help="bare spider discovers pages itself (walk) or gets the full crawl's URL list (urls)")
+    parser.add_argument("--bare-gc", choices=("stock", "tuned"), default="stock",
+                        help="bare spider with Python's stock garbage collector settings (the yardstick) or "
+                             "tuned as defwatch crawl tunes them (crawler.gc_tuning), to see that tuning's share")
     parser.add_argument("--profile", action="store_true", help="then profile one more full crawl (cProfile, top 25)")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (archives, logs, profile)")
     args = parser.parse_args(argv)
@@ -281,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
         for n in range(args.repeat):
             fulls.append(run_full(site.base_url, work, env, n))
             urls = fetched_urls(work / f"full{n}.db") if args.bare == "urls" else None
-            bares.append(run_bare(site.base_url, work, env, n, urls))
+            bares.append(run_bare(site.base_url, work, env, n, urls, args.bare_gc == "tuned"))
         report(fulls, bares)
         if args.profile:
             profile_full(site.base_url, work, env)

@@ -37,6 +37,7 @@ from twisted.internet import task
 from twisted.python.failure import Failure
 
 from crawler import settings as default_settings
+from crawler.gc_tuning import crawl_gc
 from crawler.spiders.site import SiteSpider
 
 logger = logging.getLogger(__name__)
@@ -99,7 +100,8 @@ def run_crawl(settings: Settings, spider_cls: type[Spider] = SiteSpider, *, stop
         process.crawl(crawler, **spider_args)  # installs the reactor the listener schedules on
         signals_.listen(stopper.on_signal)
         try:
-            process.start(install_signal_handlers=False)  # ours (StopSignals) replace Scrapy's
+            with crawl_gc():
+                process.start(install_signal_handlers=False)  # ours (StopSignals) replace Scrapy's
         finally:
             signals_.listen(None)
     stats = dict(crawler.stats.get_stats()) if crawler.stats else {}
