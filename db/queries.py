@@ -54,19 +54,23 @@ def due_for_revisit(
 
     Stories awaiting removal confirmation (``missing``) are always due, so a 404 is confirmed or
     cleared on the next run. Confirmed removals are left to the sweep. Most overdue first.
+
+    A story last fetched "after" ``now`` is due too: the clock was set back, and trusting the stamp
+    would stall its revisits for as long as the jump (a day back, no revisit for a day).
     """
     fresh_since = iso(now - timedelta(days=fresh_days))
     recent_since = iso(now - timedelta(days=recent_days))
     sql = """
         SELECT id, url, kind FROM stories
         WHERE status = 'missing'
-           OR (status = 'live' AND (last_fetched IS NULL OR last_fetched <= CASE
+           OR (status = 'live' AND (last_fetched IS NULL OR last_fetched > :now OR last_fetched <= CASE
                  WHEN COALESCE(published, first_seen) >= :fresh_since THEN :fresh_cut
                  WHEN COALESCE(published, first_seen) >= :recent_since THEN :recent_cut
                  ELSE :old_cut END))
         ORDER BY status = 'missing' DESC, last_fetched ASC
     """
     params: dict[str, Any] = {
+        "now": iso(now),
         "fresh_since": fresh_since[:10],
         "recent_since": recent_since[:10],
         "fresh_cut": iso(now - timedelta(hours=fresh_interval_hours)),

@@ -43,7 +43,7 @@ import pytest
 
 import db.archive
 from crawler.records import Story
-from db import outbox
+from db import outbox, queries
 from db.archive import Archive, FetchInfo
 from db.events import list_events
 from db.queries import is_baseline
@@ -647,6 +647,29 @@ def test_mail_retry_and_lease_do_not_wait_out_a_clock_set_back(tmp_path):
         assert flush_outbox(archive_db, up, alerts, now=back) == FlushResult(1, 0, 0)
         sent = [m.message["Message-ID"] for m in sink.messages]
     assert sent == [outbox.get_mail(archive_db, first)["message_id"], outbox.get_mail(archive_db, second)["message_id"]]
+
+
+def test_revisits_do_not_wait_out_a_clock_set_back(tmp_path):
+    """Fetch stamps written before the clock went back a day lie in the future: trusting them would
+    leave every story un-revisited for that day. They are due at once; honest stamps keep their age."""
+    archive_db = connect(str(tmp_path / "revisit.db"))
+    now = datetime(2030, 1, 10, 12, tzinfo=UTC)
+    stamp = queries.iso
+
+    def story(story_id: int, last_fetched: datetime) -> None:
+        archive_db["stories"].insert({
+            "id": story_id, "kind": "news-story", "url": f"https://www.war.gov/a/{story_id}/", "status": "live",
+            "published": "2030-01-09", "first_seen": stamp(now - timedelta(days=1)),
+            "last_seen": stamp(last_fetched), "last_fetched": stamp(last_fetched)})
+
+    story(1, now - timedelta(hours=1))  # fetched an hour ago: fresh stories are due every 6 hours
+    story(2, now - timedelta(hours=7))  # due by age
+    story(3, now + timedelta(hours=20))  # stamped before the clock went back a day
+    rules = dict(fresh_days=7, fresh_interval_hours=6, recent_days=90, recent_interval_hours=72,
+                 old_interval_hours=24 * 30)
+    assert sorted(p.id for p in queries.due_for_revisit(archive_db, now=now, **rules)) == [2, 3]
+    later = now + timedelta(days=1)  # the clock has caught up: story 3's stamp is an hour old, not due
+    assert sorted(p.id for p in queries.due_for_revisit(archive_db, now=later, **rules)) == [1, 2]
 
 
 class _ShiftedDatetime(datetime):

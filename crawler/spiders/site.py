@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterable, Iterator
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urljoin
 
@@ -46,7 +45,7 @@ from crawler.urls import (
     rebase,
 )
 from db import queries
-from db.archive import FetchInfo, index_key, utcnow
+from db.archive import FetchInfo, index_key, utcnow, wall_clock
 from db.schema import connect
 
 MODES = ("discover", "revisit", "sweep", "full")
@@ -139,7 +138,7 @@ class SiteSpider(Spider):
                 yield request
 
     def _revisit_requests(self, db: Any) -> Iterator[Request]:
-        due = queries.due_for_revisit(db, now=datetime.now(UTC), **self.revisit)
+        due = queries.due_for_revisit(db, now=wall_clock(), **self.revisit)
         pages = due + queries.story_media_ids(db, [p.id for p in due])
         yield from self._known_page_requests(pages)
 
