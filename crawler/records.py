@@ -140,7 +140,8 @@ class ParseError:
     """A page that could not be turned into a record. Never stored as a version.
 
     ``reason`` is a short machine-readable code (``no_title``, ``no_body``, ``block_page``,
-    ``not_html``, ``unknown_page``), ``detail`` says it for a person.
+    ``not_html``, ``unknown_page``, ``too_deep``: elements with content nested past what is kept,
+    ``parser_error``: a bug), ``detail`` says it for a person.
     """
 
     url: str
