@@ -102,6 +102,23 @@ def is_baseline(db: sqlite_utils.Database, run_id: int) -> bool:
     return row is None
 
 
+def stored_run_stats(db: sqlite_utils.Database, run_id: int) -> dict[str, int]:
+    """A run's counters as the archive holds them, keyed like the crawl's stats (``defwatch/...``).
+
+    For a run whose writer failed (a full disk): the crawl counted answers whose batch was then
+    rolled back, so only the archive can say what the run really stored."""
+    stats = {"defwatch/fetches": 0}
+    for outcome, count in db.execute("SELECT outcome, COUNT(*) FROM fetches WHERE run_id = ? GROUP BY outcome",
+                                     [run_id]):
+        stats[f"defwatch/outcome/{outcome}"] = count
+        stats["defwatch/fetches"] += count
+    for page_type, table in (("story", "story_versions"), ("photo", "image_versions")):
+        count = db.execute(f"SELECT COUNT(*) FROM {table} WHERE first_run_id = ?", [run_id]).fetchone()[0]
+        if count:
+            stats[f"defwatch/new_versions/{page_type}"] = count
+    return stats
+
+
 def index_next_pages(db: sqlite_utils.Database) -> dict[str, str]:
     """Listing page key -> its next page's key, as last parsed: a 304 listing is still followed."""
     rows = db.execute("SELECT key, next_page FROM index_pages WHERE next_page IS NOT NULL")

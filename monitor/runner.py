@@ -16,7 +16,7 @@ from scrapy.settings import Settings
 
 from crawler.run import StopSignals, build_settings, is_local, run_crawl
 from db.archive import Archive
-from db.queries import is_baseline
+from db.queries import is_baseline, stored_run_stats
 from defwatch.config import Config
 from monitor.changes import Detection, detect_changes, detect_missed_runs
 
@@ -83,6 +83,8 @@ def _run(archive: Archive, run_id: int, config: Config, mode: str, max_pages: in
          overrides: dict | None, stop: StopSignals) -> RunSummary:
     detect_missed_runs(archive.db, config.monitor, before=run_id)  # a killed run's changes, before this crawl
     result = _crawl(config, run_id, mode, max_pages, overrides, stop)
+    if result.finish_reason == "archive_writer_failed":  # its last batch was rolled back: count what is stored
+        result.stats = _counted_in_archive(result.stats, stored_run_stats(archive.db, run_id))
     baseline = is_baseline(archive.db, run_id)
     detection = detect_changes(
         archive.db, run_id, config.monitor, finish_reason=result.finish_reason, baseline=baseline
@@ -92,6 +94,12 @@ def _run(archive: Archive, run_id: int, config: Config, mode: str, max_pages: in
     summary.mails_queued, summary.mails_sent = queue_and_send_alerts(archive, run_id, config, send)
     archive.finish_run(run_id, summary.status, summary.as_json() | {"config": config.redacted()})
     return summary
+
+
+def _counted_in_archive(stats: dict[str, Any], stored: dict[str, int]) -> dict[str, Any]:
+    """The crawl's stats with its page, outcome and version counters replaced by the archive's."""
+    counters = ("defwatch/fetches", "defwatch/outcome/", "defwatch/new_versions/")
+    return {k: v for k, v in stats.items() if not k.startswith(counters)} | stored
 
 
 def crawl_settings(config: Config, run_id: int, overrides: dict | None = None) -> Settings:

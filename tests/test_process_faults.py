@@ -454,7 +454,15 @@ def test_disk_full_mid_crawl_fails_cleanly_and_the_next_run_reports_everything_o
     assert any(str(archive) in line and "disk" in line for line in lines), lines
     assert_consistent(archive)
     stored = query(archive, "SELECT COUNT(*) FROM fetches WHERE run_id = 2")[0][0]
-    print(f"the disk-full run committed {stored} fetches")
+    versions = query(archive, "SELECT (SELECT COUNT(*) FROM story_versions WHERE first_run_id = 2)"
+                              " + (SELECT COUNT(*) FROM image_versions WHERE first_run_id = 2)")[0][0]
+    print(f"the disk-full run committed {stored} fetches, {versions} versions")
+    if proc.stdout.strip():  # what it reports is what it stored, not the answers rolled back
+        summary = json.loads(proc.stdout)
+        assert (summary["status"], summary["pages"], summary["new_versions"]) == ("failed", stored, versions)
+        assert sum(summary["outcomes"].values()) == stored
+    else:  # the disk filled under the run's own closing writes: no summary, the one line says so
+        assert any(line.startswith("defwatch crawl: cannot write the archive") for line in lines), lines
 
     recovery = run_crawl(archive, site.base_url, env=env)
     assert recovery.returncode == 0, recovery.stderr
