@@ -106,9 +106,14 @@ class Archive:
         return int(cursor.lastrowid)
 
     def _close_stale_runs(self) -> None:
-        """Runs left 'running' by a process that no longer exists (kill -9, power loss) were interrupted."""
-        for run_id, pid in self.db.execute("SELECT id, pid FROM runs WHERE status = 'running'").fetchall():
-            if pid is None or not pid_alive(pid):
+        """Runs left 'running' by a process that no longer exists (kill -9, power loss) were interrupted.
+
+        A run started before this machine booted is over whatever its pid says: after a reboot the
+        pid may belong to another process, which would keep the run 'running' for good."""
+        booted = boot_time()
+        rows = self.db.execute("SELECT id, pid, started_at FROM runs WHERE status = 'running'").fetchall()
+        for run_id, pid, started_at in rows:
+            if pid is None or not pid_alive(pid) or (booted is not None and started_at < booted):
                 self.db.execute(
                     "UPDATE runs SET status = 'interrupted', ended_at = ? WHERE id = ?", [utcnow(), run_id]
                 )
@@ -429,6 +434,18 @@ def _machine_key() -> str:
     except OSError:
         namespace = ""
     return f"{boot}/{namespace}"
+
+
+def boot_time() -> str | None:
+    """When this machine booted, stamped like ``utcnow`` (Linux ``/proc/stat``); None elsewhere."""
+    try:
+        with open("/proc/stat", encoding="ascii") as stat:
+            seconds = next((int(line.split()[1]) for line in stat if line.startswith("btime ")), None)
+    except (OSError, ValueError, IndexError):
+        return None
+    if seconds is None:
+        return None
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def pid_alive(pid: int) -> bool:

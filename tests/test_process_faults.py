@@ -680,6 +680,26 @@ def test_revisits_do_not_wait_out_a_clock_set_back(tmp_path):
     assert sorted(p.id for p in queries.due_for_revisit(archive_db, now=later, **rules)) == [1, 2]
 
 
+def test_a_run_from_before_a_reboot_is_closed_even_if_its_pid_is_taken_again(tmp_path):
+    """After a reboot, a pid recorded by a run that died with the machine can belong to another
+    process: the run is interrupted all the same. A running run of this boot keeps running."""
+    path = str(tmp_path / "reboot.db")
+    archive = Archive.open(path)
+    booted = db.archive.boot_time()
+    if booted is None:
+        pytest.skip("no /proc/stat boot time on this system")
+    alive = os.getpid()  # a live process, as a reused pid would be
+    archive.db.execute("INSERT INTO runs (mode, site, started_at, status, pid) VALUES "
+                       "('full', 's', '2000-01-01T00:00:00.000000Z', 'running', ?)", [alive])
+    archive.db.execute("INSERT INTO runs (mode, site, started_at, status, pid) VALUES ('full', 's', ?, 'running', ?)",
+                       [db.archive.utcnow(), alive])
+    archive.db.conn.commit()
+    archive.start_run("discover", "s")
+    statuses = archive.db.execute("SELECT id, status FROM runs ORDER BY id").fetchall()
+    archive.close()
+    assert statuses == [(1, "interrupted"), (2, "running"), (3, "running")]
+
+
 class _ShiftedDatetime(datetime):
     shift = timedelta(0)
 
