@@ -152,17 +152,11 @@ def _store(archive: Any, run_id: int, job: Job) -> Stored | ArchiverError:
 
 
 def _unchanged_index(archive: Any, fetch: FetchInfo) -> Any:
-    """A 304 feed or listing lists what its last parsed copy listed: the spider follows that, so a
-    story an interrupted or capped run never fetched is still found (None: no copy kept)."""
-    from dataclasses import replace
-
-    from crawler.pages import followups
-    from crawler.parsers import parse_page
+    """What a 304 feed or listing still lists (``crawler.pages.unchanged_index``); None: no copy kept."""
+    from crawler.pages import unchanged_index
 
     body = archive.index_body(fetch.url)
-    if body is None:
-        return None
-    return replace(followups("ok", parse_page(body, fetch.url, fetch.content_type)), outcome="not_modified")
+    return unchanged_index(body, fetch.url, fetch.content_type) if body is not None else None
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,7 +8,7 @@ spider only needs ``Followups`` back, a few URLs and ids, never the whole record
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from crawler.parsers import parse_page
 from crawler.records import Feed, Listing, Photo, Record, Story
@@ -65,3 +65,11 @@ def followups(outcome: str, record: Record | None) -> Followups:
         next_page = record.next_page if isinstance(record, Listing) and record.items else None
         return Followups(outcome, record.type, items=items, next_page=next_page)
     return Followups(outcome, record.type)
+
+
+def unchanged_index(body: bytes, url: str, content_type: str | None) -> Followups:
+    """What a 304 feed or listing still lists: what its last parsed copy (``body``) listed.
+
+    A capped or killed run stores feeds and listings whose stories it never fetched; following
+    only the next page of a 304 would leave those stories unfound until the listing changed."""
+    return replace(followups("ok", parse_page(body, url, content_type)), outcome="not_modified")

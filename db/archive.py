@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 import zlib
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -321,6 +322,16 @@ class Archive:
         """The last parsed copy of a feed or listing page: what a 304 for it still lists."""
         row = self.db.execute("SELECT raw_sha256 FROM index_pages WHERE key = ?", [index_key(url)]).fetchone()
         return read_raw(self.db, row[0]) if row else None
+
+    def index_bodies(self) -> Iterator[tuple[str, bytes, str | None]]:
+        """(key, last parsed copy, its Content-Type) of every feed and listing page a conditional
+        GET may find unchanged (the ones with validators): what distributed workers follow on a 304."""
+        rows = self.db.execute(
+            """SELECT i.key, r.content, r.content_type FROM index_pages i JOIN raw_pages r ON r.sha256 = i.raw_sha256
+               WHERE i.etag IS NOT NULL OR i.last_modified IS NOT NULL"""
+        )
+        for key_, content, content_type in rows:
+            yield key_, zlib.decompress(content), content_type
 
     # -- plain SQL for the hot path --------------------------------------------------------------
     # sqlite-utils' insert()/update() introspect the table on every call, which is most of the cost of

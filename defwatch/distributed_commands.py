@@ -161,7 +161,7 @@ def _seed(client: Any, keys: Any, archive: Any, config: Config, redis_url: str, 
                          feeds=list(config.crawl.feeds), revisit=asdict(config.revisit))
     meta = {"run_id": run_id, "mode": mode, "site": config.site,
             "listing_pages": config.crawl.discover_listing_pages}
-    return seed(client, keys, spider, meta, archive.validators())
+    return seed(client, keys, spider, meta, archive.validators(), archive.index_bodies())
 
 
 # -- worker -----------------------------------------------------------------------------------------

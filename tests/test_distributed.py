@@ -12,6 +12,7 @@ import importlib.util
 import json
 import os
 import shutil
+import signal
 import socket
 import sqlite3
 import subprocess
@@ -216,6 +217,57 @@ def test_a_block_storm_in_one_worker_stops_every_worker_and_the_run_is_blocked(
     pages = len(site.content.stories) + len(site.content.images)
     assert summary["outcomes"] == {"blocked": summary["pages"]} and summary["pages"] < pages
     assert len(page_fetches(site)) < pages  # the sweep stopped: the rest of the frontier was never asked for
+
+
+def test_304_listings_still_lead_workers_to_the_stories_they_list(site, redis_url, distributed, tmp_path):
+    """A capped run stores feeds and listings whose stories it never fetched. Workers have no archive
+    to re-read a 304 listing from: they follow what the writer published of its last parsed copy."""
+    env = crawl_env(tmp_path)
+    db = tmp_path / "distributed.db"
+    capped = run_crawl(db, site.base_url, env=env, extra_args=("--max-pages", "5"))
+    assert capped.returncode == 0, capped.stderr
+    assert 0 < query(db, "SELECT COUNT(*) FROM stories")[0][0] <= 5
+    common = ("--redis", redis_url, "--site", site.base_url)
+    writer = distributed("writer", *common, "--db", str(db), "--mode", "full", "--no-mail", "--json", env=env)
+    worker = distributed("worker", *common, "--wait", "60", env=env)
+    status, summary, err = finish(writer)
+    assert status == 0, err[-3000:]
+    assert finish(worker, timeout=60)[0] == 0
+    index_outcomes = query(db, "SELECT DISTINCT outcome FROM fetches WHERE run_id = 2 AND page_type != 'story'"
+                               " AND page_type != 'photo'")
+    assert index_outcomes == [("not_modified",)]
+    assert set(archived(db)["story"]) == set(site.content.stories)
+    assert set(archived(db)["photo"]) == set(site.content.images)
+
+
+def test_a_download_cut_by_a_workers_stop_goes_back_to_the_frontier(site, redis_url, distributed, tmp_path):
+    """SIGTERM to a worker while a page hangs: the stop cuts that download. The page was taken from
+    the shared frontier, so it goes back there (never to the writer as an error fetch), and the
+    next worker fetches it: the run still archives the whole site, each page once."""
+    env = crawl_env(tmp_path)
+    db = tmp_path / "distributed.db"
+    hanging = sorted(site.content.stories)[0]
+    site.delay(120, hanging)
+    common = ("--redis", redis_url, "--site", site.base_url)
+    writer = distributed("writer", *common, "--db", str(db), "--mode", "full", "--no-mail", "--json", env=env)
+    first = distributed("worker", *common, "--name", "w1", "--wait", "60", env=env)
+    deadline = time.monotonic() + 60
+    while not any(str(hanging) in r.path for r in site.requests) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert any(str(hanging) in r.path for r in site.requests), "the hanging story was never requested"
+    time.sleep(1)  # the other pages in flight are answered
+    first.send_signal(signal.SIGTERM)
+    status, report, err = finish(first, timeout=60)
+    assert status == 0 and report["finish_reason"] == "shutdown", err[-3000:]
+    assert writer.poll() is None  # the cut page is queued again: the run is not over
+    site.delay(0, hanging)
+    second = distributed("worker", *common, "--name", "w2", "--wait", "60", env=env)
+    status, summary, err = finish(writer)
+    assert status == 0 and summary["status"] == "ok", (summary, err[-3000:])
+    assert finish(second, timeout=60)[0] == 0
+    assert query(db, f"SELECT outcome FROM fetches WHERE subject_id = {hanging}") == [("ok",)]
+    assert query(db, "SELECT COUNT(*) FROM fetches WHERE outcome != 'ok'") == [(0,)]
+    assert set(archived(db)["story"]) == set(site.content.stories)
 
 
 def test_a_worker_with_no_run_to_join_gives_up_after_wait(redis_url, distributed, tmp_path):

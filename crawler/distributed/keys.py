@@ -76,6 +76,10 @@ class Keys:
         return f"{self.ns}:validators"  # hash: "story:ID" -> JSON [etag, last_modified]
 
     @property
+    def unchanged_index(self) -> str:
+        return f"{self.ns}:unchanged_index"  # hash: index key -> JSON of what its stored copy lists
+
+    @property
     def writer(self) -> str:
         return f"{self.ns}:writer"  # the writer's claim, with a TTL it keeps renewing
 
@@ -85,7 +89,7 @@ class Keys:
     def run_keys(self) -> list[str]:
         """Everything one run leaves behind, except the meta hash and the writer's claim."""
         return [self.requests, self.dupefilter, self.results, self.in_hand, self.alive, self.closed,
-                self.stop, self.validators, self.known("story"), self.known("photo")]
+                self.stop, self.validators, self.unchanged_index, self.known("story"), self.known("photo")]
 
 
 @dataclass

@@ -15,6 +15,7 @@ import json
 from dataclasses import asdict, dataclass
 
 from crawler.items import PageResult
+from crawler.pages import Followups
 from crawler.parsers import parse_page
 from db.archive import FetchInfo
 
@@ -46,3 +47,15 @@ def decode(data: bytes) -> Envelope:
     if message["parsed"]:  # the spider parsed it: every "ok" response, before any reclassification
         record = parse_page(body or b"", fetch.final_url or fetch.url, fetch.content_type)
     return Envelope(int(message["run_id"]), str(message["worker"]), PageResult(fetch, body, record))
+
+
+def encode_followups(follow: Followups) -> str:
+    """A 304 index page's followups (``crawler.pages.unchanged_index``), as the writer publishes them."""
+    return json.dumps({"record_type": follow.record_type, "items": follow.items, "next_page": follow.next_page},
+                      separators=(",", ":"))
+
+
+def decode_followups(data: bytes | str) -> Followups:
+    message = json.loads(data)
+    items = tuple((str(url), int(story_id)) for url, story_id in message["items"])
+    return Followups("not_modified", message["record_type"], items=items, next_page=message["next_page"])

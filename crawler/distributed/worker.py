@@ -20,13 +20,17 @@ from scrapy.crawler import Crawler
 from scrapy.exceptions import DontCloseSpider
 from scrapy.settings import Settings
 from twisted.internet.task import LoopingCall
+from twisted.python.failure import Failure
 
+from crawler.distributed.frontier import ClaimingPriorityQueue
 from crawler.distributed.keys import POLL_SECONDS, Keys, connect, heartbeat, read_meta, read_progress
-from crawler.distributed.results import encode
+from crawler.distributed.results import decode_followups, encode
 from crawler.items import PageResult
 from crawler.middlewares import ConditionalGetMiddleware
-from crawler.run import CrawlResult, run_crawl
+from crawler.pages import Followups
+from crawler.run import CrawlResult, DownloadCut, run_crawl
 from crawler.spiders.site import SiteSpider
+from db.archive import index_key
 
 logger = logging.getLogger(__name__)
 PAGE_TYPES = ("story", "photo")
@@ -40,12 +44,37 @@ class FrontierSpider(SiteSpider):
     workers. The writer uses this class too, to compute the run's start requests from the archive.
     """
 
+    unchanged_index: dict[str, Followups]  # index key -> what a 304 of it still lists
+    frontier: ClaimingPriorityQueue | None  # a worker's handle on the shared queue
+
     @classmethod
     def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> FrontierSpider:
         spider = super().from_crawler(crawler, *args, **kwargs)
-        if crawler.settings.get("DEFWATCH_WORKER_ID"):  # a worker: the archive's ids come from Redis
-            spider.known = load_known(connect(crawler.settings["REDIS_URL"]), _keys(crawler))
+        spider.unchanged_index = {}
+        spider.frontier = None
+        if crawler.settings.get("DEFWATCH_WORKER_ID"):  # a worker: what it knows of the archive comes from Redis
+            client, keys = connect(crawler.settings["REDIS_URL"]), _keys(crawler)
+            spider.known = load_known(client, keys)
+            spider.unchanged_index = load_unchanged_index(client, keys)
+            spider.frontier = ClaimingPriorityQueue(client, spider, keys.requests)
         return spider
+
+    def on_error(self, failure: Failure) -> Iterator[PageResult]:
+        """A download this worker's stop cut goes back to the shared frontier, for another worker
+        (or a restarted one) to fetch: the page was taken from the frontier, and dropping it would
+        leave it unvisited in a run that may still end ``ok``. (Its result is then dropped by
+        ``crawler.run.DropCutDownloads``, as in a local crawl.)"""
+        if failure.check(DownloadCut) and self.frontier is not None:
+            self.frontier.push(failure.request)  # type: ignore[attr-defined]
+        yield from super().on_error(failure)
+
+    async def _followups(self, result: PageResult) -> Followups:
+        """A 304 feed or listing is followed as its last parsed copy listed (the writer published
+        it; a worker has no archive to re-read, where a local crawl's writer process re-reads it)."""
+        follow = await super()._followups(result)
+        if follow.outcome == "not_modified" and follow.record_type is None:
+            return self.unchanged_index.get(index_key(result.fetch.url), follow)
+        return follow
 
     async def start(self) -> AsyncIterator[Any]:
         """Workers take their start requests from the frontier the writer seeded."""
@@ -192,12 +221,20 @@ def frontier_settings(
         "DEFWATCH_WORKER_ID": worker_id,
         "DEFWATCH_RUN_ID": run_id,
         "DOWNLOADER_MIDDLEWARES": middlewares,
-        "ITEM_PIPELINES": {"crawler.distributed.worker.ResultPushPipeline": 300},
+        "ITEM_PIPELINES": _worker_pipelines(settings),
         "DEFWATCH_PARSE_IN_WRITER": False,  # results reach the writer through Redis, already parsed
         "EXTENSIONS": {"crawler.distributed.worker.WorkerCoordinator": 0},
         "LOG_INSTALL_ROOT_HANDLER": False,
     }, priority="cmdline")
     return settings
+
+
+def _worker_pipelines(settings: Settings) -> dict[str, int]:
+    """The crawl's pipelines with the Redis push in place of the archive's: a stop's
+    ``DropCutDownloads`` stays, so downloads cut by the stop are dropped, not sent as errors."""
+    pipelines = {name: order for name, order in settings.getdict("ITEM_PIPELINES").items()
+                 if name != "crawler.pipelines.ArchivePipeline"}
+    return pipelines | {"crawler.distributed.worker.ResultPushPipeline": 300}
 
 
 def wait_for_run(client: redis.Redis, keys: Keys, wait_seconds: float) -> dict[str, str] | None:
@@ -219,6 +256,11 @@ def run_worker(settings: Settings, **spider_args: Any) -> CrawlResult:
 
 def load_known(client: redis.Redis, keys: Keys) -> dict[str, set[int]]:
     return {page_type: {int(i) for i in client.smembers(keys.known(page_type))} for page_type in PAGE_TYPES}
+
+
+def load_unchanged_index(client: redis.Redis, keys: Keys) -> dict[str, Followups]:
+    """Index key -> what that feed or listing listed when last parsed (see ``writer.seed``)."""
+    return {key.decode(): decode_followups(value) for key, value in client.hgetall(keys.unchanged_index).items()}
 
 
 def load_validators(client: redis.Redis, keys: Keys) -> dict[tuple[str, Any], tuple[str | None, str | None]]:

@@ -13,9 +13,10 @@ import logging
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urljoin
 
 import redis
 from scrapy.crawler import Crawler
@@ -23,9 +24,10 @@ from scrapy.settings import Settings
 
 from crawler.distributed.frontier import ClaimingPriorityQueue, SubjectDupeFilter
 from crawler.distributed.keys import POLL_SECONDS, Keys, Progress, read_progress
-from crawler.distributed.results import decode
+from crawler.distributed.results import decode, encode_followups
 from crawler.distributed.worker import PAGE_TYPES, FrontierSpider
 from crawler.outcomes import count_result
+from crawler.pages import unchanged_index
 from db.archive import Archive
 
 logger = logging.getLogger(__name__)
@@ -61,8 +63,13 @@ def seed_spider(settings: Settings, **spider_args: Any) -> FrontierSpider:
 
 
 def seed(client: redis.Redis, keys: Keys, spider: FrontierSpider, meta: dict[str, Any],
-         validators: dict[tuple[str, int], tuple[str | None, str | None]]) -> int:
-    """Replace whatever the namespace held with this run's start requests; workers start after."""
+         validators: dict[tuple[str, int], tuple[str | None, str | None]],
+         index_bodies: Iterable[tuple[str, bytes, str | None]] = ()) -> int:
+    """Replace whatever the namespace held with this run's start requests; workers start after.
+
+    Workers never read the archive, so what they need from it is published here: the archived ids,
+    the validators for conditional GET, and what each feed and listing that may answer 304 listed
+    when last parsed (``index_bodies``, see ``Archive.index_bodies``)."""
     client.delete(*keys.run_keys(), keys.meta)
     client.hset(keys.meta, mapping={**meta, "state": "seeding"})
     queue = ClaimingPriorityQueue(client, spider, keys.requests)
@@ -76,6 +83,9 @@ def seed(client: redis.Redis, keys: Keys, spider: FrontierSpider, meta: dict[str
         _chunked(lambda ids, t=page_type: client.sadd(keys.known(t), *ids), sorted(spider.known[page_type]))
     fields = {f"{t}:{i}": json.dumps(list(v)) for (t, i), v in validators.items()}
     _chunked(lambda items: client.hset(keys.validators, mapping=dict(items)), list(fields.items()))
+    listed = [(key, encode_followups(unchanged_index(body, urljoin(spider.site, key), content_type)))
+              for key, body, content_type in index_bodies]
+    _chunked(lambda items: client.hset(keys.unchanged_index, mapping=dict(items)), listed)
     client.hset(keys.meta, "state", "crawling")
     return count
 
