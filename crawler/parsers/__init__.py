@@ -12,8 +12,9 @@ from __future__ import annotations
 import codecs
 import logging
 import re
-from functools import lru_cache
+from functools import lru_cache, partial
 
+from crawler.parsers import images
 from crawler.parsers.afmil import is_print_view, parse_print_view
 from crawler.parsers.block import detect_block, sniff_block_page
 from crawler.parsers.dom import (
@@ -120,11 +121,18 @@ def _parse_too_deep(page: Page, page_type: str) -> Record | None:
 
 def _story_from_region(raw: bytes, url: str, ref: PageRef | None, content_type: str | None) -> Record | None:
     """The story read from its article region alone, or None to parse the whole page instead
-    (no region, or the region lacks a title or body that a fallback might still find)."""
-    page = parse_region(raw, url, ref, content_type)
+    (no region, or the region lacks a title or body that a fallback might still find).
+
+    The site's image blocks are read from the bytes first (``images.lift_template_blocks``); when
+    the body walker did not take each of them as an image where it stood, the region is parsed
+    again with lxml reading the blocks, so the record is the same either way."""
+    page = parse_region(raw, url, ref, content_type, prepare=partial(images.lift_template_blocks, base_url=url))
     if page is None:
         return None
     record = parse_story(page)
+    if page.lifted is not None and not page.lifted.complete:
+        page = parse_region(raw, url, ref, content_type)
+        record = parse_story(page) if page is not None else record
     return None if isinstance(record, ParseError) else record
 
 

@@ -73,6 +73,7 @@ class BodyReader:
     def __init__(self, page: Page, body: Element | None, article: Element | None, title: str,
                  regions: dict[str, Element] | None = None) -> None:
         self.url = page.url
+        self.lifted = page.lifted
         self.fallback = body is None
         # Reading the whole article (no body element): never read its tags or related regions.
         self.skip = {el for key, el in (regions or {}).items() if key in ("tags", "related")} if body is None else set()
@@ -87,6 +88,8 @@ class BodyReader:
             return
         self._read(root)
         if not self.paragraphs and not self.fallback:
+            if self.lifted is not None:
+                self.lifted.read_as_text = True  # these lines would include the image blocks' text
             self.paragraphs = [line for line in lines_of(root) if not _BOILERPLATE_TEXT_RE.match(line)]
 
     def _read(self, root: Element) -> None:
@@ -132,7 +135,7 @@ class BodyReader:
 
     def _special(self, role: str, el: Element) -> None:
         if role == "image":
-            image, soup = images.parse_inline(el, self.url)
+            image, soup = images.parse_inline(el, self.url, self.lifted)
             if image is not None:
                 self.images.append(image)
             if soup:
@@ -158,7 +161,7 @@ class BodyReader:
                 tag = child.tag
                 role = _body_role(child, tag, child.get("class"))
                 if role == "image":
-                    image, soup = images.parse_inline(child, self.url)
+                    image, soup = images.parse_inline(child, self.url, self.lifted)
                     if image is not None:
                         self.images.append(image)
                     if soup:

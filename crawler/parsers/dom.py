@@ -13,7 +13,9 @@ from __future__ import annotations
 import codecs
 import html
 import re
+from collections.abc import Callable
 from functools import lru_cache
+from typing import Any
 
 from lxml import etree
 
@@ -98,12 +100,14 @@ def _header_charset(content_type: str | None) -> str | None:
 class Page:
     """A parsed page: the root element, its raw bytes, and lookup caches built on first use."""
 
-    __slots__ = ("root", "url", "raw", "_ref", "_tagged", "_by_class", "_mentions", "_head_end", "_article_meta")
+    __slots__ = ("root", "url", "raw", "lifted", "_ref", "_tagged", "_by_class", "_mentions", "_head_end",
+                 "_article_meta")
 
     def __init__(self, root: Element, url: str = "", raw: bytes = b"", ref: PageRef | None = None) -> None:
         self.root = root
         self.url = url
         self.raw = raw
+        self.lifted: Any = None  # images read from the bytes before parsing (images.LiftedImages)
         self._ref = ref
         self._tagged: dict[tuple[Element | None, str], list[tuple[Element, list[str]]]] | None = None
         self._by_class: dict[Element | None, dict[str, list[Element]]] | None = None
@@ -398,6 +402,7 @@ def parse_flattened(data: bytes, url: str = "", ref: PageRef | None = None) -> P
 def parse_region(
     data: bytes, url: str = "", ref: PageRef | None = None, content_type: str | None = None,
     *, tag: bytes = b"<article", marker: bytes = b"adetail",
+    prepare: Callable[[bytes], tuple[bytes, Any]] | None = None,
 ) -> Page | None:
     """Only the content region of a UTF-8 page: from the first ``tag`` whose attributes contain
     ``marker`` (a story's ``<article class="adetail ...">``, a photo's ``<div class="... photo-detail">``)
@@ -424,7 +429,11 @@ def parse_region(
     declared = declared_encoding(data, content_type)
     if declared not in (None, "utf-8", "cp1252") and not codecs.lookup(declared).name.startswith(("iso8859", "cp")):
         return None  # markers were found as ASCII bytes; only ASCII-compatible encodings slice safely
-    page = parse_utf8(recode(data[start:end], declared), url, ref)
+    region, lifted = recode(data[start:end], declared), None
+    if prepare is not None:  # e.g. images.lift_template_blocks: the region's bytes, rewritten
+        region, lifted = prepare(region)
+    page = parse_utf8(region, url, ref)
     if page is not None:
         page.raw = data if declared in (None, "utf-8") else recode(data, declared)
+        page.lifted = lifted
     return page

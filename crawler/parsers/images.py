@@ -5,6 +5,10 @@ A block is read in one pass: each element's class tokens are looked up in a role
 the labels the site prints ("Photo By:", "VIRIN:", "Download: Full Size (...)") are matched in the
 block's text, and the VIRIN and media id fall back to the media.defense.gov URL grammar, which has
 been stable since 2015.
+
+Blocks printed exactly as the site's template prints them are read from the page's bytes before
+lxml parses it (:func:`lift_template_blocks`): the fast path of story parsing, checked against
+lxml's reading of the same blocks by the tests.
 """
 
 from __future__ import annotations
@@ -143,24 +147,121 @@ def _plain_inline(block: Element, base_url: str) -> Image | None:
     if link is None:
         return None
     img = elements[tags.index("img")]
-    download = fields[4]
-    title, caption, credit, virin, size_text, alt = norm_all(
-        [*(el.text for el in fields), img.get("alt")])
+    return _template_image([*(el.text for el in fields), img.get("alt")],
+                           img.get("src") or img.get("data-src") or img.get("data-original"),
+                           fields[4].get("href"), link, block.get("data-media-id"), base_url)
+
+
+def _template_image(texts: list[str | None], src_attr: str | None, download_href: str | None, link_href: str,
+                    media_attr: str | None, base_url: str) -> Image | None:
+    """The image of a block in the site's template, from its raw values: ``texts`` are the title,
+    caption, credit, VIRIN and download label texts and the img alt, as printed. None when the
+    caption, credit or VIRIN is blank (then the general path's label fallbacks decide)."""
+    title, caption, credit, virin, size_text, alt = norm_all(texts)
     if not caption or not credit or not virin:
         return None
     if credit[:9] == "Photo By:" and "|" not in credit and "VIRIN" not in credit.upper():
         credit = credit[9:].strip() or None  # as printed: what _credit would do, without its checks
     else:
         credit = _credit(credit, None)  # type: ignore[arg-type]  # a value: the lines are never read
-    src = abs_url(base_url, img.get("src") or img.get("data-src") or img.get("data-original"))
-    download_url = abs_url(base_url, download.get("href"))
-    page_link = abs_url(base_url, link)
-    attr = block.get("data-media-id")
-    media_id = int(attr) if attr and attr.isdigit() else _media_id(attr, src, download_url, page_link)
+    src = abs_url(base_url, src_attr)
+    download_url = abs_url(base_url, download_href)
+    page_link = abs_url(base_url, link_href)
+    media_id = (int(media_attr) if media_attr and media_attr.isdigit()
+                else _media_id(media_attr, src, download_url, page_link))
     # positional (media_id, page_url, src, download_url, alt, title, caption, credit, size_bytes, virin):
     # the order is checked by crawler.parsers.record_order
     return Image(media_id, page_link, src, download_url, alt or None, title or None, caption, credit,
                  parse_size(size_text), parse_virin(virin))
+
+
+# -- template blocks read from the raw bytes -----------------------------------------------------------
+
+# The site's inline image block exactly as its template prints it (and the sample site, modelled on
+# it), whitespace between tags aside. Fields hold no markup and no entity ("&"), so their bytes are
+# what lxml would give as text. Anything else (another attribute order, an entity, markup in a
+# caption, a renamed class) does not match, and lxml reads that block as before.
+_TEXT = rb"([^<&\x00-\x08\x0b\x0c\x0e-\x1f]*)"
+_URL = rb'([^"<>&\s]+)'
+_TEMPLATE_BLOCK = re.compile(
+    rb'<div class="media-inline[^"<>&]*" data-media-id="([0-9]+)">\s*'
+    rb'<div class="image-wrapper">\s*'
+    rb'<a class="linkoverlay" href="' + _URL + rb'"(?: title="[^"<>]*")?>\s*'
+    rb'<img src="' + _URL + rb'" alt="([^"<&\x00-\x1f]*)"(?: loading="lazy")?>\s*'
+    rb'(?:<noscript><img [^<>]*></noscript>\s*)?'
+    rb"</a>\s*</div>\s*"
+    rb'<div class="minfo">\s*'
+    rb'<div class="mtitle">' + _TEXT + rb"</div>\s*"
+    rb'<div class="caption">' + _TEXT + rb"</div>\s*"
+    rb'<div class="action">\s*'
+    rb'<a class="download-link" href="' + _URL + rb'"(?: target="_blank")?>' + _TEXT + rb"</a>\s*"
+    rb'<div class="credit">' + _TEXT + rb"</div>\s*"
+    rb'<div class="virin">' + _TEXT + rb"</div>\s*"
+    rb"</div>\s*</div>\s*</div>"
+)
+_BLOCK_START = b'<div class="media-inline'
+LIFTED_ATTR = "data-defwatch-lifted"
+
+
+class LiftedImages:
+    """The images of template blocks read from the raw bytes before lxml parsed the page
+    (:func:`lift_template_blocks`), each to be taken once, where its placeholder element stands."""
+
+    def __init__(self, images: list[Image]) -> None:
+        self.images = images
+        self.taken: set[int] = set()
+        self.read_as_text = False  # a reader wanted the blocks' text (see BodyReader)
+
+    def take(self, index: str) -> Image:
+        self.taken.add(int(index))
+        return self.images[int(index)]
+
+    @property
+    def complete(self) -> bool:
+        """Every block was taken as an image and none was wanted as text: the record is what
+        lxml's reading of the blocks gives. Otherwise the caller parses them with lxml."""
+        return not self.read_as_text and len(self.taken) == len(self.images)
+
+
+def lift_template_blocks(region: bytes, base_url: str) -> tuple[bytes, LiftedImages | None]:
+    """``region`` with each inline image block of the site's template replaced by an empty
+    placeholder ``<div class="media-inline" data-defwatch-lifted="N">``, and those blocks' images.
+
+    Why: image blocks are most of a story's bytes and a dozen elements each. Reading them from the
+    bytes with one anchored regex costs less than lxml building them and Python reading them back
+    (``bench/parse_speed.py``). The placeholder keeps each block's place in the tree, so the body
+    walker meets it where it met the block; ``LiftedImages.complete`` says whether it did.
+    """
+    if LIFTED_ATTR.encode() in region:
+        return region, None  # a page that names our placeholder: never confuse it with ours
+    parts: list[bytes] = []
+    found: list[Image] = []
+    done = 0
+    start = region.find(_BLOCK_START)
+    while start >= 0:
+        m = _TEMPLATE_BLOCK.match(region, start)
+        image = _lifted_image(m, base_url) if m is not None else None
+        if image is not None:
+            parts += (region[done:start], b'<div class="media-inline" %s="%d"></div>' % (LIFTED_ATTR.encode(),
+                                                                                       len(found)))
+            found.append(image)
+            done = m.end()  # type: ignore[union-attr]  # image is None without a match
+        start = region.find(_BLOCK_START, start + 1)
+    if not found:
+        return region, None
+    parts.append(region[done:])
+    return b"".join(parts), LiftedImages(found)
+
+
+def _lifted_image(m: re.Match[bytes], base_url: str) -> Image | None:
+    try:
+        media, link, src, alt, title, caption, download, size_text, credit, virin = (
+            group.decode("utf-8") for group in m.groups())
+    except UnicodeDecodeError:
+        return None  # lxml would repair the bytes its own way: let it
+    if "igphoto" not in link.lower():
+        return None  # the general path looks for another igphoto link
+    return _template_image([title, caption, credit, virin, size_text, alt], src, download, link, media, base_url)
 
 
 def _first_igphoto(elements: list[Element], tags: list[object]) -> str | None:
@@ -221,9 +322,13 @@ def parse_image(
     return _image(block, found, igphoto_href, base_url, derive_page_url, soup)
 
 
-def parse_inline(block: Element, base_url: str) -> tuple[Image | None, bool]:
+def parse_inline(block: Element, base_url: str, lifted: LiftedImages | None = None) -> tuple[Image | None, bool]:
     """A story's inline image block: (its image, whether it is tag soup) from one scan of the block
-    (see :func:`parse_image` and :func:`is_soup`)."""
+    (see :func:`parse_image` and :func:`is_soup`); a placeholder of ``lifted``: its image."""
+    if lifted is not None:
+        index = block.get(LIFTED_ATTR)
+        if index is not None:
+            return lifted.take(index), False
     image = _plain_inline(block, base_url)
     if image is not None:
         return image, False
