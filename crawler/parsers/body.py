@@ -10,10 +10,10 @@ browser shows it, so a markup-only breakage is not reported as an edit.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 from crawler.parsers import images
-from crawler.parsers.dom import Element, Page
+from crawler.parsers.dom import Element, Page, class_role
 from crawler.parsers.extract import BLOCK_TAGS, SKIP_TAGS, abs_url, lines_of, text_of
 from crawler.parsers.text import clean_dateline, norm
 from crawler.records import Image
@@ -332,14 +332,6 @@ def _has_block_child(el: Element) -> bool:
     return False
 
 
-def _role(el: Element, table: dict[str, str]) -> str | None:
+def _role(el: Element, table: Mapping[str, str]) -> str | None:
     """The role of the first class token of ``el`` listed in ``table``."""
-    classes = el.get("class")
-    if classes:
-        role = table.get(classes)
-        if role is not None or " " not in classes:
-            return role
-        for token in classes.split():
-            if token in table:
-                return table[token]
-    return None
+    return class_role(el.get("class"), table)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import codecs
 import html
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import lru_cache
 from typing import Any
 
@@ -95,6 +95,17 @@ def _header_charset(content_type: str | None) -> str | None:
         return None
     m = _HEADER_CHARSET_RE.search(content_type)
     return m.group(1) if m else None
+
+
+def class_role(classes: str | None, table: Mapping[str, str]) -> str | None:
+    """The role ``table`` gives a class attribute: the whole value (one token, the common case),
+    else its first token listed."""
+    if not classes:
+        return None
+    role = table.get(classes)
+    if role is not None or " " not in classes:
+        return role
+    return next((table[token] for token in classes.split() if token in table), None)
 
 
 class Page:

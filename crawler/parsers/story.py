@@ -14,7 +14,7 @@ import re
 
 from crawler.parsers import images
 from crawler.parsers.body import BodyReader, TooDeep
-from crawler.parsers.dom import Element, Page
+from crawler.parsers.dom import Element, Page, class_role
 from crawler.parsers.extract import SKIP_TAGS, abs_url, same_site, text_of
 from crawler.parsers.select import all_of_first, first_match, sels
 from crawler.parsers.text import clean_dateline, norm, norm_or_none, parse_date, split_byline
@@ -155,16 +155,7 @@ def _find_regions(el: Element, found: dict[str, Element]) -> None:
     while stack:
         for child in stack[-1]:  # resumes where this level was left when a container was entered
             tag = child.tag
-            classes = child.get("class")
-            role = None
-            if classes:  # _role, inlined: this loop runs for every page
-                if classes in REGION_BY_CLASS:
-                    role = REGION_BY_CLASS[classes]
-                elif " " in classes:
-                    for token in classes.split():
-                        if token in REGION_BY_CLASS:
-                            role = REGION_BY_CLASS[token]
-                            break
+            role = class_role(child.get("class"), REGION_BY_CLASS)
             if role is None and tag == "header":
                 role = "header"
             if role is not None:
@@ -188,18 +179,9 @@ def _header_fields(header: Element | None) -> dict[str, Element]:
         tag = el.tag
         if tag not in _HEADER_TAG_SET:
             continue
-        classes = el.get("class")
-        if classes:  # _role, inlined: this loop runs for every page
-            role = None
-            if classes in HEADER_BY_CLASS:
-                role = HEADER_BY_CLASS[classes]
-            elif " " in classes:
-                for token in classes.split():
-                    if token in HEADER_BY_CLASS:
-                        role = HEADER_BY_CLASS[token]
-                        break
-            if role is not None and role not in fields:
-                fields[role] = el
+        role = class_role(el.get("class"), HEADER_BY_CLASS)
+        if role is not None and role not in fields:
+            fields[role] = el
         if tag == "h1":
             if "h1" not in fields:
                 fields["h1"] = el
