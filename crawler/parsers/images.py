@@ -15,8 +15,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping
-from itertools import compress, islice, repeat
-from operator import attrgetter
+from itertools import islice
 
 from crawler.parsers.dom import Element
 from crawler.parsers.extract import SKIP_TAGS, abs_url, lines_of, own_text, text_of
@@ -108,55 +107,13 @@ def _scan(block: Element, roles: Mapping[str, str]) -> tuple[dict[str, Element],
     return found, nested, igphoto_href
 
 
-_TAG = attrgetter("tag")
-_GET = Element.get
-_IS_ROLE_TAG = _ROLE_TAG_SET.__contains__
-# One class token per field in the site's template; a block using the other spellings of INLINE_ROLES
-# ("photographer", "virin-value") or multi-token field classes takes the general scan.
-_PLAIN_FIELDS = ("mtitle", "caption", "credit", "virin", "download-link")
-
-
-def _plain_inline(block: Element, base_url: str) -> Image | None:
-    """The image of a block in the site's own template, or None when the block is anything else
-    (then :func:`_scan` and :func:`_image` decide, and give the same answer for this one).
-
-    Why: this runs for every image of every story. Reading a dozen elements one by one in Python
-    cost more than lxml's parse of the block, so tags and classes are read with C-level map()s and
-    the fields found with list.index(). Only a block that needs none of the general path's care
-    qualifies: no nested paragraphs (tag soup), one single-token class per field, every field a
-    leaf element with text, an image and an igphoto link.
-    """
-    if block.tag == "img" or block.tag == "a":
-        return None
-    elements = list(block.iterdescendants())
-    tags = list(map(_TAG, elements))
-    if not _PARAGRAPH_TAGS.isdisjoint(tags) or "img" not in tags:
-        return None
-    role_elements = list(compress(elements, map(_IS_ROLE_TAG, tags)))
-    classes = list(map(_GET, role_elements, repeat("class"), repeat("")))
-    joined = "\n".join(classes)
-    if " " in joined or "photographer" in joined or "virin-value" in joined:
-        return None
-    try:
-        fields = [role_elements[classes.index(name)] for name in _PLAIN_FIELDS]
-    except ValueError:
-        return None  # a field is missing: the label fallbacks of the general path
-    if any(map(len, fields)):
-        return None
-    link = _first_igphoto(elements, tags)
-    if link is None:
-        return None
-    img = elements[tags.index("img")]
-    return _template_image([*(el.text for el in fields), img.get("alt")],
-                           img.get("src") or img.get("data-src") or img.get("data-original"),
-                           fields[4].get("href"), link, block.get("data-media-id"), base_url)
-
-
 def _template_image(texts: list[str | None], src_attr: str | None, download_href: str | None, link_href: str,
                     media_attr: str | None, base_url: str) -> Image | None:
     """The image of a block in the site's template, from its raw values: ``texts`` are the title,
     caption, credit, VIRIN and download label texts and the img alt, as printed. None when the
-    caption, credit or VIRIN is blank (then the general path's label fallbacks decide)."""
+    caption, credit or VIRIN is blank (then lxml and the general path's label fallbacks decide).
+    It gives what :func:`_scan` and :func:`_image` give for the same block, without their care
+    for missing fields, labels and tag soup, which a block of the template never needs."""
     title, caption, credit, virin, size_text, alt = norm_all(texts)
     if not caption or not credit or not virin:
         return None
@@ -264,19 +221,6 @@ def _lifted_image(m: re.Match[bytes], base_url: str) -> Image | None:
     return _template_image([title, caption, credit, virin, size_text, alt], src, download, link, media, base_url)
 
 
-def _first_igphoto(elements: list[Element], tags: list[object]) -> str | None:
-    """The href of the first <a> among ``elements`` that links an igphoto page."""
-    at = -1
-    while True:
-        try:
-            at = tags.index("a", at + 1)
-        except ValueError:
-            return None
-        href = elements[at].get("href")
-        if href and "igphoto" in href.lower():
-            return href
-
-
 def _first_role(classes: str, roles: Mapping[str, str]) -> str | None:
     """The role of the first class token listed in ``roles``."""
     for token in classes.split():
@@ -329,9 +273,6 @@ def parse_inline(block: Element, base_url: str, lifted: LiftedImages | None = No
         index = block.get(LIFTED_ATTR)
         if index is not None:
             return lifted.take(index), False
-    image = _plain_inline(block, base_url)
-    if image is not None:
-        return image, False
     found, nested, igphoto_href = _scan(block, INLINE_ROLES)
     soup = nested and _swallowed(block)
     return _image(block, found, igphoto_href, base_url, True, soup), soup
