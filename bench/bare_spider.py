@@ -34,11 +34,12 @@ from scrapy import Request, Spider
 from scrapy.crawler import CrawlerProcess
 from scrapy.http import Response
 
+from core.constants import DEFAULT_FEEDS
+from core.urls import LISTING_BY_KIND, classify_url, feed_url, listing_url, rebase
 from crawler import settings as project
 from crawler.gc_tuning import crawl_gc
-from crawler.urls import LISTING_BY_KIND, classify_url, feed_url, listing_url, rebase
 
-FEEDS = (1, 9, 400, 800)  # defwatch's default [crawl] feeds
+FEEDS = DEFAULT_FEEDS  # defwatch's default [crawl] feeds
 _STORY = re.compile(rb"""(https?://[^"'\s<>]+/Article/(\d+)/[^"'\s<>]*)""", re.I)
 _PHOTO = re.compile(rb"""(https?://[^"'\s<>]+/igphoto/(\d+)/?)""", re.I)
 _NEXT = re.compile(rb"""href="([^"]*[?&](?:amp;)?Page=(\d+))\"""", re.I)

@@ -41,7 +41,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from crawler.urls import DEFAULT_SITE, photo_page_url, story_url
+from core.constants import DEFAULT_SITE
+from core.urls import photo_page_url, story_url
 from samplesite import SampleSite
 
 TARGET = 0.8  # the full pipeline must keep this share of the bare spider's pages/s

@@ -30,8 +30,9 @@ from urllib.parse import urlsplit
 
 import lxml.html
 
+from core.constants import DEFAULT_SITE
+from core.urls import story_url
 from crawler.parsers import parse_page
-from crawler.urls import DEFAULT_SITE, story_url
 from samplesite import Site, render_page
 
 TARGET_VS_LXML = 0.6  # parse_page must keep at least this share of lxml's parse-only speed

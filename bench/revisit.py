@@ -35,7 +35,8 @@ from urllib.parse import urlsplit
 
 from crawl_speed import CONFIG_TEXT, _path, child_env, full_cmd, run_child
 
-from crawler.urls import DEFAULT_SITE, classify_url, photo_page_url, story_url
+from core.constants import DEFAULT_SITE
+from core.urls import classify_url, photo_page_url, story_url
 from samplesite import SampleSite
 from samplesite.response import Response
 

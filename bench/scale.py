@@ -11,7 +11,7 @@ in a second run, and ``monitor.changes.detect_changes`` turns that into events, 
 and ``history`` have something to read. Latencies are taken with the functions the CLI calls
 (``db.analysis.search_stories``, ``db.events.list_events``, ``db.analysis.story_versions``), plus a
 few timed ``python -m defwatch ...`` children for end-to-end figures (interpreter start-up
-included). ``db.reparse.reparse_archive`` (dry run) gives the re-parse rate. Prints figures; not a test.
+included). ``crawler.reparse.reparse_archive`` (dry run) gives the re-parse rate. Prints figures; not a test.
 
 Searches are a documented mix drawn from the archive itself (see ``MIX``): rare, mid-frequency and
 common words (classed by the share of stories FTS5 says they match), recurring phrases, word stems
@@ -44,15 +44,18 @@ from typing import Any
 
 from crawl_speed import CONFIG_TEXT, REPO, child_env, table_sizes
 
+from core.clock import utcnow
+from core.constants import DEFAULT_SITE
+from core.fetch import FetchInfo
+from core.records import Photo, Record, Story
+from core.urls import photo_page_url, story_url
 from crawler.outcomes import classify
 from crawler.parsers import parse_page
-from crawler.records import Photo, Record, Story
-from crawler.urls import DEFAULT_SITE, photo_page_url, story_url
+from crawler.reparse import count_versions, reparse_archive
 from db.analysis import search_stories, story, story_versions
-from db.archive import Archive, FetchInfo, utcnow
+from db.archive import Archive
 from db.events import list_events
 from db.queries import is_baseline
-from db.reparse import count_versions, reparse_archive
 from db.versions import changed_story_fields
 from monitor.changes import detect_changes
 from samplesite import Site

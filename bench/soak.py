@@ -55,6 +55,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from core.clock import parse_stamp, stamp
 from defwatch.mailsink import SmtpSink
 from samplesite import SampleSite
 from samplesite.changes import story_paragraphs
@@ -118,11 +119,7 @@ class Sample:
 
 
 def utc_stamp() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def parse_stamp(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return stamp(datetime.now(UTC))
 
 
 # ------------------------------------------------------------------------------------------ the editor

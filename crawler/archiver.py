@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
 
-from db.archive import FetchInfo, SaveResult
+from core.fetch import FetchInfo, SaveResult
 from db.schema import is_storage_error, storage_problem
 
 BATCH_SIZE = 50

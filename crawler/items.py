@@ -6,8 +6,8 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
-from crawler.records import Record
-from db.archive import FetchInfo
+from core.fetch import FetchInfo
+from core.records import Record
 
 
 @dataclass

@@ -18,8 +18,8 @@ from scrapy.crawler import Crawler
 from scrapy.exceptions import IgnoreRequest
 from scrapy.http import Response
 
+from core.urls import MEDIA_HOST, SITE_HOSTS
 from crawler.outcomes import BLOCKED_STATUSES
-from crawler.urls import MEDIA_HOST, SITE_HOSTS
 from db.archive import Archive
 
 logger = logging.getLogger(__name__)

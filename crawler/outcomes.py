@@ -18,7 +18,7 @@ from crawler.parsers.block import EMPTY
 if TYPE_CHECKING:
     from collections import Counter
 
-    from db.archive import FetchInfo, SaveResult
+    from core.fetch import FetchInfo, SaveResult
 
 BLOCKED_STATUSES = frozenset({401, 403, 429})
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from core.fetch import FetchInfo
+from core.records import Feed, Listing, Photo, Record, Story
 from crawler.parsers import parse_page
-from crawler.records import Feed, Listing, Photo, Record, Story
-from db.archive import FetchInfo
 
 
 @dataclass(frozen=True)

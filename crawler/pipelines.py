@@ -125,6 +125,6 @@ def _progress(crawler: Crawler) -> Any:
     """A terminal progress line when the CLI asked for one (DEFWATCH_PROGRESS)."""
     if not crawler.settings.getbool("DEFWATCH_PROGRESS"):
         return None
-    from defwatch.progress import Progress
+    from core.progress import Progress
 
     return Progress("crawl", unit="pages")

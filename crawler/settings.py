@@ -11,11 +11,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from core import constants  # lower case: Scrapy's setmodule() takes only the upper-case names
+
 BOT_NAME = "defwatch"
 SPIDER_MODULES = ["crawler.spiders"]
 NEWSPIDER_MODULE = "crawler.spiders"
 
-USER_AGENT = "defwatch/0.1 (+https://github.com/defwatch/defwatch; archive and change monitor)"
+USER_AGENT = constants.USER_AGENT
 ROBOTSTXT_OBEY = True
 
 CONCURRENT_REQUESTS = 8
@@ -23,10 +25,10 @@ CONCURRENT_REQUESTS = 8
 # it yields; ours yield one item (stored off-thread, never awaited by the pipeline) and a few
 # requests. Task creation was about 15% of the reactor thread in bench/crawl_speed.py.
 CONCURRENT_ITEMS = 16
-CONCURRENT_REQUESTS_PER_DOMAIN = 2
-DOWNLOAD_DELAY = 1.0
-DOWNLOAD_TIMEOUT = 30
-DOWNLOAD_MAXSIZE = 20 * 1024 * 1024  # also caps decompressed bodies (gzip bombs)
+CONCURRENT_REQUESTS_PER_DOMAIN = constants.CONCURRENCY_PER_HOST
+DOWNLOAD_DELAY = constants.DOWNLOAD_DELAY_SECONDS
+DOWNLOAD_TIMEOUT = constants.DOWNLOAD_TIMEOUT_SECONDS
+DOWNLOAD_MAXSIZE = constants.MAX_RESPONSE_BYTES  # also caps decompressed bodies (gzip bombs)
 DOWNLOAD_WARNSIZE = 5 * 1024 * 1024
 
 AUTOTHROTTLE_ENABLED = True

@@ -11,68 +11,24 @@ run's fetches with the state before the run.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import os
 import zlib
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from dataclasses import asdict
 from typing import Any
-from urllib.parse import urlsplit
 
 import sqlite_utils
 
-from crawler.records import Feed, Listing, Photo, Record, Story
+from core.clock import boot_time, utcnow
+from core.fetch import FetchInfo, SaveResult
+from core.process import pid_alive
+from core.records import Feed, Listing, Photo, Record, Story
+from core.urls import index_key
+from db.rows import image_columns, marks, read_raw, story_columns, write_tags
 from db.schema import check_writable, connect
 from db.versions import content_hash, image_content, story_content
-
-OUTCOMES = ("ok", "not_modified", "blocked", "not_found", "gone", "error")
-
-
-# For tests only, never in production: shift every time stamp defwatch takes by this many seconds,
-# to run real crawls (child processes) under a wall clock that jumped (NTP step, VM snapshot).
-TEST_CLOCK_OFFSET = "DEFWATCH_TEST_CLOCK_OFFSET"
-
-
-def wall_clock() -> datetime:
-    """The wall clock every archive, event and outbox time stamp comes from (tests move it here)."""
-    offset = os.environ.get(TEST_CLOCK_OFFSET)
-    now = datetime.now(UTC)
-    return now + timedelta(seconds=float(offset)) if offset else now
-
-
-def utcnow() -> str:
-    """ISO 8601 UTC with a ``Z``: sorts as text, which every ``--since`` query relies on."""
-    return wall_clock().strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-@dataclass
-class FetchInfo:
-    """What the crawler knows about one response, before any parsing."""
-
-    url: str
-    outcome: str
-    final_url: str | None = None
-    page_type: str | None = None
-    subject_id: int | None = None
-    status: int | None = None
-    etag: str | None = None
-    last_modified: str | None = None
-    content_type: str | None = None
-    elapsed_ms: int | None = None
-    error: str | None = None
-    fetched_at: str | None = None
-
-
-@dataclass
-class SaveResult:
-    fetch_id: int
-    version: int | None = None  # the subject's version this response showed
-    new_version: bool = False
-    new_subject: bool = False
 
 
 class Archive:
@@ -248,7 +204,7 @@ class Archive:
                 [story.id, image.media_id, position, seen_at, seen_at],
             )
         self.db.execute(
-            f"DELETE FROM story_images WHERE story_id = ? AND media_id NOT IN ({_marks(current)})", [story.id, *current]
+            f"DELETE FROM story_images WHERE story_id = ? AND media_id NOT IN ({marks(current)})", [story.id, *current]
         )
 
     def _ensure_inline_image(self, image: Any, run_id: int, seen_at: str) -> None:
@@ -281,7 +237,7 @@ class Archive:
             )
         self.db.execute(
             f"""UPDATE related_links SET removed_at = ?, removed_run_id = ?
-                WHERE story_id = ? AND removed_at IS NULL AND related_id NOT IN ({_marks(current)})""",
+                WHERE story_id = ? AND removed_at IS NULL AND related_id NOT IN ({marks(current)})""",
             [seen_at, run_id, story.id, *current],
         )
 
@@ -408,124 +364,9 @@ class Archive:
         return found
 
 
-def index_key(url: str) -> str:
-    """A feed or listing page's identity: its path and query, whatever the host (``--site``)."""
-    parts = urlsplit(url)
-    return f"{parts.path}?{parts.query}" if parts.query else parts.path
-
-
-def process_token(pid: int | None = None) -> str:
-    """This process (or ``pid`` on this machine) as ``pid@boot-id/pid-namespace``, for ``process_gone``."""
-    return f"{pid or os.getpid()}@{_machine_key()}"
-
-
-def process_gone(token: str | None) -> bool:
-    """True only when the process a ``process_token`` names is certainly dead: the machine has rebooted
-    since, or the pid no longer exists in this same pid namespace. Unknown (another namespace, an
-    unreadable token) is not gone: the caller then waits for its lease."""
-    pid, _, key = (token or "").partition("@")
-    if not pid.isdigit() or not key:
-        return False
-    boot, _, namespace = key.partition("/")
-    here_boot, _, here_namespace = _machine_key().partition("/")
-    if boot and here_boot and boot != here_boot:
-        return True
-    return namespace == here_namespace and not pid_alive(int(pid))
-
-
-@functools.cache
-def _machine_key() -> str:
-    """This boot of this machine and this pid namespace (Linux; empty parts elsewhere)."""
-    try:
-        boot = Path("/proc/sys/kernel/random/boot_id").read_text(encoding="ascii").strip()
-    except OSError:
-        boot = ""
-    try:
-        namespace = os.readlink("/proc/self/ns/pid")
-    except OSError:
-        namespace = ""
-    return f"{boot}/{namespace}"
-
-
-def boot_time() -> str | None:
-    """When this machine booted, stamped like ``utcnow`` (Linux ``/proc/stat``); None elsewhere."""
-    try:
-        with open("/proc/stat", encoding="ascii") as stat:
-            seconds = next((int(line.split()[1]) for line in stat if line.startswith("btime ")), None)
-    except (OSError, ValueError, IndexError):
-        return None
-    if seconds is None:
-        return None
-    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def pid_alive(pid: int) -> bool:
-    """True if a process with this pid exists (signal 0 checks without sending anything)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _marks(values: Any) -> str:
-    """Placeholders for ``NOT IN (...)``; an empty list must match nothing, and ``NOT IN (NULL)`` never does."""
-    return ",".join("?" * len(values)) if values else "SELECT NULL WHERE 0"
-
-
 def _subject_tables(page_type: str | None) -> tuple[str | None, str, str]:
     if page_type == "story":
         return "stories", "id", "story_versions"
     if page_type == "photo":
         return "images", "media_id", "image_versions"
     return None, "", ""
-
-
-def story_columns(record: dict[str, Any]) -> dict[str, Any]:
-    """The ``stories`` columns a parse decides, from a story record (``Story.to_dict()``).
-
-    Shared with ``db.reparse`` so a re-parse writes exactly what a crawl would have written.
-    """
-    images = record.get("images") or []
-    return {
-        "kind": record.get("kind"), "canonical_url": record.get("canonical_url"), "title": record.get("title"),
-        "subtitle": record.get("subtitle"), "published": record.get("published"), "updated": record.get("updated"),
-        "byline": record.get("byline"), "authors": json.dumps(record.get("authors") or []),
-        "organisation": record.get("organisation"), "dateline": record.get("dateline"),
-        "body_text": record.get("body_text"),
-        "captions": "\n".join(filter(None, (img.get("caption") for img in images))),  # searchable
-        "tags": json.dumps(record.get("tags") or []), "parser_version": record.get("parser_version"),
-    }
-
-
-def image_columns(record: dict[str, Any]) -> dict[str, Any]:
-    """The ``images`` columns a parse decides, from a photo record or an inline image's dict."""
-    virin = record.get("virin") if isinstance(record.get("virin"), dict) else {}
-    return {
-        "page_url": record.get("url") or record.get("page_url"), "src": record.get("src"),
-        "download_url": record.get("download_url"), "alt": record.get("alt"), "title": record.get("title"),
-        "caption": record.get("caption"), "credit": record.get("credit"), "size_bytes": record.get("size_bytes"),
-        "published": record.get("published"), "virin": virin.get("raw"), "virin_shot_date": virin.get("shot_date"),
-        "virin_branch_code": virin.get("branch_code"), "virin_branch": virin.get("branch"),
-        "virin_originator_id": virin.get("originator_id"), "virin_sequence": virin.get("sequence"),
-        "virin_suffix": virin.get("suffix"), "parser_version": record.get("parser_version"),
-    }
-
-
-def write_tags(db: sqlite_utils.Database, story_id: int, tags: list[str], seen_at: str) -> None:
-    """The tags index follows the story's current tags; a tag already known keeps its first-seen date."""
-    names = sorted(set(tags))
-    for name in names:
-        db.execute("INSERT OR IGNORE INTO tags (story_id, name, first_seen) VALUES (?, ?, ?)",
-                   [story_id, name, seen_at])
-    db.execute(f"DELETE FROM tags WHERE story_id = ? AND name NOT IN ({_marks(names)})", [story_id, *names])
-
-
-def read_raw(db: sqlite_utils.Database, sha256: str | None) -> bytes | None:
-    """A stored response body, decompressed."""
-    if not sha256:
-        return None
-    row = db.execute("SELECT content FROM raw_pages WHERE sha256 = ?", [sha256]).fetchone()
-    return zlib.decompress(row[0]) if row else None

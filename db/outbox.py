@@ -20,35 +20,17 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from typing import Any
 
 import sqlite_utils
 
-from db.archive import process_gone, process_token, wall_clock
+from core.process import process_gone, process_token
 
-TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 STATUSES = ("pending", "sending", "sent", "failed")
 
 # Operator trouble first, then single removals, then the digests: the most urgent mail leaves
 # first when an outage has let a queue build up.
 _PRIORITY = "CASE kind WHEN 'operator' THEN 0 WHEN 'immediate' THEN 1 WHEN 'test' THEN 2 ELSE 3 END"
-
-
-def stamp(moment: datetime | None = None) -> str:
-    """Format a time the way the archive stores it; naive times are taken as UTC."""
-    moment = moment or wall_clock()
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).strftime(TIME_FORMAT)
-
-
-def parse_stamp(text: str) -> datetime:
-    """Read back a time written by ``stamp`` (also accepts plain ISO 8601 with an offset)."""
-    if text.endswith("Z"):
-        text = text[:-1] + "+00:00"
-    moment = datetime.fromisoformat(text)
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 @contextmanager
@@ -176,7 +158,7 @@ def claimable(
     """Whether a mail (``status, next_attempt_at, claimed_by``) may be claimed at ``now``.
 
     ``pending``: when its retry time has come. ``sending``: when its sender is certainly dead (same
-    machine, pid gone: ``db.archive.process_gone``), or its lease has expired. The horizons are the
+    machine, pid gone: ``core.process.process_gone``), or its lease has expired. The horizons are the
     latest time a retry or a lease can legitimately be set to from ``now`` (the longest backoff, one
     lease): a time beyond that was set before the wall clock went back (an NTP step, a restored VM)
     and is not waited for, or a mail could wait a day for a one-minute backoff.

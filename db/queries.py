@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlite_utils
+
+from core.clock import stamp
 
 
 @dataclass(frozen=True)
@@ -15,10 +17,6 @@ class KnownPage:
     id: int
     url: str
     kind: str | None = None
-
-
-def iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def known_ids(db: sqlite_utils.Database, page_type: str) -> set[int]:
@@ -58,8 +56,8 @@ def due_for_revisit(
     A story last fetched "after" ``now`` is due too: the clock was set back, and trusting the stamp
     would stall its revisits for as long as the jump (a day back, no revisit for a day).
     """
-    fresh_since = iso(now - timedelta(days=fresh_days))
-    recent_since = iso(now - timedelta(days=recent_days))
+    fresh_since = stamp(now - timedelta(days=fresh_days))
+    recent_since = stamp(now - timedelta(days=recent_days))
     sql = """
         SELECT id, url, kind FROM stories
         WHERE status = 'missing'
@@ -70,12 +68,12 @@ def due_for_revisit(
         ORDER BY status = 'missing' DESC, last_fetched ASC
     """
     params: dict[str, Any] = {
-        "now": iso(now),
+        "now": stamp(now),
         "fresh_since": fresh_since[:10],
         "recent_since": recent_since[:10],
-        "fresh_cut": iso(now - timedelta(hours=fresh_interval_hours)),
-        "recent_cut": iso(now - timedelta(hours=recent_interval_hours)),
-        "old_cut": iso(now - timedelta(hours=old_interval_hours)),
+        "fresh_cut": stamp(now - timedelta(hours=fresh_interval_hours)),
+        "recent_cut": stamp(now - timedelta(hours=recent_interval_hours)),
+        "old_cut": stamp(now - timedelta(hours=old_interval_hours)),
     }
     if limit:
         sql += " LIMIT :limit"

@@ -14,16 +14,17 @@ import json
 import re
 import sys
 from collections.abc import Callable, Iterable, Iterator
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TextIO
 from xml.etree import ElementTree as ET
 
-from crawler.records import STORY_KINDS
+from core.clock import parse_day, parse_instant, stamp
+from core.constants import STORY_KINDS
+from core.progress import Progress
 from db import analysis
 from defwatch import render
 from defwatch.cli import UsageError, config_from, existing_db, print_json
 from defwatch.commands import _command, _common
-from defwatch.progress import Progress
 
 if TYPE_CHECKING:  # the CLI loads this module for every command: keep sqlite_utils out of --help
     import sqlite_utils
@@ -61,26 +62,6 @@ def _open(args: argparse.Namespace) -> sqlite_utils.Database:
         return connect(path)
     except ArchiveTooNew as exc:
         raise UsageError(str(exc)) from exc
-
-
-def _date(text: str, option: str) -> str:
-    """A calendar date as ``YYYY-MM-DD`` (what ``published`` and VIRIN shot dates compare with)."""
-    try:
-        return date.fromisoformat(text).isoformat()
-    except ValueError as exc:
-        raise UsageError(f"{option} needs a date like 2024-01-31, not {text!r}") from exc
-
-
-def _instant(text: str, option: str) -> str:
-    """A date or date-time as the archive stores times (UTC, ``Z``), so it compares as text."""
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise UsageError(f"{option} needs an ISO date or date-time like 2026-01-31 or 2026-01-31T12:00, "
-                         f"not {text!r}") from exc
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _positive(value: int, option: str) -> int:
@@ -129,7 +110,7 @@ def register_search(commands: Any) -> None:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    since = _date(args.since, "--since") if args.since else None
+    since = parse_day(args.since, "--since") if args.since else None
     limit = _positive(args.limit, "--limit")
     db = _open(args)
     try:
@@ -397,12 +378,14 @@ def cmd_diff(args: argparse.Namespace) -> int:
         return 0
     if from_version < 1:
         raise UsageError(f"version {to_version} is story {args.id}'s first; there is nothing before it to compare")
+    from monitor.diff import story_diff
+
     old, new = (_diff_version(db, story, v) for v in (from_version, to_version))
     if args.html:
-        sys.stdout.write(render.diff_html(story, old, new, render.story_diff(old["record"], new["record"])))
+        sys.stdout.write(render.diff_html(story, old, new, story_diff(old["record"], new["record"])))
         return 0
     story, old, new = render.terminal_safe([story, old, new])
-    diffs = render.story_diff(old["record"], new["record"])
+    diffs = story_diff(old["record"], new["record"])
     painter = render.Painter(render.use_color(sys.stdout))
     print(f"story {story['id']}: {story['title'] or '(untitled)'}")
     print(f"{story['url']}")
@@ -440,8 +423,8 @@ def register_images(commands: Any) -> None:
 
 
 def cmd_images(args: argparse.Namespace) -> int:
-    shot_from = _date(args.shot_from, "--shot-from") if args.shot_from else None
-    shot_to = _date(args.shot_to, "--shot-to") if args.shot_to else None
+    shot_from = parse_day(args.shot_from, "--shot-from") if args.shot_from else None
+    shot_to = parse_day(args.shot_to, "--shot-to") if args.shot_to else None
     if shot_from and shot_to and shot_from > shot_to:
         raise UsageError(f"--shot-from {shot_from} is after --shot-to {shot_to}")
     if args.limit < 0:
@@ -481,7 +464,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     table = args.table or ("events" if args.format == "atom" else "stories")
     if args.format == "atom" and table != "events":
         raise UsageError("--format atom exports events only; use --table events or another format")
-    since = _instant(args.since, "--since") if args.since else None
+    since = parse_instant(args.since, "--since") if args.since else None
     db = _open(args)
     rows = analysis.export_rows(db, table, since)
     if args.output:  # stdout may be the terminal itself: then the rows are the progress
@@ -564,7 +547,7 @@ def atom_feed(events: list[dict[str, Any]], since: str | None = None) -> str:
     newest = max((e["detected_at"] for e in events), default=None)
     _text(feed, "id", f"{TAG_PREFIX}events")
     _text(feed, "title", "defwatch change events" + (f" since {since[:10]}" if since else ""))
-    _text(feed, "updated", newest or _instant(datetime.now(UTC).isoformat(), "now"))
+    _text(feed, "updated", newest or stamp(datetime.now(UTC)))
     _text(ET.SubElement(feed, _atom("author")), "name", "defwatch")
     _text(feed, "generator", "defwatch")
     for event in sorted(events, key=lambda e: (e["detected_at"], e["id"]), reverse=True):
@@ -586,12 +569,14 @@ def _atom_entry(feed: ET.Element, event: dict[str, Any]) -> None:
 
 
 def _event_text(event: dict[str, Any]) -> str:
+    from monitor.diff import FieldDiff, hunk_from_op
+
     lines = [event["summary"], f"kind: {event['kind']}",
              f"{event['subject_type']}: {event['subject_id']}" + (f"  {event['url']}" if event.get("url") else "")]
     if event.get("changed_fields"):
         lines.append(f"changed: {', '.join(event['changed_fields'])}")
     diff = event.get("diff") if isinstance(event.get("diff"), dict) else {}
-    fields = [render.FieldDiff(name, [render.hunk_from_op(op) for op in ops if isinstance(op, dict)])
+    fields = [FieldDiff(name, [hunk_from_op(op) for op in ops if isinstance(op, dict)])
               for name, ops in diff.items() if isinstance(ops, list)]
     if fields:
         lines += ["", *render.diff_text(fields, render.Painter(color=False))]

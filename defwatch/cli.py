@@ -17,7 +17,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from defwatch.config import Config, ConfigError, load_config
+from core.clock import DateInputError
+from core.config import Config, ConfigError, load_config
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -48,7 +49,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     _setup_logging(getattr(args, "verbose", 0), daemon=args.command == "run")
     try:
         return args.handler(args)
-    except (UsageError, ConfigError) as exc:
+    except (UsageError, ConfigError, DateInputError) as exc:
         print(f"defwatch: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -107,7 +108,7 @@ def _site_origin(config: Config) -> str:
 
 def _check_site(site: str, origin: str) -> str:
     """The site's ``scheme://host``; anything it would silently drop or leak is a usage error."""
-    from crawler.urls import SiteURLError, site_root
+    from core.urls import SiteURLError, site_root
 
     try:
         return site_root(site)

@@ -5,13 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from datetime import UTC
 from pathlib import Path
 from typing import Any
 
+from core.clock import parse_instant
+from core.constants import CRAWL_MODES
 from defwatch.cli import UsageError, config_from, existing_db, print_json
-
-MODES = ("discover", "revisit", "sweep", "full")
 
 
 def _common(p: argparse.ArgumentParser, *, site: bool = False) -> None:
@@ -35,7 +34,7 @@ def register_crawl(commands: Any) -> None:
     p = _command(commands, "crawl", "Run one crawl, then detect changes and queue alerts.",
                  "defwatch crawl --site http://127.0.0.1:8000 --mode full --db demo.db")
     _common(p, site=True)
-    p.add_argument("--mode", choices=MODES, default="discover", help="what to fetch (default: discover)")
+    p.add_argument("--mode", choices=CRAWL_MODES, default="discover", help="what to fetch (default: discover)")
     p.add_argument("--max-pages", type=int, default=0, metavar="N", help="cap on story and photo pages (0: none)")
     p.add_argument("--no-mail", action="store_true", help="queue alert mails but do not send them now")
     p.add_argument("--json", action="store_true", help="print only the run summary as JSON")
@@ -98,7 +97,7 @@ def register_init(commands: Any) -> None:
 
 
 def cmd_init(args: argparse.Namespace) -> int:
-    from defwatch.config import render_init_template
+    from core.config import render_init_template
 
     path = Path(args.path)
     if path.exists() and not args.force:
@@ -142,8 +141,8 @@ def _read_source(source: str, url: str | None) -> tuple[bytes, str, str | None]:
 def _fetch(url: str) -> tuple[bytes, str, str | None]:
     import urllib.request
 
-    from crawler.settings import USER_AGENT
-    from crawler.urls import is_site_url
+    from core.constants import USER_AGENT
+    from core.urls import is_site_url
 
     if not is_site_url(url, frozenset({"127.0.0.1", "localhost"})):
         raise UsageError(f"{url} is not a page of the watched site")
@@ -196,7 +195,7 @@ def cmd_changes(args: argparse.Namespace) -> int:
 
     if args.kind:
         _check_kind(args.kind)
-    since = _iso(args.since) if args.since else None
+    since = parse_instant(args.since) if args.since else None
     db = connect(existing_db(config_from(args).db))
     events = list_events(db, since=since, kind=args.kind, run_id=args.run)
     if args.json:
@@ -219,20 +218,6 @@ def _check_kind(kind: str) -> None:
         raise UsageError(f"unknown kind {kind!r}; one of: {', '.join(SUBSCRIBER_KINDS + OPERATOR_KINDS)}")
 
 
-def _iso(text: str) -> str:
-    from datetime import datetime
-
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise UsageError(
-            f"--since needs an ISO date or date-time like 2026-11-01 or 2026-11-01T12:00, not {text!r}"
-        ) from exc
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
 # -- alerts -----------------------------------------------------------------------------------------
 
 
@@ -248,7 +233,8 @@ def register_alerts(commands: Any) -> None:
 def cmd_alerts(args: argparse.Namespace) -> int:
     from db.outbox import list_outbox, retry_now
     from db.schema import connect
-    from monitor.alerts import flush_outbox, queue_pending_alerts, queue_test_mail
+    from monitor.compose import queue_pending_alerts, queue_test_mail
+    from monitor.mailer import flush_outbox
 
     config = config_from(args)
     db = connect(config.db)

@@ -1,7 +1,7 @@
 """Rendering story diffs for a terminal and as a standalone HTML page.
 
-A diff is computed once into plain data (:class:`FieldDiff` -> :class:`Hunk` -> :class:`Para`
--> word segments) and then drawn: as text with ``[-gone-]{+added+}`` marks (the ``git diff
+A diff is computed once into plain data by ``monitor.diff`` (``FieldDiff`` -> ``Hunk`` -> ``Para``
+-> word segments) and then drawn here: as text with ``[-gone-]{+added+}`` marks (the ``git diff
 --word-diff`` convention, so it survives pipes, files and e-mail), with ANSI colour only when a
 person is watching a terminal, or as HTML through Jinja2 with autoescaping, because every string
 in it was scraped from a web page and must never become markup.
@@ -9,143 +9,12 @@ in it was scraped from a web page and must never become markup.
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
-from dataclasses import dataclass, field
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from db.versions import changed_story_fields, story_content
-
-Segment = tuple[str, str]  # ("", same) | ("del", gone) | ("ins", added)
-
-# Below this share of surviving words, word marks are noise: show the old and new paragraph whole.
-SIMILARITY = 0.4
-_TOKEN = re.compile(r"\w+|[^\w\s]+|\s+")
-
-
-@dataclass
-class Para:
-    kind: str  # changed | deleted | inserted
-    segments: list[Segment]
-
-
-@dataclass
-class Hunk:
-    """Consecutive changed paragraphs; starts are 1-based paragraph numbers (None: not positional)."""
-
-    old_start: int | None
-    old_count: int
-    new_start: int | None
-    new_count: int
-    paras: list[Para] = field(default_factory=list)
-
-    @property
-    def label(self) -> str:
-        if self.new_start is None:
-            return ""
-        if not self.new_count:
-            return f"old paragraph {_span(self.old_start or 0, self.old_count)} deleted"
-        return f"paragraph {_span(self.new_start, self.new_count)}"
-
-
-@dataclass
-class FieldDiff:
-    name: str
-    hunks: list[Hunk]
-
-    @property
-    def inline(self) -> bool:
-        """Non-body fields read best as ``old → new``."""
-        return self.name != "body"
-
-
-# -- computing ----------------------------------------------------------------------------------------
-
-
-def story_diff(old: dict[str, Any], new: dict[str, Any]) -> list[FieldDiff]:
-    """Reader-visible differences between two story records, in the order events name fields.
-
-    The body is diffed here, with paragraph positions, on the same normalized paragraphs the
-    version hash uses (so re-wrapped white space never shows as a change); the other fields come
-    from :func:`monitor.changes.field_diffs`, the diff the change events carry.
-    """
-    from monitor.changes import field_diffs  # pulls in the archive writer: only when a diff is drawn
-
-    fields = changed_story_fields(old, new)
-    others = field_diffs(old, new, [f for f in fields if f != "body"])
-    diffs = []
-    for name in fields:
-        if name == "body":
-            hunks = paragraph_hunks(story_content(old)["paragraphs"], story_content(new)["paragraphs"])
-        else:
-            hunks = [hunk_from_op(op) for op in others[name]]
-        diffs.append(FieldDiff(name, hunks))
-    return diffs
-
-
-def paragraph_hunks(old: list[str], new: list[str]) -> list[Hunk]:
-    matcher = difflib.SequenceMatcher(a=old, b=new, autojunk=False)
-    return [
-        Hunk(i1 + 1, i2 - i1, j1 + 1, j2 - j1, pair_paragraphs(old[i1:i2], new[j1:j2]))
-        for op, i1, i2, j1, j2 in matcher.get_opcodes()
-        if op != "equal"
-    ]
-
-
-def hunk_from_op(op: dict[str, Any]) -> Hunk:
-    old, new = [str(v) for v in op.get("old") or []], [str(v) for v in op.get("new") or []]
-    return Hunk(None, len(old), None, len(new), pair_paragraphs(old, new))
-
-
-def pair_paragraphs(old: list[str], new: list[str]) -> list[Para]:
-    """Pair replaced paragraphs in order; a similar pair gets word marks, others show whole."""
-    paras = []
-    for index in range(max(len(old), len(new))):
-        before = old[index] if index < len(old) else None
-        after = new[index] if index < len(new) else None
-        if before is not None and after is not None and similar(before, after):
-            paras.append(Para("changed", word_segments(before, after)))
-            continue
-        if before is not None:
-            paras.append(Para("deleted", [("del", before)]))
-        if after is not None:
-            paras.append(Para("inserted", [("ins", after)]))
-    return paras
-
-
-def similar(old: str, new: str) -> bool:
-    return difflib.SequenceMatcher(None, _TOKEN.findall(old), _TOKEN.findall(new), autojunk=False).ratio() >= SIMILARITY
-
-
-def word_segments(old: str, new: str) -> list[Segment]:
-    """Runs of kept, deleted and inserted words; a lone space between two changes joins them."""
-    a, b = _TOKEN.findall(old), _TOKEN.findall(new)
-    ops = [[tag == "equal", "".join(a[i1:i2]), "".join(b[j1:j2])]
-           for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes()]
-    for i in range(1, len(ops) - 1):
-        if ops[i][0] and ops[i][1].isspace() and not ops[i - 1][0] and not ops[i + 1][0]:
-            ops[i][0] = False
-    runs: list[list[Any]] = []  # [equal, old text, new text]
-    for op in ops:
-        if runs and not op[0] and not runs[-1][0]:
-            runs[-1][1] += op[1]
-            runs[-1][2] += op[2]
-        else:
-            runs.append(op)
-    segments: list[Segment] = []
-    for equal, before, after in runs:
-        if equal:
-            segments.append(("", before))
-        else:
-            segments += [("del", before)] if before else []
-            segments += [("ins", after)] if after else []
-    return segments
-
-
-def _span(start: int, count: int) -> str:
-    return str(start) if count <= 1 else f"{start}-{start + count - 1}"
-
+if TYPE_CHECKING:  # the analyst commands import this module; the diff itself only when one is drawn
+    from monitor.diff import FieldDiff, Hunk
 
 # -- terminal -----------------------------------------------------------------------------------------
 

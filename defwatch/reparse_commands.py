@@ -1,6 +1,6 @@
 """Archive maintenance and browsing commands: ``reparse`` and ``browse``.
 
-``reparse`` rewrites stored versions in place with the current parsers (``db.reparse``); ``browse``
+``reparse`` rewrites stored versions in place with the current parsers (``crawler.reparse``); ``browse``
 serves the archive with Datasette (``defwatch.browse``). Both import their heavy parts lazily, so
 ``defwatch --help`` stays fast and works without the optional ``browse`` extra.
 """
@@ -12,9 +12,10 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from core.clock import parse_instant
+from core.progress import Progress
 from defwatch.cli import UsageError, config_from, existing_db, print_json
-from defwatch.commands import _command, _common, _iso
-from defwatch.progress import Progress
+from defwatch.commands import _command, _common
 
 PROGRESS_INTERVAL_S = 0.1  # redraw at most ten times a second: a terminal is slower than the parser
 
@@ -36,10 +37,10 @@ def register_reparse(commands: Any) -> None:
 
 
 def cmd_reparse(args: argparse.Namespace) -> int:
-    from db.reparse import count_versions, reparse_archive
+    from crawler.reparse import count_versions, reparse_archive
     from db.schema import connect
 
-    since = _iso(args.since) if args.since else None
+    since = parse_instant(args.since) if args.since else None
     db = connect(existing_db(config_from(args).db))
     if args.id is not None and not count_versions(db, subject_id=args.id):
         raise UsageError(f"no stored version of a story or image with id {args.id}")

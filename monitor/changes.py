@@ -27,19 +27,19 @@ measured between observations, and ``detected_at`` never goes backwards, so a wa
 
 from __future__ import annotations
 
-import difflib
 import logging
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import sqlite_utils
 
+from core.clock import parse_stamp, stamp, utcnow
+from core.config import MonitorConfig
 from db import events as q
-from db.archive import utcnow
 from db.queries import is_baseline
 from db.versions import changed_image_fields, changed_story_fields
-from defwatch.config import MonitorConfig
+from monitor.diff import field_diffs
 
 logger = logging.getLogger(__name__)
 
@@ -116,7 +116,7 @@ def event_time(db: sqlite_utils.Database) -> str:
     last = q.last_detected_at(db)
     if last is None or last < now:
         return now
-    return (_parse(last) + timedelta(microseconds=1)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return stamp(parse_stamp(last) + timedelta(microseconds=1))
 
 
 def _detect(db: sqlite_utils.Database, run_id: int, policy: MonitorConfig, finish_reason: str, baseline: bool,
@@ -247,7 +247,7 @@ def _removal_confirmed(db: sqlite_utils.Database, fetch: q.SubjectFetch, policy:
     if policy.removal_delay_hours <= 0 or len(runs) < 2:
         return False
     first = q.first_absence_time(db, fetch.page_type, fetch.subject_id, runs[0]) or fetch.fetched_at
-    return _parse(fetch.fetched_at) - _parse(first) >= timedelta(hours=policy.removal_delay_hours)
+    return parse_stamp(fetch.fetched_at) - parse_stamp(first) >= timedelta(hours=policy.removal_delay_hours)
 
 
 def _subject_event(
@@ -354,53 +354,6 @@ def _run_event(kind: str, run_id: int, summary: str) -> dict[str, Any]:
     return {"kind": kind, "subject_type": "run", "subject_id": run_id, "summary": summary}
 
 
-# -- diffs ----------------------------------------------------------------------------------------
-
-
-def field_diffs(old: dict[str, Any], new: dict[str, Any], fields: list[str]) -> dict[str, Any]:
-    """Paragraph-level diff for the body; old/new values for the other fields."""
-    diffs: dict[str, Any] = {}
-    for name in fields:
-        if name == "body":
-            diffs[name] = paragraph_diff(old.get("paragraphs") or [], new.get("paragraphs") or [])
-        elif name in ("captions", "images"):
-            diffs[name] = paragraph_diff(_image_lines(old), _image_lines(new))
-        else:
-            diffs[name] = [{"op": "replace", "old": [_text(old, name)], "new": [_text(new, name)]}]
-    return diffs
-
-
-def paragraph_diff(old: list[str], new: list[str]) -> list[dict[str, Any]]:
-    matcher = difflib.SequenceMatcher(a=old, b=new, autojunk=False)
-    return [
-        {"op": op, "old": old[i1:i2], "new": new[j1:j2]}
-        for op, i1, i2, j1, j2 in matcher.get_opcodes()
-        if op != "equal"
-    ]
-
-
-def _image_lines(record: dict[str, Any]) -> list[str]:
-    lines = []
-    for image in record.get("images") or []:
-        parts = [image.get("title"), image.get("caption"), image.get("credit")]
-        lines.append(" | ".join(p for p in parts if p) or str(image.get("media_id")))
-    return lines
-
-
-def _text(record: dict[str, Any], name: str) -> str:
-    if name == "tags":
-        return ", ".join(record.get("tags") or [])
-    if name == "byline":
-        return " ".join(filter(None, [record.get("byline"), record.get("dateline")]))
-    if name == "published":
-        return " ".join(filter(None, [record.get("published"), record.get("updated")]))
-    value = record.get(name)
-    return "" if value is None else str(value)
-
-
 def _title(state: dict[str, Any]) -> str:
     return state.get("title") or state.get("caption") or f"#{state.get('id') or state.get('media_id')}"
 
-
-def _parse(stamp: str) -> datetime:
-    return datetime.strptime(stamp.rstrip("Z")[:26], "%Y-%m-%dT%H:%M:%S.%f").replace(tzinfo=UTC)

@@ -12,15 +12,16 @@ Design choices, and why:
   ``crawler.run.PromptStop``: what was answered is stored, downloads still hanging after a 2 s grace
   are cut, the run is closed ``interrupted``, all within seconds even against a host that never
   answers) and escalates to SIGKILL after ``kill_timeout``, a backstop for a wedged child.
-- All crawl jobs share one non-blocking lock: the archive gets one crawl at a time, and a crawl job
-  that fires while another runs is skipped with a log line (``coalesce`` + ``max_instances=1``
-  already keep one job from piling up behind itself).
+- All crawl jobs share one non-blocking lock: the archive gets one crawl at a time. A crawl job
+  that fires while another job's crawl runs is not skipped: it waits (one pending firing per job)
+  and runs right after it, so a job whose firings coincide with a longer one's is never starved.
+  Only the same job firing again while it runs is skipped, with a log line (``coalesce`` +
+  ``max_instances=1`` already keep one job from piling up behind itself).
 - Crawl children inherit the archive lock's descriptor. If the daemon itself is SIGKILLed, its
   orphaned crawl keeps the archive locked until it ends, so a restarted daemon cannot start a second
   writer next to it.
 - Alert flushing runs in-process (it is short and has no reactor), through
-  ``monitor.alerts.flush_outbox``, imported when the job runs so the daemon starts even before the
-  alerts module exists.
+  ``monitor.mailer.flush_outbox``, imported when the first flush runs.
 """
 
 from __future__ import annotations
@@ -45,7 +46,8 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from defwatch.config import CRAWL_MODES, AlertConfig, Config, JobConfig, SmtpConfig, cron_trigger
+from core.config import AlertConfig, Config, JobConfig, SmtpConfig, cron_trigger
+from core.constants import CRAWL_MODES
 from monitor.lock import ArchiveLock, LockHeld, lock_path_for
 
 log = logging.getLogger("defwatch.daemon")
@@ -87,7 +89,7 @@ def run_daemon(
     created. Signal handlers are installed only when called from the main thread.
 
     ``crawl_command(config, job)`` builds a crawl child's argv (default: ``default_crawl_command``);
-    ``flush(db_path, smtp, alerts)`` runs a flush job (default: ``monitor.alerts.flush_outbox`` on a
+    ``flush(db_path, smtp, alerts)`` runs a flush job (default: ``monitor.mailer.flush_outbox`` on a
     fresh connection); ``kill_timeout`` is how long a crawl may take to stop after SIGTERM.
     """
     _ensure_logging()
@@ -243,10 +245,10 @@ class Daemon:
 
 
 def _default_flush() -> FlushFunc:
-    """``monitor.alerts.flush_outbox`` on a connection opened for this one flush (imported lazily so
+    """``monitor.mailer.flush_outbox`` on a connection opened for this one flush (imported lazily so
     the daemon starts, and its crawls run, even if the mail side is broken)."""
     from db.schema import connect
-    from monitor.alerts import flush_outbox
+    from monitor.mailer import flush_outbox
 
     def flush(db_path: str, smtp: SmtpConfig, alerts: AlertConfig) -> Any:
         db = connect(db_path)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import fcntl
 import os
 
-from db.archive import pid_alive
+from core.process import pid_alive
 
 
 class LockHeld(Exception):

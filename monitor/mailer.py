@@ -1,35 +1,42 @@
-"""SMTP delivery and MIME composition for outbox mails.
+"""Delivering the mails queued in the ``outbox`` table over SMTP (composing them is ``monitor.compose``).
 
-Nothing here reads the archive: ``build_message`` turns a stored outbox row into an
+``flush_outbox`` sends every due mail once; ``build_message`` turns a stored outbox row into an
 ``EmailMessage``, ``send_message`` hands it to one SMTP server, ``describe_error`` turns a failure
 into a one-line reason that is safe to store and log (the password never appears in it).
+
+Delivery is at-least-once with a stable Message-ID, not at-most-once; see ``flush_outbox``.
 """
 
 from __future__ import annotations
 
 import base64
-import re
+import logging
 import smtplib
 import socket
 import ssl
-import unicodedata
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from email import policy
 from email.message import EmailMessage
 from email.utils import format_datetime, parseaddr
 from typing import TYPE_CHECKING, Any
 
-from db.outbox import parse_stamp
+import sqlite_utils
+
+from core.clock import as_utc, parse_stamp, stamp
+from core.constants import SECURITY_MODES
+from db import outbox
+from monitor.compose import check_address, sanitize_header
 
 if TYPE_CHECKING:
-    from defwatch.config import SmtpConfig
+    from core.config import AlertConfig, SmtpConfig
 
-SECURITY_MODES = ("none", "starttls", "ssl")
-HEADER_LIMIT = 200
-# C0/C1 controls and the Unicode line/paragraph separators: anything a mail client or a
-# header parser could read as a line break.
-_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u0085]+")
-_TEXT_CONTROLS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029\u0085]")
+log = logging.getLogger("defwatch.alerts")
+
+MAX_BACKOFF = timedelta(hours=6)
+MIN_LEASE = timedelta(minutes=15)
+CLOCK_SLACK = timedelta(minutes=1)  # flushes with slightly different clocks are not a clock jump
 
 Refused = dict[str, tuple[int, str]]
 # Non-ASCII bodies go out quoted-printable or base64, never raw 8bit: smtplib does not ask for
@@ -37,30 +44,13 @@ Refused = dict[str, tuple[int, str]]
 MAIL_POLICY = policy.default.clone(cte_type="7bit")
 
 
-def sanitize_header(text: str | None, limit: int = HEADER_LIMIT) -> str:
-    """Make scraped text safe for a header: one line, no control characters, at most ``limit`` chars.
+@dataclass(frozen=True)
+class FlushResult:
+    """What one flush did: mails delivered, mails given up, mails still waiting in the outbox."""
 
-    Collapsing rather than rejecting keeps the alert flowing when a page has a bad title; the
-    email package would otherwise raise on a CR/LF, and a raw one would let the page add headers.
-    """
-    text = unicodedata.normalize("NFC", text or "")
-    text = " ".join(_CONTROLS.sub(" ", text).split())
-    if len(text) > limit:
-        text = text[: limit - 1].rstrip() + "…"
-    return text
-
-
-def clean_text(text: str | None) -> str:
-    """Scraped text for a body part: normal newlines, no control characters."""
-    text = unicodedata.normalize("NFC", text or "").replace("\r\n", "\n").replace("\r", "\n")
-    return _TEXT_CONTROLS.sub(" ", text)
-
-
-def check_address(address: str) -> str:
-    """Refuse a configured address that is empty or could smuggle a header line."""
-    if not address or _CONTROLS.search(address) or "@" not in parseaddr(address)[1]:
-        raise ValueError(f"not a usable mail address: {address!r}")
-    return address
+    sent: int = 0
+    failed: int = 0
+    pending: int = 0
 
 
 def build_message(mail: Mapping[str, Any]) -> EmailMessage:
@@ -185,3 +175,134 @@ def scrub(text: str, secrets: Iterable[str]) -> str:
         if secret:
             text = text.replace(secret, "***")
     return text
+
+
+# --- the outbox --------------------------------------------------------------------------------
+
+
+def sending_lease(smtp: SmtpConfig) -> timedelta:
+    """How long a ``sending`` row belongs to the flush that claimed it.
+
+    Long enough to cover a whole slow SMTP conversation (connect, TLS, AUTH, DATA each up to
+    ``timeout``), so a live sender is never overtaken by a second flush.
+    """
+    return max(MIN_LEASE, timedelta(seconds=10 * smtp.timeout))
+
+
+def backoff(alerts: AlertConfig, attempts: int) -> timedelta:
+    """Exponential: base, 2 x base, 4 x base ... capped so a long outage still retries hourly-ish."""
+    delay = timedelta(seconds=alerts.retry_base_seconds * 2 ** max(0, attempts - 1))
+    return min(delay, MAX_BACKOFF)
+
+
+def flush_outbox(
+    db: sqlite_utils.Database, smtp: SmtpConfig, alerts: AlertConfig, now: datetime | None = None
+) -> FlushResult:
+    """Send every due mail once; never send one twice on purpose.
+
+    Each mail is marked ``sending`` and committed before the SMTP conversation, and ``sent``
+    after it. If the process dies in between, the row stays ``sending``: we cannot know whether
+    the server got the mail. Two choices exist. At-most-once would mark it failed and risk an
+    alert nobody receives; at-least-once sends it again. We choose at-least-once, but only after
+    the lease (``sending_lease``) has expired, so a slow live sender is never duplicated, and with
+    the same stored Message-ID and Date, so the duplicate is byte-identical and a receiving
+    system (or the reader's client) can drop it. A duplicate can only happen if the crash fell
+    in the moment between the server's 250 and our commit; a lost alert would be silent. A sender
+    known to be dead (same machine, its pid gone) does not hold its mail for the whole lease.
+    """
+    if db.conn.in_transaction:
+        raise RuntimeError("flush_outbox needs its own transactions: 'sending' must be committed before SMTP")
+    moment = as_utc(now)
+    sent = failed = 0
+    lease = sending_lease(smtp)
+    # Retry times and leases are never set further ahead than these: one that is was set before the
+    # wall clock went back, and must not hold a mail for as long as the clock jumped.
+    horizons = {"retry_horizon": stamp(moment + MAX_BACKOFF + CLOCK_SLACK),
+                "lease_horizon": stamp(moment + lease + CLOCK_SLACK)}
+    for mail_id in outbox.due_mail_ids(db, stamp(moment), **horizons):
+        mail = outbox.claim(db, mail_id, stamp(moment), stamp(moment + lease), **horizons)
+        if mail is None:
+            continue  # another flush took it
+        status = _attempt(db, mail, smtp, alerts, moment)
+        sent += status == "sent"
+        failed += status == "failed"
+    return FlushResult(sent=sent, failed=failed, pending=outbox.count_waiting(db))
+
+
+def _attempt(
+    db: sqlite_utils.Database, mail: dict[str, Any], smtp: SmtpConfig, alerts: AlertConfig, moment: datetime
+) -> str:
+    """One delivery attempt of a claimed mail; returns its new status."""
+    if mail["attempts"] > alerts.max_attempts:  # only a row reclaimed from a dead sender gets here
+        error = f"interrupted while sending, not retried after {alerts.max_attempts} attempts"
+        return _fail(db, mail, f"{error}; last error: {mail['last_error']}" if mail["last_error"] else error)
+    if mail["reclaimed"]:
+        log.warning("outbox %s was left 'sending' by an interrupted flush; sending again as %s",
+                    mail["id"], mail["message_id"])
+    try:
+        refused = send_message(build_message(mail), smtp)
+    except Exception as exc:  # every failure is recorded on the row, never lost in a traceback
+        return _retry_or_fail(db, mail, alerts, moment, describe_error(exc, smtp))
+    return _settle(db, mail, refused, smtp, alerts, moment)
+
+
+def _settle(
+    db: sqlite_utils.Database,
+    mail: dict[str, Any],
+    refused: Refused,
+    smtp: SmtpConfig,
+    alerts: AlertConfig,
+    moment: datetime,
+) -> str:
+    """Sort per-recipient answers: 5xx are final, 4xx are retried for those recipients only."""
+    def answer(recipient: str) -> tuple[int, str] | None:
+        return refused.get(parseaddr(recipient)[1])
+
+    temporary = [r for r in mail["recipients"] if (a := answer(r)) and a[0] < 500]
+    delivered = [r for r in mail["recipients"] if answer(r) is None]
+    final = {k: v for k, v in refused.items() if v[0] >= 500}
+    notes = []
+    if final:
+        notes.append(f"refused for good: {format_refused(final)}")
+    if delivered and (final or temporary):
+        notes.append(f"delivered to: {', '.join(delivered)}")
+    note = redact("; ".join(notes), smtp) or None
+    if temporary:
+        deferred = format_refused({k: v for k, v in refused.items() if v[0] < 500})
+        error = redact(f"deferred: {deferred}" + (f"; {note}" if note else ""), smtp)
+        return _retry_or_fail(db, mail, alerts, moment, error, recipients=temporary)
+    if not delivered:
+        return _fail(db, mail, f"every recipient refused: {note}")
+    outbox.mark_sent(db, mail["id"], stamp(moment), note)
+    log.info("outbox %s sent (%s) to %s", mail["id"], mail["message_id"], ", ".join(delivered))
+    if note:
+        log.warning("outbox %s: %s", mail["id"], note)
+    return "sent"
+
+
+def _retry_or_fail(
+    db: sqlite_utils.Database,
+    mail: dict[str, Any],
+    alerts: AlertConfig,
+    moment: datetime,
+    error: str,
+    recipients: list[str] | None = None,
+) -> str:
+    """Schedule the next attempt with backoff, or give up after ``max_attempts``.
+
+    ``recipients`` narrows the row to those still owed the mail, so a later attempt never
+    reaches someone whose server already accepted it.
+    """
+    if mail["attempts"] >= alerts.max_attempts:
+        return _fail(db, mail, f"{error} (gave up after {mail['attempts']} attempts)")
+    retry_at = moment + backoff(alerts, mail["attempts"])
+    outbox.mark_retry(db, mail["id"], error, stamp(retry_at), recipients)
+    log.warning("outbox %s attempt %s failed, retry at %s: %s", mail["id"], mail["attempts"],
+                stamp(retry_at), error)
+    return "pending"
+
+
+def _fail(db: sqlite_utils.Database, mail: dict[str, Any], error: str) -> str:
+    outbox.mark_failed(db, mail["id"], error)
+    log.error("outbox %s failed for good: %s", mail["id"], error)
+    return "failed"

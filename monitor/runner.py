@@ -14,10 +14,10 @@ from typing import Any
 
 from scrapy.settings import Settings
 
+from core.config import Config
 from crawler.run import StopSignals, build_settings, is_local, run_crawl
 from db.archive import Archive
 from db.queries import is_baseline, stored_run_stats
-from defwatch.config import Config
 from monitor.changes import Detection, detect_changes, detect_missed_runs
 
 logger = logging.getLogger(__name__)
@@ -154,7 +154,8 @@ def summarise(run_id: int, mode: str, reason: str, stats: dict[str, Any], detect
 
 def queue_and_send_alerts(archive: Archive, run_id: int, config: Config, send_mail: bool) -> tuple[int, int]:
     """Queue this run's mails; send what is due when SMTP is configured. Mail trouble never fails a run."""
-    from monitor.alerts import flush_outbox, queue_pending_alerts, queue_run_alerts
+    from monitor.compose import queue_pending_alerts, queue_run_alerts
+    from monitor.mailer import flush_outbox
 
     queued = queue_run_alerts(archive.db, run_id, config.alerts)
     queued += queue_pending_alerts(archive.db, config.alerts)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 
-from crawler.urls import DEFAULT_SITE
+from samplesite.paths import DEFAULT_SITE
 
 _default_site = None
 _default_lock = threading.Lock()

@@ -15,7 +15,6 @@ import threading
 import unicodedata
 from typing import Any
 
-from crawler.urls import STORY_PREFIX_BY_KIND
 from samplesite.breakage import BREAK_MODES
 from samplesite.content import Content
 from samplesite.faults import (
@@ -28,6 +27,7 @@ from samplesite.faults import (
     exact_target,
     to_target,
 )
+from samplesite.paths import STORY_KINDS
 from samplesite.synthetic import make_story
 
 ADMIN_ACTIONS = frozenset({
@@ -96,7 +96,7 @@ class ChangesMixin:
 
     def _complete(self, story: dict[str, Any], sid: int, day: str, clock: str) -> tuple[dict, list[dict]]:
         kind = story.get("kind", "news-story")
-        if kind not in STORY_PREFIX_BY_KIND:
+        if kind not in STORY_KINDS:
             raise ValueError(f"unknown kind {kind!r}")
         title = story["title"]
         body = story.get("body") or [{"type": "p", "html": html.escape(p, quote=False)}

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from urllib.parse import urlsplit
 
-from crawler.urls import classify_url
+from samplesite.paths import route
 
 Target = tuple[str, object]  # ("id", 3610656) | ("path", "/news/releases") | ("prefix", "/news/") | ("all", None)
 ALL: Target = ("all", None)
@@ -73,8 +73,8 @@ def to_target(path_or_id: int | str | None) -> Target:
     path = urlsplit(text).path or "/"
     if text.endswith("*"):
         return ("prefix", path.rstrip("*").lower())
-    ref = classify_url(path)
-    if ref.type in ("story", "photo") and ref.id is not None:
+    ref = route(path)
+    if ref.page in ("story", "photo") and ref.id is not None:
         return ("id", ref.id)
     return ("path", _norm(path))
 
@@ -97,9 +97,9 @@ def _norm(path: str) -> str:
 
 def request_keys(path: str) -> list[Target]:
     """Every target that names the page at ``path`` (most specific first)."""
-    ref = classify_url(path)
+    ref = route(path)
     keys: list[Target] = []
-    if ref.type in ("story", "photo") and ref.id is not None:
+    if ref.page in ("story", "photo") and ref.id is not None:
         keys.append(("id", ref.id))
     keys.append(("path", _norm(path)))
     return keys

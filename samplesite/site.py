@@ -23,11 +23,11 @@ from urllib.parse import parse_qsl, urlsplit
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from crawler.urls import DEFAULT_SITE, classify_url, listing_url
 from samplesite import breakage
 from samplesite.changes import ChangesMixin, story_paragraphs
 from samplesite.content import Content, load_data
 from samplesite.faults import LOGIN_PAGE, DropConnection, Faults, ShortBody, gzip_bomb, matches
+from samplesite.paths import DEFAULT_SITE, listing_url, route
 from samplesite.response import LoggedRequest, Response
 from samplesite.views import (
     Page,
@@ -150,10 +150,10 @@ class Site(ChangesMixin):
         return page
 
     def _route(self, path: str, query: str, base: str) -> Page:
-        ref = classify_url(path)
+        ref = route(path)
         hidden = self.faults.removed_story_ids()
         params = {k.lower(): v for k, v in parse_qsl(query)}
-        if ref.type == "story" and ref.id is not None:
+        if ref.page == "story" and ref.id is not None:
             story = self.content.story(ref.id)
             if story is None or story["kind"] != ref.kind:
                 return self._error(404)
@@ -164,16 +164,16 @@ class Site(ChangesMixin):
             if mode:
                 page.ctx["broken"] = mode
             return page
-        if ref.type == "photo" and ref.id is not None:
+        if ref.page == "photo" and ref.id is not None:
             img = self.content.image(ref.id)
             return photo_page(self.content, img, base) if img else self._error(404)
-        if ref.type == "listing" and ref.kind:
+        if ref.page == "listing" and ref.kind:
             return listing_page(self.content, ref.kind, _int(params.get("page"), 1, 1), base, hidden)
-        if ref.type == "feed":
+        if ref.page == "feed":
             ctype = _int(params.get("contenttype"), None, 0)
             max_items = min(_int(params.get("max"), DEFAULT_FEED_MAX, 0) or 0, MAX_FEED_MAX)
             return feed_page(self.content, ctype, max_items, base, hidden)
-        if ref.type == "robots":
+        if ref.page == "robots":
             return robots_page()
         if path in ("/", "/News", "/News/"):
             return home_page(self.content, base, hidden)

@@ -15,16 +15,9 @@ from datetime import UTC, date, datetime
 from email.utils import format_datetime
 from typing import Any
 
-from crawler.urls import (
-    CONTENT_TYPE_KIND,
-    LISTING_BY_KIND,
-    feed_url,
-    listing_url,
-    photo_page_url,
-    story_url,
-)
 from samplesite.content import Content, default_time, story_timestamp
 from samplesite.dates import ap_date
+from samplesite.paths import FEED_KIND, SECTIONS, feed_url, listing_url, photo_url, story_url
 
 PAGE_SIZE = 10
 SITE_NAME = "U.S. Department of War"
@@ -51,7 +44,7 @@ CONTENT_TYPE_NAME = {
     "advisory": "Advisory",
     "contract": "Contracts",
 }
-CONTENT_TYPE_BY_KIND = {kind: n for n, kind in CONTENT_TYPE_KIND.items()}
+CONTENT_TYPE_BY_KIND = {kind: n for n, kind in FEED_KIND.items()}
 ROBOTS_MTIME = 1672531200.0  # 2023-01-01: robots.txt never changes here
 _TAG_RE = re.compile(r"<[^>]+>")
 
@@ -115,7 +108,7 @@ def image_view(img: dict[str, Any], base: str) -> dict[str, Any]:
         "page_src": media_url(img),
         "og_image": media_url(img),
         "download_url": media_url(img, "-1/-1"),
-        "page_path": photo_page_url(img["media_id"], site=base),
+        "page_path": photo_url(img["media_id"], site=base),
         "published_ap": ap_date(img["uploaded"]),
     }
 
@@ -224,7 +217,7 @@ def creator_of(story: dict[str, Any]) -> str:
 
 
 def feed_page(content: Content, content_type: int | None, max_items: int, base: str, hidden: set[int]) -> Page:
-    kind = CONTENT_TYPE_KIND.get(content_type) if content_type is not None else None
+    kind = FEED_KIND.get(content_type) if content_type is not None else None
     ids = content.ordered_ids(kind, hidden) if kind or content_type is None else []
     chosen = [s for s in (content.story(i) for i in ids[:max_items]) if s is not None]
     items = []
@@ -263,6 +256,6 @@ def robots_page() -> Page:
 def home_page(content: Content, base: str, hidden: set[int]) -> Page:
     latest = [content.story(i) for i in content.ordered_ids(None, hidden)[:PAGE_SIZE]]
     links = [{"url": the_story_url(s, base), "text": s["title"]} for s in latest if s]
-    sections = [{"url": listing_url(k, site=base), "text": KIND_LABEL[k]} for k in LISTING_BY_KIND]
+    sections = [{"url": listing_url(k, site=base), "text": KIND_LABEL[k]} for k in SECTIONS]
     ctx = {"heading": SITE_NAME, "sections": sections, "links": links, "description": f"The {SITE_NAME}."}
     return Page(200, "page.html", ctx, mtime=content.kind_mtime(None) or 0.0)

@@ -13,16 +13,12 @@ from pathlib import Path
 import pytest
 import sqlite_utils
 
+from core import clock
+from core.config import AlertConfig, SmtpConfig
 from db import outbox
 from db.schema import connect
-from defwatch.config import AlertConfig, SmtpConfig
-from monitor.alerts import (
-    FlushResult,
-    flush_outbox,
-    queue_pending_alerts,
-    queue_run_alerts,
-    queue_test_mail,
-)
+from monitor.compose import queue_pending_alerts, queue_run_alerts, queue_test_mail
+from monitor.mailer import FlushResult, flush_outbox
 from tests.smtp_sink import SmtpSink, self_signed_cert, unused_port
 
 NOW = datetime(2025, 3, 4, 12, 0, tzinfo=UTC)
@@ -155,7 +151,7 @@ def test_digest_reaches_a_real_smtp_server_grouped_with_diff_and_links(db, sink)
     assert "* Soldiers train — Fort Liberty, N.C., café" in lines
     assert ">Soldiers train — Fort Liberty, N.C., café</a>" in html
 
-    assert row["status"] == "sent" and row["attempts"] == 1 and row["sent_at"] == outbox.stamp(NOW)
+    assert row["status"] == "sent" and row["attempts"] == 1 and row["sent_at"] == clock.stamp(NOW)
     unalerted = db.execute("SELECT COUNT(*) FROM events WHERE alerted_at IS NULL").fetchone()[0]
     assert unalerted == 0
     assert flush_outbox(db, smtp_config(sink.port), alert_config(), now=NOW + timedelta(hours=1)) == \
@@ -176,7 +172,7 @@ def test_smtp_down_keeps_the_mail_then_sends_it_exactly_once(db):
     assert row["status"] == "pending" and row["attempts"] == 1
     assert row["last_error"].startswith(f"cannot connect to 127.0.0.1:{port} (security=none): ")
     assert "refused" in row["last_error"].lower()
-    assert row["next_attempt_at"] == outbox.stamp(NOW + timedelta(seconds=60))
+    assert row["next_attempt_at"] == clock.stamp(NOW + timedelta(seconds=60))
 
     with SmtpSink(port=port) as server:
         early = flush_outbox(db, smtp_config(port), alert_config(), now=NOW + timedelta(seconds=30))
@@ -199,9 +195,9 @@ def test_gives_up_after_max_attempts_with_exponential_backoff(db):
     queue_run_alerts(db, 7, alerts, now=NOW)
 
     flush_outbox(db, smtp_config(port), alerts, now=NOW)
-    assert only_row(db)["next_attempt_at"] == outbox.stamp(NOW + timedelta(seconds=10))
+    assert only_row(db)["next_attempt_at"] == clock.stamp(NOW + timedelta(seconds=10))
     flush_outbox(db, smtp_config(port), alerts, now=NOW + timedelta(seconds=10))
-    assert only_row(db)["next_attempt_at"] == outbox.stamp(NOW + timedelta(seconds=30))
+    assert only_row(db)["next_attempt_at"] == clock.stamp(NOW + timedelta(seconds=30))
     assert flush_outbox(db, smtp_config(port), alerts, now=NOW + timedelta(seconds=30)) == FlushResult(0, 1, 0)
     row = only_row(db)
     assert (row["status"], row["attempts"], row["next_attempt_at"]) == ("failed", 3, None)
@@ -301,7 +297,7 @@ def test_mail_abandoned_mid_send_is_resent_once_after_the_lease_with_its_message
     queue_run_alerts(db, 7, alert_config(), now=NOW)
     row = only_row(db)
     # A flush that claimed the mail and then died before recording the outcome.
-    claimed = outbox.claim(db, row["id"], outbox.stamp(NOW), outbox.stamp(NOW + timedelta(minutes=15)))
+    claimed = outbox.claim(db, row["id"], clock.stamp(NOW), clock.stamp(NOW + timedelta(minutes=15)))
     assert claimed is not None and claimed["status"] == "sending" and not claimed["reclaimed"]
 
     assert flush_outbox(db, smtp_config(sink.port), alert_config(), now=NOW + timedelta(minutes=5)) == \

@@ -18,9 +18,10 @@ from pathlib import Path
 import feedparser
 import pytest
 
+from core.fetch import FetchInfo
+from core.records import Image, Photo, RelatedLink, Story
 from crawler.parsers.virin import parse_virin
-from crawler.records import Image, Photo, RelatedLink, Story
-from db.archive import Archive, FetchInfo
+from db.archive import Archive
 from db.events import insert_event
 from defwatch.cli import main
 from monitor.changes import detect_changes

@@ -6,8 +6,9 @@ import sqlite3
 
 import pytest
 
-from crawler.records import Image, Photo, RelatedLink, Story, Virin
-from db.archive import Archive, FetchInfo
+from core.fetch import FetchInfo
+from core.records import Image, Photo, RelatedLink, Story, Virin
+from db.archive import Archive
 from db.schema import SCHEMA_VERSION, ArchiveTooNew, connect
 
 

@@ -20,10 +20,13 @@ from pathlib import Path
 
 import pytest
 
+from core.clock import utcnow
+from core.constants import DEFAULT_SITE
+from core.fetch import FetchInfo
+from core.urls import photo_page_url, story_url
 from crawler.archiver import ArchiverClient, ArchiverError, Job, Stored
 from crawler.parsers import parse_page
-from crawler.urls import DEFAULT_SITE, photo_page_url, story_url
-from db.archive import Archive, FetchInfo, utcnow
+from db.archive import Archive
 from db.schema import connect
 from samplesite import SampleSite
 from tests.conftest import ROOT, crawl_env
@@ -109,7 +112,7 @@ def test_one_response_that_cannot_be_stored_does_not_stop_the_writer(tmp_path: P
 KILLED_CRAWL = textwrap.dedent("""
     import asyncio, os, signal, sys
     from crawler.archiver import ArchiverClient, Job
-    from db.archive import FetchInfo
+    from core.fetch import FetchInfo
     db, run_id, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 
     async def main():

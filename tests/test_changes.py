@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from crawler.records import Story
-from db.archive import Archive, FetchInfo
+from core.config import MonitorConfig
+from core.fetch import FetchInfo
+from core.records import Story
+from db.archive import Archive
 from db.events import list_events
 from db.queries import is_baseline
-from defwatch.config import MonitorConfig
 from monitor.changes import detect_changes
 
 STORY_ID = 501

@@ -10,8 +10,8 @@ import sys
 import time
 import urllib.request
 
+from core.config import Config, load_config
 from defwatch.cli import main
-from defwatch.config import Config, load_config
 from samplesite import render_page
 from tests.conftest import ROOT, crawl_env, run_crawl
 
@@ -172,7 +172,7 @@ def test_help_changes_and_search_import_no_crawler_scheduler_or_template_engine(
     assert not tops(help_modules) & {*HEAVY, "sqlite_utils", "apscheduler"}, sorted(help_modules)
     changes = loaded_modules(tmp_path, "changes", "--db", str(db))
     assert not tops(changes) & set(HEAVY), sorted(changes)
-    assert not {"defwatch.analyst_commands", "defwatch.distributed_commands", "crawler.records"} & changes
+    assert not {"defwatch.analyst_commands", "defwatch.distributed_commands", "core.records"} & changes
     search = loaded_modules(tmp_path, "search", "budget", "--db", str(db))
     assert not tops(search) & set(HEAVY), sorted(search)
     assert not {"defwatch.distributed_commands", "defwatch.reparse_commands"} & search

@@ -15,7 +15,7 @@ try:
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
-from defwatch.config import (
+from core.config import (
     SECTIONS,
     AlertConfig,
     Config,
@@ -415,7 +415,7 @@ def test_init_template_lists_every_setting(tmp_path):
 
 
 def test_template_is_package_data():
-    import defwatch
+    import core
 
-    assert (Path(defwatch.__file__).parent / "init_template.toml").read_text(encoding="utf-8") \
+    assert (Path(core.__file__).parent / "init_template.toml").read_text(encoding="utf-8") \
         == render_init_template()

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from core.fetch import FetchInfo, SaveResult
 from crawler.archiver import Stored
 from crawler.distributed.results import encode
 from crawler.distributed.writer import ResultDrain
@@ -19,7 +20,6 @@ from crawler.outcomes import count_result
 from crawler.pages import Followups
 from crawler.parsers import ParseError
 from crawler.pipelines import ArchivePipeline
-from db.archive import FetchInfo, SaveResult
 
 STORY = "http://127.0.0.1:8000/News/News-Stories/Article/Article/1/"
 

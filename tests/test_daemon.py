@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from defwatch.config import Config, JobConfig
+from core.config import Config, JobConfig
 from monitor.daemon import default_crawl_command, run_daemon
 from monitor.lock import ArchiveLock, LockHeld, lock_path_for
 
@@ -74,7 +74,7 @@ while True:
 # A daemon in its own process, configured from a JSON spec on argv.
 RUNNER = r"""
 import json, sys
-from defwatch.config import Config, JobConfig
+from core.config import Config, JobConfig
 from monitor.daemon import run_daemon
 spec = json.loads(sys.argv[1])
 config = Config(db=spec["db"], jobs=[JobConfig(**job) for job in spec["jobs"]])
@@ -266,8 +266,8 @@ def test_flush_runs_in_process_beside_a_crawl_and_survives_errors(tmp_path, capl
     assert any(m.startswith("job crawl finished: mode=discover") and "exit=0 no summary" in m for m in messages)
 
 
-def test_default_flush_runs_monitor_alerts_on_the_archive(tmp_path, caplog):
-    """The real wiring: monitor.alerts.flush_outbox on a connection to config.db (empty outbox)."""
+def test_default_flush_runs_the_mailer_on_the_archive(tmp_path, caplog):
+    """The real wiring: monitor.mailer.flush_outbox on a connection to config.db (empty outbox)."""
     caplog.set_level(logging.INFO)
     config = Config(db=str(tmp_path / "archive.db"), jobs=[every("mail", 0.2, "flush")])
 

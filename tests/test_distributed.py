@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 from scrapy import Request
 
-from crawler.urls import classify_url
+from core.urls import classify_url
 from tests.conftest import ROOT, crawl_env, run_crawl
 
 REDIS_SERVER = shutil.which("redis-server")

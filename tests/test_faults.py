@@ -59,7 +59,7 @@ OPERATOR_KINDS = {"crawl_failed", "crawl_blocked", "parser_degraded"}
 RUN_ONCE = """
 import json, logging, sys
 from dataclasses import replace
-from defwatch.config import load_config
+from core.config import load_config
 from monitor.runner import run_once
 db, site, mode, settings = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
 logging.basicConfig(level=logging.WARNING)

@@ -44,9 +44,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from core.constants import DEFAULT_SITE
+from core.records import Feed, Listing, ParseError, Photo, Record, Story
+from core.urls import CONTENT_TYPE_KIND, LISTING_BY_KIND, feed_url, photo_page_url, story_url
 from crawler.parsers import parse_page
-from crawler.records import Feed, Listing, ParseError, Photo, Record, Story
-from crawler.urls import CONTENT_TYPE_KIND, DEFAULT_SITE, LISTING_BY_KIND, feed_url, photo_page_url, story_url
 from samplesite import Site, render_page
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from core.records import Image, RelatedLink, Story, Virin
 from crawler.parsers import parse_page
-from crawler.records import Image, RelatedLink, Story, Virin
 
-REAL = Path("/work/shared/reference/real")
+# outside the repository: ../shared/reference/real beside the checkout (CI has it there too)
+REAL = Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "real"
 PRINT = "http://www.af.mil/DesktopModules/ArticleCS/Print.aspx?PortalId=1&ModuleId={module}&Article={id}"
 
 pytestmark = pytest.mark.skipif(not REAL.is_dir(), reason="reference pages not available")

@@ -7,12 +7,13 @@ from pathlib import Path
 
 import pytest
 
+from core.records import Feed, Listing, ListingItem, ParseError
+from core.urls import feed_url, listing_url
 from crawler.parsers import parse_page
-from crawler.records import Feed, Listing, ListingItem, ParseError
-from crawler.urls import feed_url, listing_url
 from samplesite import Site, render_page
 
-REAL = Path("/work/shared/reference/real")
+# outside the repository: ../shared/reference/real beside the checkout (CI has it there too)
+REAL = Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "real"
 AFMIL_FEED = "http://www.af.mil/DesktopModules/ArticleCS/RSS.ashx?ContentType={ct}&Site=1&max=20"
 SITE = "https://www.war.gov"
 

@@ -4,14 +4,14 @@ and a wall clock that jumps.
 Everything runs for real: `python -m defwatch crawl` child processes (each with its archive writer
 child) against the sample site, a real SQLite file, a real SMTP server (tests/smtp_sink.py, slowed
 down where a kill must land in the SMTP conversation). The clock is moved in-process by patching
-``db.archive.wall_clock`` (and APScheduler's clock for the daemon), and in crawl child processes by
-``DEFWATCH_TEST_CLOCK_OFFSET`` (seconds; the test-only hook in ``db.archive.wall_clock``).
+``core.clock.wall_clock`` (and APScheduler's clock for the daemon), and in crawl child processes by
+``DEFWATCH_TEST_CLOCK_OFFSET`` (seconds; the test-only hook in ``core.clock.wall_clock``).
 
 What must hold after each fault: the archive passes ``PRAGMA integrity_check`` and has no version
 without its fetch and raw page; every scripted change is reported exactly once as an event (none
 lost, none doubled, none invented); every queued mail reaches the SMTP server exactly once. The one
 duplicate SMTP allows (a kill after the server accepted the message, before the outbox recorded it:
-at-least-once with the same Message-ID, see ``monitor.alerts.flush_outbox``) is only tolerated for
+at-least-once with the same Message-ID, see ``monitor.mailer.flush_outbox``) is only tolerated for
 a mail the test saw in exactly that state.
 """
 
@@ -41,17 +41,19 @@ from pathlib import Path
 
 import pytest
 
-import db.archive
-from crawler.records import Story
+import core.clock
+from core.config import AlertConfig, Config, JobConfig, MonitorConfig, SmtpConfig
+from core.fetch import FetchInfo
+from core.records import Story
 from db import outbox, queries
-from db.archive import Archive, FetchInfo
+from db.archive import Archive
 from db.events import list_events
 from db.queries import is_baseline
 from db.schema import connect
-from defwatch.config import AlertConfig, Config, JobConfig, MonitorConfig, SmtpConfig
-from monitor.alerts import FlushResult, flush_outbox, queue_run_alerts
 from monitor.changes import detect_changes
+from monitor.compose import queue_run_alerts
 from monitor.daemon import run_daemon
+from monitor.mailer import FlushResult, flush_outbox
 from samplesite import SampleSite
 from tests.conftest import ROOT, CrawlRun, crawl_env, run_crawl
 from tests.smtp_sink import SmtpSink, _Handler, unused_port
@@ -487,7 +489,7 @@ def test_clock_set_back_and_forward_between_crawls(tmp_path):
         env = alert_env(tmp_path, None, port=port)
 
         def crawl(offset: int) -> CrawlRun:
-            run = run_crawl(archive, site.base_url, env={**env, db.archive.TEST_CLOCK_OFFSET: str(offset)})
+            run = run_crawl(archive, site.base_url, env={**env, core.clock.TEST_CLOCK_OFFSET: str(offset)})
             assert run.returncode == 0, run.stderr
             return run
 
@@ -527,7 +529,7 @@ def test_clock_set_back_and_forward_between_crawls(tmp_path):
 
 
 class Clock:
-    """A wall clock the test moves: patched over ``db.archive.wall_clock``."""
+    """A wall clock the test moves: patched over ``core.clock.wall_clock``."""
 
     def __init__(self, start: datetime) -> None:
         self.now = start
@@ -568,7 +570,7 @@ def _removals(archive: Archive) -> list[int]:
 
 def test_removal_confirmation_ignores_the_wall_clock_jumping(tmp_path, monkeypatch):
     clock = Clock(datetime(2030, 1, 1, tzinfo=UTC))
-    monkeypatch.setattr(db.archive, "wall_clock", clock)
+    monkeypatch.setattr(core.clock, "wall_clock", clock)
     archive = Archive.open(str(tmp_path / "clock.db"))
     policy = MonitorConfig(removal_confirm_runs=3, removal_delay_hours=12)
     _run(archive, "ok", policy)
@@ -598,7 +600,7 @@ def test_removal_confirmation_ignores_the_wall_clock_jumping(tmp_path, monkeypat
 
 def test_removal_delay_is_measured_between_observations(tmp_path, monkeypatch):
     clock = Clock(datetime(2030, 1, 1, tzinfo=UTC))
-    monkeypatch.setattr(db.archive, "wall_clock", clock)
+    monkeypatch.setattr(core.clock, "wall_clock", clock)
     archive = Archive.open(str(tmp_path / "delay.db"))
     policy = MonitorConfig(removal_confirm_runs=5, removal_delay_hours=12)
     _run(archive, "ok", policy)
@@ -611,7 +613,7 @@ def test_removal_delay_is_measured_between_observations(tmp_path, monkeypatch):
 
 def test_events_detected_after_the_clock_went_back_still_sort_after(tmp_path, monkeypatch):
     clock = Clock(datetime(2030, 1, 2, tzinfo=UTC))
-    monkeypatch.setattr(db.archive, "wall_clock", clock)
+    monkeypatch.setattr(core.clock, "wall_clock", clock)
     archive = Archive.open(str(tmp_path / "since.db"))
     policy = MonitorConfig()
     _run(archive, "absent", policy)  # the baseline, without story 501
@@ -650,7 +652,7 @@ def test_mail_retry_and_lease_do_not_wait_out_a_clock_set_back(tmp_path):
         # back a day: the lease is respected while it can be, and does not become a day and a quarter.
         _new_story_event(archive_db, 2)
         [second] = queue_run_alerts(archive_db, 1, alerts, now=now)
-        assert outbox.claim(archive_db, second, outbox.stamp(now), outbox.stamp(now + timedelta(minutes=15)))
+        assert outbox.claim(archive_db, second, core.clock.stamp(now), core.clock.stamp(now + timedelta(minutes=15)))
         assert flush_outbox(archive_db, up, alerts, now=now + timedelta(minutes=5)) == FlushResult(0, 0, 1)
         assert flush_outbox(archive_db, up, alerts, now=back) == FlushResult(1, 0, 0)
         sent = [m.message["Message-ID"] for m in sink.messages]
@@ -662,7 +664,7 @@ def test_revisits_do_not_wait_out_a_clock_set_back(tmp_path):
     leave every story un-revisited for that day. They are due at once; honest stamps keep their age."""
     archive_db = connect(str(tmp_path / "revisit.db"))
     now = datetime(2030, 1, 10, 12, tzinfo=UTC)
-    stamp = queries.iso
+    stamp = core.clock.stamp
 
     def story(story_id: int, last_fetched: datetime) -> None:
         archive_db["stories"].insert({
@@ -685,14 +687,14 @@ def test_a_run_from_before_a_reboot_is_closed_even_if_its_pid_is_taken_again(tmp
     process: the run is interrupted all the same. A running run of this boot keeps running."""
     path = str(tmp_path / "reboot.db")
     archive = Archive.open(path)
-    booted = db.archive.boot_time()
+    booted = core.clock.boot_time()
     if booted is None:
         pytest.skip("no /proc/stat boot time on this system")
     alive = os.getpid()  # a live process, as a reused pid would be
     archive.db.execute("INSERT INTO runs (mode, site, started_at, status, pid) VALUES "
                        "('full', 's', '2000-01-01T00:00:00.000000Z', 'running', ?)", [alive])
     archive.db.execute("INSERT INTO runs (mode, site, started_at, status, pid) VALUES ('full', 's', ?, 'running', ?)",
-                       [db.archive.utcnow(), alive])
+                       [core.clock.utcnow(), alive])
     archive.db.conn.commit()
     archive.start_run("discover", "s")
     statuses = archive.db.execute("SELECT id, status FROM runs ORDER BY id").fetchall()

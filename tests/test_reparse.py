@@ -18,9 +18,9 @@ from typing import Any
 
 import pytest
 
+from core.records import PARSER_VERSION
 from crawler.parsers import parse_page
-from crawler.records import PARSER_VERSION
-from db.reparse import assign_hashes
+from crawler.reparse import assign_hashes
 from db.versions import content_hash, image_content, story_content
 from defwatch import cli
 from defwatch.reparse_commands import REGISTRY

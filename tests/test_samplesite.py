@@ -16,7 +16,7 @@ import lxml.etree
 import lxml.html
 import pytest
 
-from crawler.urls import CONTENT_TYPE_KIND, feed_url, listing_url
+from core.urls import CONTENT_TYPE_KIND, feed_url, listing_url
 from samplesite import SampleSite, render_page
 from samplesite.content import load_data
 from samplesite.site import Site

@@ -6,8 +6,8 @@ from datetime import date
 
 import pytest
 
+from core.records import Virin
 from crawler.parsers.virin import BRANCHES, find_virin, parse_virin, shot_date, virin_from_filename
-from crawler.records import Virin
 
 TODAY = date(2026, 11, 26)
 

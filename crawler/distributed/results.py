@@ -14,10 +14,10 @@ import base64
 import json
 from dataclasses import asdict, dataclass
 
+from core.fetch import FetchInfo
 from crawler.items import PageResult
 from crawler.pages import Followups
 from crawler.parsers import parse_page
-from db.archive import FetchInfo
 
 
 @dataclass

@@ -22,6 +22,7 @@ from scrapy.settings import Settings
 from twisted.internet.task import LoopingCall
 from twisted.python.failure import Failure
 
+from core.urls import index_key
 from crawler.distributed.frontier import ClaimingPriorityQueue
 from crawler.distributed.keys import POLL_SECONDS, Keys, connect, heartbeat, read_meta, read_progress
 from crawler.distributed.results import decode_followups, encode
@@ -30,7 +31,6 @@ from crawler.middlewares import ConditionalGetMiddleware
 from crawler.pages import Followups
 from crawler.run import CrawlResult, DownloadCut, run_crawl
 from crawler.spiders.site import SiteSpider
-from db.archive import index_key
 
 logger = logging.getLogger(__name__)
 PAGE_TYPES = ("story", "photo")

@@ -1,4 +1,4 @@
-"""Page parsers: bytes of one response -> one typed record (crawler.records).
+"""Page parsers: bytes of one response -> one typed record (core.records).
 
 ``parse_page`` is the single entry point for the crawler, the CLI and re-parsing of stored pages. It
 dispatches on the URL grammar and falls back to sniffing the content, and it never raises: anything
@@ -14,6 +14,8 @@ import logging
 import re
 from functools import lru_cache, partial
 
+from core.records import ParseError, Record
+from core.urls import STORY_PATHS, STORY_PREFIX_BY_KIND, PageRef, classify_url
 from crawler.parsers import images
 from crawler.parsers.afmil import is_print_view, parse_print_view
 from crawler.parsers.block import detect_block, sniff_block_page
@@ -33,8 +35,6 @@ from crawler.parsers.photo import parse_photo
 from crawler.parsers.record_order import check_record_order
 from crawler.parsers.story import parse_story
 from crawler.parsers.virin import find_virin, parse_virin
-from crawler.records import ParseError, Record
-from crawler.urls import STORY_PATHS, STORY_PREFIX_BY_KIND, PageRef, classify_url
 
 __all__ = ["detect_block", "find_virin", "parse_page", "parse_virin", "sniff_page_type"]
 
@@ -166,7 +166,7 @@ def sniff_page_type(data: bytes, expected: str | None = None) -> str | None:
     return None
 
 
-# The common case, a story URL, in one regex; anything else goes through crawler.urls.classify_url.
+# The common case, a story URL, in one regex; anything else goes through core.urls.classify_url.
 # The same, case-sensitive, for URLs in the site's own casing: where it matches, _STORY_URL_RE
 # matches identically (one parse either way: the segments cannot contain "/").
 _CASED_STORY_URL_RE = re.compile(r"^(?:https?://[^/?#]*)?(/News/[^/?#]+/[^/?#]+/Article/)(\d+)(?=[/?#]|$)")

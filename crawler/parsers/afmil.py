@@ -11,13 +11,13 @@ from __future__ import annotations
 import re
 from urllib.parse import parse_qsl, unquote
 
+from core.records import Image, ParseError, RelatedLink, Story
+from core.urls import classify_url, urlsplit
 from crawler.parsers import images
 from crawler.parsers.dom import Element, Page
 from crawler.parsers.extract import abs_url, lines_of, same_site, text_of
 from crawler.parsers.select import Sel, all_of_first, first_match, first_text, sels
 from crawler.parsers.text import clean_dateline, norm, norm_or_none, parse_date, split_byline
-from crawler.records import Image, ParseError, RelatedLink, Story
-from crawler.urls import classify_url, urlsplit
 
 _ARTICLE_PATH_RE = re.compile(r"/Article/(\d+)(?:[/.?#]|$)", re.I)
 _MIRRORED_MEDIA_RE = re.compile(r"^(?:\.\./|/)*(?:[^/]*/)*?(media\.defense\.gov/.*)$", re.I)

@@ -12,11 +12,11 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Mapping
 
+from core.records import Image
 from crawler.parsers import images
 from crawler.parsers.dom import Element, Page, class_role
 from crawler.parsers.extract import BLOCK_TAGS, SKIP_TAGS, abs_url, lines_of, text_of
 from crawler.parsers.text import clean_dateline, norm
-from crawler.records import Image
 
 # Blocks inside the body that are not paragraphs: images and spotlight links are read as such,
 # everything else listed here is site furniture.

@@ -19,8 +19,8 @@ from typing import Any
 
 from lxml import etree
 
+from core.urls import PageRef, classify_url
 from crawler.parsers.text import norm
-from crawler.urls import PageRef, classify_url
 
 Element = etree._Element
 ELEMENTS = etree.Element  # ``el.iter(tag=ELEMENTS)`` yields elements only (no comments/PIs)

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from urllib.parse import urljoin
 
+from core.urls import SITE_HOSTS, urlsplit
 from crawler.parsers.dom import Element
 from crawler.parsers.text import norm
-from crawler.urls import SITE_HOSTS, urlsplit
 
 BLOCK_TAGS = frozenset({
     "address", "article", "aside", "blockquote", "dd", "div", "dl", "dt", "figcaption", "figure",

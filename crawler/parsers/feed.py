@@ -13,10 +13,10 @@ from urllib.parse import parse_qsl
 
 from lxml import etree
 
+from core.records import Feed, ListingItem, ParseError
+from core.urls import CONTENT_TYPE_KIND, SITE_HOSTS, classify_url, urlsplit
 from crawler.parsers.extract import abs_url
 from crawler.parsers.text import norm, norm_or_none, parse_rfc822
-from crawler.records import Feed, ListingItem, ParseError
-from crawler.urls import CONTENT_TYPE_KIND, SITE_HOSTS, classify_url, urlsplit
 
 _XML_PARSER = etree.XMLParser(recover=True, resolve_entities=False, no_network=True)
 # For text input: it is encoded to UTF-8, which must win over the document's own declaration.

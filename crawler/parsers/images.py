@@ -17,12 +17,12 @@ import re
 from collections.abc import Iterator, Mapping
 from itertools import islice
 
+from core.records import Image, Virin
+from core.urls import file_name_from_media_url, media_id_from_media_url, photo_page_url, urlsplit
 from crawler.parsers.dom import Element
 from crawler.parsers.extract import SKIP_TAGS, abs_url, lines_of, own_text, text_of
 from crawler.parsers.text import norm, norm_all, norm_or_none, parse_size, strip_credit_label
 from crawler.parsers.virin import find_virin, parse_virin, virin_from_filename
-from crawler.records import Image, Virin
-from crawler.urls import file_name_from_media_url, media_id_from_media_url, photo_page_url, urlsplit
 
 # class token -> field, for inline story images (first element with a role wins).
 INLINE_ROLES: Mapping[str, str] = {

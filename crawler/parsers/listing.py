@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import re
 
+from core.records import Listing, ListingItem, ParseError
+from core.urls import CONTENT_TYPE_KIND, classify_url
 from crawler.parsers.dom import Element, Page
 from crawler.parsers.extract import abs_url
 from crawler.parsers.select import Sel, all_of_first, first_match, sels
 from crawler.parsers.text import norm, norm_or_none, parse_date
-from crawler.records import Listing, ListingItem, ParseError
-from crawler.urls import CONTENT_TYPE_KIND, classify_url
 
 _ARTICLE_ID_RE = re.compile(r"/Article/(\d+)(?:[/.?#]|$)", re.I)
 _NEXT_WORDS = ("next", "»", "›", ">", "→")

@@ -6,13 +6,13 @@ from the info block (``.media-inline-popup .title``) or og:title.
 
 from __future__ import annotations
 
+from core.records import ParseError, Photo
+from core.urls import media_id_from_media_url
 from crawler.parsers import images
 from crawler.parsers.dom import Page
 from crawler.parsers.extract import abs_url, text_of
 from crawler.parsers.select import first_match, sels
 from crawler.parsers.text import parse_date
-from crawler.records import ParseError, Photo
-from crawler.urls import media_id_from_media_url
 
 
 class SEL:

@@ -2,7 +2,7 @@
 
 Why positional: CPython 3.11 matches each keyword argument against the parameter names, so a
 keyword call of a ten-field dataclass costs about twice a positional one, and a story builds a
-dozen records. A positional call would silently misassign if ``crawler.records`` reordered or
+dozen records. A positional call would silently misassign if ``core.records`` reordered or
 inserted fields, so the order is checked here: such a change fails loudly at import (update the
 calls named below), never as wrong records.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import fields
 
-from crawler.records import Image, RelatedLink, Story, Virin
+from core.records import Image, RelatedLink, Story, Virin
 
 # Leading fields of each record, in the order the positional calls pass them.
 ORDER: dict[type, tuple[str, ...]] = {
@@ -30,6 +30,6 @@ def check_record_order() -> None:
     for cls, expected in ORDER.items():
         names = tuple(f.name for f in fields(cls))
         if names[:len(expected)] != expected:
-            raise ImportError(f"crawler.records.{cls.__name__} fields changed to {names}: update the positional "
+            raise ImportError(f"core.records.{cls.__name__} fields changed to {names}: update the positional "
                               f"calls in crawler.parsers (see crawler/parsers/record_order.py)")
 

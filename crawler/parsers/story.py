@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import re
 
+from core.records import Image, ParseError, RelatedLink, Story
+from core.urls import PageRef, classify_url
 from crawler.parsers import images
 from crawler.parsers.body import BodyReader, TooDeep
 from crawler.parsers.dom import Element, Page, class_role
 from crawler.parsers.extract import SKIP_TAGS, abs_url, same_site, text_of
 from crawler.parsers.select import all_of_first, first_match, sels
 from crawler.parsers.text import clean_dateline, norm, norm_or_none, parse_date, split_byline
-from crawler.records import Image, ParseError, RelatedLink, Story
-from crawler.urls import PageRef, classify_url
 
 # ---------------------------------------------------------------- role tables ("selectors")
 

@@ -11,8 +11,8 @@ import re
 import time
 from datetime import date
 
+from core.records import Virin
 from crawler.parsers.text import iso_date
-from crawler.records import Virin
 
 # Field-2 service / status codes (DoDI 5040.02 via DIMOC; X from observed Space Force photos).
 BRANCHES: dict[str, str] = {

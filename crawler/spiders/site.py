@@ -21,7 +21,7 @@ content and never a removal; so is an off-site hop, a redirect loop, or a body o
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from typing import Any
 from urllib.parse import urljoin
 
@@ -31,24 +31,17 @@ from scrapy.exceptions import CloseSpider
 from scrapy.http import Response
 from twisted.python.failure import Failure
 
+from core.clock import utcnow, wall_clock
+from core.constants import CRAWL_MODES, DEFAULT_FEEDS, DEFAULT_SITE
+from core.fetch import FetchInfo
+from core.urls import LISTING_BY_KIND, classify_url, feed_url, index_key, listing_url, photo_page_url, rebase
 from crawler.items import PageResult
 from crawler.middlewares import SiteOnlyMiddleware
 from crawler.outcomes import classify
 from crawler.pages import Followups, followups, parse_fetched
-from crawler.urls import (
-    DEFAULT_SITE,
-    LISTING_BY_KIND,
-    classify_url,
-    feed_url,
-    listing_url,
-    photo_page_url,
-    rebase,
-)
 from db import queries
-from db.archive import FetchInfo, index_key, utcnow, wall_clock
 from db.schema import connect
 
-MODES = ("discover", "revisit", "sweep", "full")
 FEED_PRIORITY, LISTING_PRIORITY, STORY_PRIORITY, PHOTO_PRIORITY = 30, 20, 10, 0
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 # Outcomes that say the site answered us; anything else between two blocks keeps a block storm going.
@@ -67,13 +60,13 @@ class SiteSpider(Spider):
         mode: str = "discover",
         max_pages: int | str = 0,
         listing_pages: int | str = 3,
-        feeds: str | list[int] = "1,9,400,800",
+        feeds: str | Sequence[int] = DEFAULT_FEEDS,
         revisit: dict[str, float] | None = None,
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
-        if mode not in MODES:
-            raise ValueError(f"unknown mode {mode!r}; expected one of {', '.join(MODES)}")
+        if mode not in CRAWL_MODES:
+            raise ValueError(f"unknown mode {mode!r}; expected one of {', '.join(CRAWL_MODES)}")
         self.mode = mode
         self.max_pages = int(max_pages or 0)
         self.listing_pages = int(listing_pages)

@@ -2,7 +2,8 @@
 
 Identity never depends on the host: a story is its numeric article id, an image is its media id
 (the same number in ``/igphoto/<id>/`` and in ``media.defense.gov/YYYY/Mon/DD/<id>/<w>/<h>/0/<VIRIN>.JPG``).
-Everything that knows a path shape lives here so spiders, parsers and the sample site agree.
+Everything that knows a path shape lives here so the spider, the parsers and the archive agree. The sample
+site keeps its own table (``samplesite/paths.py``), so a mistake here is caught by the tests, not served.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from dataclasses import dataclass
 from urllib.parse import SplitResult, parse_qsl, urlencode, urljoin, urlunsplit
 from urllib.parse import urlsplit as _urlsplit
 
-DEFAULT_SITE = "https://www.war.gov"
+from core.constants import DEFAULT_SITE
+
 SITE_HOSTS = frozenset(
     {"www.war.gov", "war.gov", "www.defense.gov", "defense.gov", "media.defense.gov"}
 )
@@ -259,3 +261,9 @@ def normalize_url(url: str) -> str:
     pairs = parse_qsl(parts.query, keep_blank_values=True)
     query = urlencode([(k, v) for k, v in pairs if k.lower() not in _CACHE_BUSTERS])
     return urlunsplit((parts.scheme.lower(), parts.netloc.lower(), parts.path, query, ""))
+
+
+def index_key(url: str) -> str:
+    """A feed or listing page's identity: its path and query, whatever the host (``--site``)."""
+    parts = urlsplit(url)
+    return f"{parts.path}?{parts.query}" if parts.query else parts.path

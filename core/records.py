@@ -15,8 +15,6 @@ from typing import Any
 # and ``defwatch reparse`` refreshes records made by an older parser without emitting events.
 PARSER_VERSION = "1.0.0"
 
-STORY_KINDS = ("news-story", "feature-story", "release", "transcript", "speech", "advisory", "contract")
-
 
 @dataclass
 class Virin:

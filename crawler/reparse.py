@@ -1,5 +1,7 @@
 """Re-running the current parsers over the stored raw pages (``defwatch reparse``).
 
+It lives with the crawler because it runs the parsers; the archive layer (``db``) never imports them.
+
 A parser fix changes what we *read* from a page, not what the site *said*, so it must never look
 like a story change: re-parsing rewrites the stored version rows in place (record, summary columns,
 content hash, parser version) and the current-state row of a subject whose current version it is,
@@ -31,9 +33,9 @@ from typing import Any
 
 import sqlite_utils
 
+from core.records import PARSER_VERSION
 from crawler.parsers import parse_page
-from crawler.records import PARSER_VERSION
-from db.archive import image_columns, read_raw, story_columns, write_tags
+from db.rows import image_columns, read_raw, story_columns, write_tags
 from db.versions import content_hash, image_content, story_content
 
 MAX_LISTED_FAILURES = 50  # the counts are complete; the examples are for a person to look at

@@ -36,11 +36,21 @@ try:
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib  # type: ignore[no-redef]
 
+from core.constants import (
+    CONCURRENCY_PER_HOST,
+    CRAWL_MODES,
+    DEFAULT_FEEDS,
+    DEFAULT_SITE,
+    DOWNLOAD_DELAY_SECONDS,
+    DOWNLOAD_TIMEOUT_SECONDS,
+    MAX_RESPONSE_BYTES,
+    SECURITY_MODES,
+    USER_AGENT,
+)
+
 if typing.TYPE_CHECKING:
     from apscheduler.triggers.cron import CronTrigger
 
-SECURITY_MODES = ("none", "starttls", "ssl")
-CRAWL_MODES = ("discover", "revisit", "sweep", "full")
 JOB_MODES = (*CRAWL_MODES, "flush")
 DEFAULT_CONFIG_FILE = "defwatch.toml"
 
@@ -74,14 +84,14 @@ class AlertConfig:
 @dataclass
 class CrawlConfig:
     polite: bool = True  # False for the local sample site: no AutoThrottle, high concurrency
-    concurrency_per_host: int = 2
-    download_delay: float = 1.0
-    timeout: float = 30.0
-    user_agent: str = "defwatch/0.1 (+https://github.com/defwatch/defwatch; archive and change monitor)"
+    concurrency_per_host: int = CONCURRENCY_PER_HOST
+    download_delay: float = DOWNLOAD_DELAY_SECONDS
+    timeout: float = float(DOWNLOAD_TIMEOUT_SECONDS)
+    user_agent: str = USER_AGENT
     max_pages: int = 0  # 0 = no cap
     discover_listing_pages: int = 3
-    feeds: list[int] = field(default_factory=lambda: [1, 9, 400, 800])  # ArticleCS ContentType values
-    max_response_bytes: int = 20 * 1024 * 1024
+    feeds: list[int] = field(default_factory=lambda: list(DEFAULT_FEEDS))  # ArticleCS ContentType values
+    max_response_bytes: int = MAX_RESPONSE_BYTES
 
 
 @dataclass
@@ -124,7 +134,7 @@ def default_jobs() -> list[JobConfig]:
 @dataclass
 class Config:
     db: str = "./defwatch.db"
-    site: str = "https://www.war.gov"
+    site: str = DEFAULT_SITE
     smtp: SmtpConfig = field(default_factory=SmtpConfig)
     alerts: AlertConfig = field(default_factory=AlertConfig)
     crawl: CrawlConfig = field(default_factory=CrawlConfig)
@@ -192,7 +202,7 @@ def resolve_config_path(path: str | None, env: Mapping[str, str]) -> str | None:
 
 def render_init_template() -> str:
     """The commented ``defwatch.toml`` that ``defwatch init`` writes: every setting at its default."""
-    return resources.files("defwatch").joinpath("init_template.toml").read_text(encoding="utf-8")
+    return resources.files("core").joinpath("init_template.toml").read_text(encoding="utf-8")
 
 
 def _read_toml(source: str) -> dict[str, Any]:

@@ -1,22 +1,18 @@
-"""From change events to delivered alert emails, through the ``outbox`` table.
+"""Composing alert mails: from change events to complete mails queued in the ``outbox`` table.
 
 Queueing renders each mail completely (subject, text, HTML, Message-ID) and stores it in the same
 transaction that stamps its events ``alerted_at``: an event is in exactly one outbox mail of its
-kind or in none, and a crash can never leave one half-queued. Flushing only ever sends what is
-stored, so a retry days later is the very mail that first failed.
-
-Delivery is at-least-once with a stable Message-ID, not at-most-once; see ``flush_outbox``.
+kind or in none, and a crash can never leave one half-queued. Delivery (``monitor.mailer``) only
+ever sends what is stored, so a retry days later is the very mail that first failed.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import re
+import unicodedata
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from difflib import SequenceMatcher
+from datetime import UTC, datetime
 from email.utils import make_msgid, parseaddr
 from pathlib import Path
 from textwrap import TextWrapper
@@ -25,14 +21,18 @@ from typing import TYPE_CHECKING, Any
 import jinja2
 import sqlite_utils
 
+from core.clock import as_utc, parse_stamp, stamp
 from db import outbox
-from db.archive import wall_clock
-from monitor import mailer
+from monitor.diff import pair_paragraphs
 
 if TYPE_CHECKING:
-    from defwatch.config import AlertConfig, SmtpConfig
+    from core.config import AlertConfig
 
-log = logging.getLogger("defwatch.alerts")
+HEADER_LIMIT = 200
+# C0/C1 controls and the Unicode line/paragraph separators: anything a mail client or a
+# header parser could read as a line break.
+_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u0085]+")
+_TEXT_CONTROLS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029\u0085]")
 
 # Digest sections, in the order a reader wants them.
 SECTIONS: tuple[tuple[str, str], ...] = (
@@ -62,9 +62,6 @@ MAX_HUNKS_PER_EVENT = 20
 MAX_PARAGRAPH_CHARS = 4000
 SUBJECT_TITLE_CHARS = 120
 SUBJECT_CHARS = 200
-MAX_BACKOFF = timedelta(hours=6)
-MIN_LEASE = timedelta(minutes=15)
-CLOCK_SLACK = timedelta(minutes=1)  # flushes with slightly different clocks are not a clock jump
 
 _env = jinja2.Environment(
     loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
@@ -74,15 +71,6 @@ _env = jinja2.Environment(
     lstrip_blocks=True,
     keep_trailing_newline=True,
 )
-
-
-@dataclass(frozen=True)
-class FlushResult:
-    """What one flush did: mails delivered, mails given up, mails still waiting in the outbox."""
-
-    sent: int = 0
-    failed: int = 0
-    pending: int = 0
 
 
 # --- queueing --------------------------------------------------------------------------------
@@ -96,7 +84,7 @@ def queue_run_alerts(
     Idempotent: the events are stamped in the same transaction, so a second call finds none.
     """
     with outbox.write_transaction(db):
-        return _queue(db, outbox.unalerted_events(db, run_id=run_id), alerts, _utc(now))
+        return _queue(db, outbox.unalerted_events(db, run_id=run_id), alerts, as_utc(now))
 
 
 def queue_pending_alerts(
@@ -108,7 +96,7 @@ def queue_pending_alerts(
     backlog after a parser outage or a first configuration of recipients is one mail, not fifty.
     """
     with outbox.write_transaction(db):
-        return _queue(db, outbox.unalerted_events(db), alerts, _utc(now))
+        return _queue(db, outbox.unalerted_events(db), alerts, as_utc(now))
 
 
 def queue_test_mail(db: sqlite_utils.Database, alerts: AlertConfig, now: datetime | None = None) -> int:
@@ -116,17 +104,17 @@ def queue_test_mail(db: sqlite_utils.Database, alerts: AlertConfig, now: datetim
     recipients = list(dict.fromkeys([*alerts.recipients, *alerts.operator_recipients]))
     if not recipients:
         raise ValueError("no alert recipients configured (set DEFWATCH_ALERT_TO or DEFWATCH_OPERATOR_TO)")
-    moment = _utc(now)
+    moment = as_utc(now)
     context = {
         "site_name": alerts.site_name,
-        "queued_at": outbox.stamp(moment),
+        "queued_at": stamp(moment),
         "recipients": alerts.recipients,
         "operator_recipients": alerts.operator_recipients,
     }
     mail = _mail(alerts, "test", None, recipients, f"[defwatch] {alerts.site_name}: test mail",
                  _env.get_template("test.txt").render(context), None)
     with outbox.write_transaction(db):
-        return outbox.insert_mail(db, created_at=outbox.stamp(moment), **mail)
+        return outbox.insert_mail(db, created_at=stamp(moment), **mail)
 
 
 def _queue(
@@ -142,7 +130,7 @@ def _queue(
         mails.append((_digest_mail(subscriber, alerts), subscriber))
     if operator and alerts.operator_recipients:
         mails.append((_operator_mail(operator, alerts), operator))
-    created = outbox.stamp(moment)
+    created = stamp(moment)
     ids = [outbox.insert_mail(db, created_at=created, **mail) for mail, _ in mails]
     outbox.mark_alerted(db, sorted({e["id"] for _, covered in mails for e in covered}), created)
     return ids
@@ -158,15 +146,15 @@ def _mail(
     body_html: str | None,
 ) -> dict[str, Any]:
     """An outbox row's content. The Message-ID is made once, here, and kept for every retry."""
-    sender = mailer.check_address(alerts.sender)
+    sender = check_address(alerts.sender)
     domain = parseaddr(sender)[1].rpartition("@")[2] or "defwatch.invalid"
     return {
         "message_id": make_msgid(domain=domain),
         "kind": kind,
         "run_id": run_id,
         "sender": sender,
-        "recipients": [mailer.check_address(a) for a in recipients],
-        "subject": mailer.sanitize_header(subject, SUBJECT_CHARS),
+        "recipients": [check_address(a) for a in recipients],
+        "subject": sanitize_header(subject, SUBJECT_CHARS),
         "body_text": body_text,
         "body_html": body_html,
     }
@@ -183,7 +171,7 @@ def _digest_mail(events: list[dict[str, Any]], alerts: AlertConfig) -> dict[str,
 
 def _immediate_mail(event: dict[str, Any], alerts: AlertConfig) -> dict[str, Any]:
     what = event["kind"].replace("_", " ")
-    title = mailer.sanitize_header(_title(event), SUBJECT_TITLE_CHARS)
+    title = sanitize_header(_title(event), SUBJECT_TITLE_CHARS)
     runs = _runs_label([event])
     subject = f"[defwatch] {_site(alerts)}: {what}: {title}" + (f" ({runs})" if runs else "")
     intro = f"This {what.split()[0]} was confirmed removed. The run's digest will list it too."
@@ -199,7 +187,7 @@ def _operator_mail(events: list[dict[str, Any]], alerts: AlertConfig) -> dict[st
     items = [
         {
             "label": OPERATOR_LABELS.get(e["kind"], e["kind"]),
-            "summary": mailer.clean_text(e["summary"]),
+            "summary": clean_text(e["summary"]),
             "detected_at": _when(e["detected_at"]),
             "run_id": e["run_id"],
             "url": _safe_url(e["url"]),
@@ -251,9 +239,9 @@ def _digest_context(
 def _item(event: dict[str, Any]) -> dict[str, Any]:
     hunks = _diff_fields(event["diff"])
     return {
-        "title": mailer.sanitize_header(_title(event), 300),
+        "title": sanitize_header(_title(event), 300),
         "url": _safe_url(event["url"]),
-        "summary": mailer.clean_text(event["summary"]),
+        "summary": clean_text(event["summary"]),
         "changed_fields": [str(f) for f in _json(event["changed_fields"], list)],
         "detected_at": _when(event["detected_at"]),
         "run_id": event["run_id"],
@@ -287,7 +275,7 @@ def _hunk(op: dict[str, Any]) -> dict[str, Any]:
 
 
 def _paragraph(value: Any) -> str:
-    text = " ".join(mailer.clean_text(str(value)).split())
+    text = " ".join(clean_text(str(value)).split())
     return text if len(text) <= MAX_PARAGRAPH_CHARS else text[: MAX_PARAGRAPH_CHARS - 1] + "…"
 
 
@@ -299,63 +287,8 @@ def _wrap(paragraph: str, marker: str) -> list[str]:
 
 
 def _html_paragraphs(old: list[str], new: list[str]) -> list[dict[str, Any]]:
-    """Pair old and new paragraphs in order; similar pairs get inline word-level marks."""
-    paras = []
-    for index in range(max(len(old), len(new))):
-        before = old[index] if index < len(old) else None
-        after = new[index] if index < len(new) else None
-        if before is not None and after is not None and _similar(before, after):
-            paras.append({"cls": "changed", "segments": _word_segments(before, after)})
-            continue
-        if before is not None:
-            paras.append({"cls": "deleted", "segments": [("del", before)]})
-        if after is not None:
-            paras.append({"cls": "inserted", "segments": [("ins", after)]})
-    return paras
-
-
-_TOKEN = re.compile(r"\w+|[^\w\s]+|\s+")
-
-
-def _tokens(text: str) -> list[str]:
-    return _TOKEN.findall(text)
-
-
-def _similar(old: str, new: str) -> bool:
-    """Word marks only help when most words survive; otherwise show old and new whole."""
-    return SequenceMatcher(None, _tokens(old), _tokens(new), autojunk=False).ratio() >= 0.4
-
-
-def _word_segments(old: str, new: str) -> list[tuple[str, str]]:
-    """``("", same) / ("del", gone) / ("ins", added)`` runs between two versions of a paragraph.
-
-    A lone space between two changes is folded into them, so "a b" -> "x y" reads as one
-    replacement rather than a chequerboard of one-word marks.
-    """
-    a, b = _tokens(old), _tokens(new)
-    ops = [[tag == "equal", "".join(a[i1:i2]), "".join(b[j1:j2])]
-           for tag, i1, i2, j1, j2 in SequenceMatcher(None, a, b, autojunk=False).get_opcodes()]
-    for i in range(1, len(ops) - 1):
-        if ops[i][0] and not ops[i][1].strip() and not ops[i - 1][0] and not ops[i + 1][0]:
-            ops[i][0] = False
-    merged: list[list[Any]] = []
-    for op in ops:
-        if merged and not op[0] and not merged[-1][0]:
-            merged[-1][1] += op[1]
-            merged[-1][2] += op[2]
-        else:
-            merged.append(op)
-    segments: list[tuple[str, str]] = []
-    for equal, before, after in merged:
-        if equal:
-            segments.append(("", before))
-            continue
-        segments += [("del", before)] if before else []
-        segments += [("ins", after)] if after else []
-    return segments
-
-
-# --- small helpers ---------------------------------------------------------------------------
+    """Pair old and new paragraphs in order; similar pairs get inline word-level marks (``monitor.diff``)."""
+    return [{"cls": para.kind, "segments": para.segments} for para in pair_paragraphs(old, new)]
 
 
 def _counts(events: Iterable[dict[str, Any]]) -> str:
@@ -386,7 +319,7 @@ def _single_run(events: Iterable[dict[str, Any]]) -> int | None:
 
 
 def _site(alerts: AlertConfig) -> str:
-    return mailer.sanitize_header(alerts.site_name, 60)
+    return sanitize_header(alerts.site_name, 60)
 
 
 def _title(event: dict[str, Any]) -> str:
@@ -412,143 +345,35 @@ def _json(raw: str | None, kind: type) -> Any:
 def _when(stamp: str | None) -> str:
     """``2025-03-04 15:02 UTC`` for readers; whatever was stored if it does not parse."""
     try:
-        return outbox.parse_stamp(stamp or "").astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+        return parse_stamp(stamp or "").astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
     except ValueError:
         return stamp or "unknown time"
 
 
-def _utc(now: datetime | None) -> datetime:
-    if now is None:
-        return wall_clock()
-    return now if now.tzinfo else now.replace(tzinfo=UTC)
+# --- text safe for a mail ------------------------------------------------------------------
 
 
-# --- delivery --------------------------------------------------------------------------------
+def sanitize_header(text: str | None, limit: int = HEADER_LIMIT) -> str:
+    """Make scraped text safe for a header: one line, no control characters, at most ``limit`` chars.
 
-
-def sending_lease(smtp: SmtpConfig) -> timedelta:
-    """How long a ``sending`` row belongs to the flush that claimed it.
-
-    Long enough to cover a whole slow SMTP conversation (connect, TLS, AUTH, DATA each up to
-    ``timeout``), so a live sender is never overtaken by a second flush.
+    Collapsing rather than rejecting keeps the alert flowing when a page has a bad title; the
+    email package would otherwise raise on a CR/LF, and a raw one would let the page add headers.
     """
-    return max(MIN_LEASE, timedelta(seconds=10 * smtp.timeout))
+    text = unicodedata.normalize("NFC", text or "")
+    text = " ".join(_CONTROLS.sub(" ", text).split())
+    if len(text) > limit:
+        text = text[: limit - 1].rstrip() + "…"
+    return text
 
 
-def backoff(alerts: AlertConfig, attempts: int) -> timedelta:
-    """Exponential: base, 2 x base, 4 x base ... capped so a long outage still retries hourly-ish."""
-    delay = timedelta(seconds=alerts.retry_base_seconds * 2 ** max(0, attempts - 1))
-    return min(delay, MAX_BACKOFF)
+def clean_text(text: str | None) -> str:
+    """Scraped text for a body part: normal newlines, no control characters."""
+    text = unicodedata.normalize("NFC", text or "").replace("\r\n", "\n").replace("\r", "\n")
+    return _TEXT_CONTROLS.sub(" ", text)
 
 
-def flush_outbox(
-    db: sqlite_utils.Database, smtp: SmtpConfig, alerts: AlertConfig, now: datetime | None = None
-) -> FlushResult:
-    """Send every due mail once; never send one twice on purpose.
-
-    Each mail is marked ``sending`` and committed before the SMTP conversation, and ``sent``
-    after it. If the process dies in between, the row stays ``sending``: we cannot know whether
-    the server got the mail. Two choices exist. At-most-once would mark it failed and risk an
-    alert nobody receives; at-least-once sends it again. We choose at-least-once, but only after
-    the lease (``sending_lease``) has expired, so a slow live sender is never duplicated, and with
-    the same stored Message-ID and Date, so the duplicate is byte-identical and a receiving
-    system (or the reader's client) can drop it. A duplicate can only happen if the crash fell
-    in the moment between the server's 250 and our commit; a lost alert would be silent. A sender
-    known to be dead (same machine, its pid gone) does not hold its mail for the whole lease.
-    """
-    if db.conn.in_transaction:
-        raise RuntimeError("flush_outbox needs its own transactions: 'sending' must be committed before SMTP")
-    moment = _utc(now)
-    sent = failed = 0
-    lease = sending_lease(smtp)
-    # Retry times and leases are never set further ahead than these: one that is was set before the
-    # wall clock went back, and must not hold a mail for as long as the clock jumped.
-    horizons = {"retry_horizon": outbox.stamp(moment + MAX_BACKOFF + CLOCK_SLACK),
-                "lease_horizon": outbox.stamp(moment + lease + CLOCK_SLACK)}
-    for mail_id in outbox.due_mail_ids(db, outbox.stamp(moment), **horizons):
-        mail = outbox.claim(db, mail_id, outbox.stamp(moment), outbox.stamp(moment + lease), **horizons)
-        if mail is None:
-            continue  # another flush took it
-        status = _attempt(db, mail, smtp, alerts, moment)
-        sent += status == "sent"
-        failed += status == "failed"
-    return FlushResult(sent=sent, failed=failed, pending=outbox.count_waiting(db))
-
-
-def _attempt(
-    db: sqlite_utils.Database, mail: dict[str, Any], smtp: SmtpConfig, alerts: AlertConfig, moment: datetime
-) -> str:
-    """One delivery attempt of a claimed mail; returns its new status."""
-    if mail["attempts"] > alerts.max_attempts:  # only a row reclaimed from a dead sender gets here
-        error = f"interrupted while sending, not retried after {alerts.max_attempts} attempts"
-        return _fail(db, mail, f"{error}; last error: {mail['last_error']}" if mail["last_error"] else error)
-    if mail["reclaimed"]:
-        log.warning("outbox %s was left 'sending' by an interrupted flush; sending again as %s",
-                    mail["id"], mail["message_id"])
-    try:
-        refused = mailer.send_message(mailer.build_message(mail), smtp)
-    except Exception as exc:  # every failure is recorded on the row, never lost in a traceback
-        return _retry_or_fail(db, mail, alerts, moment, mailer.describe_error(exc, smtp))
-    return _settle(db, mail, refused, smtp, alerts, moment)
-
-
-def _settle(
-    db: sqlite_utils.Database,
-    mail: dict[str, Any],
-    refused: mailer.Refused,
-    smtp: SmtpConfig,
-    alerts: AlertConfig,
-    moment: datetime,
-) -> str:
-    """Sort per-recipient answers: 5xx are final, 4xx are retried for those recipients only."""
-    def answer(recipient: str) -> tuple[int, str] | None:
-        return refused.get(parseaddr(recipient)[1])
-
-    temporary = [r for r in mail["recipients"] if (a := answer(r)) and a[0] < 500]
-    delivered = [r for r in mail["recipients"] if answer(r) is None]
-    final = {k: v for k, v in refused.items() if v[0] >= 500}
-    notes = []
-    if final:
-        notes.append(f"refused for good: {mailer.format_refused(final)}")
-    if delivered and (final or temporary):
-        notes.append(f"delivered to: {', '.join(delivered)}")
-    note = mailer.redact("; ".join(notes), smtp) or None
-    if temporary:
-        deferred = mailer.format_refused({k: v for k, v in refused.items() if v[0] < 500})
-        error = mailer.redact(f"deferred: {deferred}" + (f"; {note}" if note else ""), smtp)
-        return _retry_or_fail(db, mail, alerts, moment, error, recipients=temporary)
-    if not delivered:
-        return _fail(db, mail, f"every recipient refused: {note}")
-    outbox.mark_sent(db, mail["id"], outbox.stamp(moment), note)
-    log.info("outbox %s sent (%s) to %s", mail["id"], mail["message_id"], ", ".join(delivered))
-    if note:
-        log.warning("outbox %s: %s", mail["id"], note)
-    return "sent"
-
-
-def _retry_or_fail(
-    db: sqlite_utils.Database,
-    mail: dict[str, Any],
-    alerts: AlertConfig,
-    moment: datetime,
-    error: str,
-    recipients: list[str] | None = None,
-) -> str:
-    """Schedule the next attempt with backoff, or give up after ``max_attempts``.
-
-    ``recipients`` narrows the row to those still owed the mail, so a later attempt never
-    reaches someone whose server already accepted it.
-    """
-    if mail["attempts"] >= alerts.max_attempts:
-        return _fail(db, mail, f"{error} (gave up after {mail['attempts']} attempts)")
-    retry_at = moment + backoff(alerts, mail["attempts"])
-    outbox.mark_retry(db, mail["id"], error, outbox.stamp(retry_at), recipients)
-    log.warning("outbox %s attempt %s failed, retry at %s: %s", mail["id"], mail["attempts"],
-                outbox.stamp(retry_at), error)
-    return "pending"
-
-
-def _fail(db: sqlite_utils.Database, mail: dict[str, Any], error: str) -> str:
-    outbox.mark_failed(db, mail["id"], error)
-    log.error("outbox %s failed for good: %s", mail["id"], error)
-    return "failed"
+def check_address(address: str) -> str:
+    """Refuse a configured address that is empty or could smuggle a header line."""
+    if not address or _CONTROLS.search(address) or "@" not in parseaddr(address)[1]:
+        raise ValueError(f"not a usable mail address: {address!r}")
+    return address
