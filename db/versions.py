@@ -16,7 +16,8 @@ from typing import Any
 
 _SPACE = re.compile(r"\s+")
 
-# Field names as events report them (DESIGN.md section 5), each with the record keys it covers.
+# Field names as change events report them in ``changed_fields`` (a contract with users' scripts:
+# add, never rename), each with the record keys it covers.
 STORY_FIELDS: dict[str, tuple[str, ...]] = {
     "title": ("title",),
     "subtitle": ("subtitle",),
