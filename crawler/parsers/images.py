@@ -17,6 +17,7 @@ import re
 from collections.abc import Iterator, Mapping
 from itertools import islice
 
+from core.constants import DEFAULT_SITE
 from core.records import Image, Virin
 from core.urls import file_name_from_media_url, media_id_from_media_url, photo_page_url, urlsplit
 from crawler.parsers.dom import Element
@@ -391,7 +392,7 @@ def _media_id(attr: str | None, src: str | None, download_url: str | None, page_
 
 def _site(url: str) -> str:
     parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else "https://www.war.gov"
+    return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else DEFAULT_SITE
 
 
 def _credit(value: str | None, lines: _LazyLines) -> str | None:
