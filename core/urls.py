@@ -175,6 +175,14 @@ def is_site_url(url: str, extra_hosts: frozenset[str] = frozenset()) -> bool:
     return host in SITE_HOSTS or host in extra_hosts or netloc in extra_hosts
 
 
+def same_site(url: str, page_url: str) -> bool:
+    """True when a link found on ``page_url`` stays on the site: one of the site's own hosts, or the
+    host the page itself came from (a sample site under ``--site``). Off-site links are never fetched,
+    so they are never due either."""
+    page_host = urlsplit(page_url).netloc.lower()
+    return is_site_url(url, frozenset({page_host}) if page_host else frozenset())
+
+
 class SiteURLError(ValueError):
     """A site base URL that cannot be used as given; the message names what is wrong with it."""
 

@@ -143,6 +143,8 @@ def _store(archive: Any, run_id: int, job: Job) -> Stored | ArchiverError:
         follow = followups(job.fetch.outcome, record)
         if job.fetch.outcome == "not_modified" and job.fetch.page_type in ("feed", "listing"):
             follow = _unchanged_index(archive, job.fetch) or follow
+        elif job.fetch.outcome == "not_modified" and job.fetch.page_type == "story" and job.fetch.subject_id:
+            follow = _unchanged_story(archive, job.fetch.subject_id)
     except Exception as exc:  # one bad response must not end the crawl; the crawl logs it
         if is_storage_error(exc):
             raise  # a read-only archive or a full disk: no response can be stored any more (see main)
@@ -157,6 +159,15 @@ def _unchanged_index(archive: Any, fetch: FetchInfo) -> Any:
 
     body = archive.index_body(fetch.url)
     return unchanged_index(body, fetch.url, fetch.content_type) if body is not None else None
+
+
+def _unchanged_story(archive: Any, story_id: int) -> Any:
+    """What a 304 story still links to (its stored related stories and photos), without parsing it again:
+    a related story or photo page a killed or failed run never archived is still reached through it."""
+    from crawler.pages import Followups
+
+    related, photos = archive.story_links(story_id)
+    return Followups("not_modified", "story", related=tuple(related), photos=tuple(photos))
 
 
 def main(argv: list[str] | None = None) -> int:

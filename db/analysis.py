@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
+from db import queries
 from db.sql import where as sql_where
 
 if TYPE_CHECKING:
@@ -290,6 +291,25 @@ def archive_stats(db: sqlite_utils.Database, *, runs: int = 10) -> dict[str, Any
             "by_week": _events_by_week(db),
         },
         "runs": last_runs(db, runs),
+        "known_pages": known_not_archived(db),
+    }
+
+
+def known_not_archived(db: sqlite_utils.Database) -> dict[str, Any]:
+    """Pages the archive has heard of and not archived yet (still due), and the oldest of them.
+
+    A count that stays up, or an oldest page that keeps its age, says the monitor cannot reach part of
+    the site (a block, a failing page); ``confirmed_gone`` are the ones a 404/410 on two runs retired."""
+    due = f"FROM known_pages k WHERE {queries.NOT_ARCHIVED} AND k.gone_at IS NULL"
+    oldest = _dicts(db.execute(
+        f"""SELECT page_type, id, url, heard_from, first_heard, attempts, last_attempt, last_outcome {due}
+            ORDER BY first_heard, page_type DESC, id LIMIT 1"""))
+    return {
+        "not_archived": _scalar(db, f"SELECT COUNT(*) {due}"),
+        "by_type": _counts(db, f"SELECT page_type, COUNT(*) {due} GROUP BY page_type"),
+        "confirmed_gone": _scalar(db, f"SELECT COUNT(*) FROM known_pages k WHERE {queries.NOT_ARCHIVED}"
+                                      " AND k.gone_at IS NOT NULL"),
+        "oldest": oldest[0] if oldest else None,
     }
 
 

@@ -25,7 +25,7 @@ from core.clock import boot_time, utcnow
 from core.fetch import FetchInfo, SaveResult
 from core.process import pid_alive
 from core.records import Feed, Listing, Photo, Record, Story
-from core.urls import index_key
+from core.urls import index_key, same_site
 from db.rows import image_columns, marks, read_raw, story_columns, write_tags
 from db.schema import check_writable, connect
 from db.versions import content_hash, image_content, story_content
@@ -99,10 +99,13 @@ class Archive:
                 result = self._store_photo(record, run_id, fetch_id, sha, fetch, seen_at)
             elif fetch.outcome == "ok" and isinstance(record, Listing | Feed):
                 self._store_index(fetch, record, seen_at, sha)
+                self._hear_of_items(record, fetch, run_id, seen_at)
             elif fetch.outcome == "not_modified" and fetch.subject_id is not None:
                 result.version = self._touch(fetch.page_type, fetch.subject_id, run_id, seen_at)
             else:
                 self._note_attempt(fetch.page_type, fetch.subject_id, seen_at)
+            if result.version is None and fetch.page_type in ("story", "photo") and fetch.subject_id is not None:
+                self._note_known_attempt(fetch, record, run_id, seen_at)
             if result.version is not None:
                 self.db.execute("UPDATE fetches SET version = ? WHERE id = ?", [result.version, fetch_id])
         return result
@@ -156,6 +159,8 @@ class Archive:
         self._store_story_images(story, run_id, seen_at)
         self._store_related(story, run_id, seen_at)
         write_tags(self.db, story.id, story.tags, seen_at)
+        self._archived("story", story.id, seen_at)
+        self._hear_of_links(story, fetch.final_url or fetch.url, run_id, seen_at)
         return SaveResult(fetch_id, version, new_version, new_subject)
 
     def _upsert_version(
@@ -260,7 +265,88 @@ class Archive:
             "last_seen": seen_at, "last_fetched": seen_at, "etag": fetch.etag, "last_modified": fetch.last_modified,
         }
         self._upsert_state("images", "media_id", state, seen_at, run_id, row is None)
+        self._archived("photo", photo.media_id, seen_at)
         return SaveResult(fetch_id, version, new_version, row is None)
+
+    # -- pages heard of, not archived yet -----------------------------------------------------
+    # A related-story link, an inline photo or a feed/listing item names a page; until a fetch archives it,
+    # it stays due in ``known_pages``, whatever happens to its referrer (a 304 from then on, a killed run)
+    # or to its own fetches (a 500, a timeout, a block, a page cap). Written in the referrer's transaction,
+    # so a stored referrer never exists without the pages it made known.
+
+    def _hear_of_links(self, story: Story, page_url: str, run_id: int, seen_at: str) -> None:
+        heard_from = f"story:{story.id}"
+        for link in story.related:
+            if link.id != story.id and same_site(link.url, page_url):
+                self._hear_of("story", link.id, link.url, heard_from, run_id, seen_at)
+        for image in story.images:
+            if image.media_id is not None:
+                self._hear_of("photo", image.media_id, image.page_url, heard_from, run_id, seen_at)
+
+    def _hear_of_items(self, record: Listing | Feed, fetch: FetchInfo, run_id: int, seen_at: str) -> None:
+        heard_from = f"{record.type}:{index_key(fetch.url)}"
+        for item in record.items:
+            if same_site(item.url, fetch.final_url or fetch.url):
+                self._hear_of("story", item.id, item.url, heard_from, run_id, seen_at)
+
+    def _hear_of(self, page_type: str, page_id: int, url: str | None, heard_from: str, run_id: int,
+                 seen_at: str) -> None:
+        """Note a page named by another one, unless it is archived already (then nothing is due)."""
+        archived = ("SELECT 1 FROM stories WHERE id = :id" if page_type == "story"
+                    else "SELECT 1 FROM images WHERE media_id = :id AND source = 'photo_page'")
+        self.db.execute(
+            f"""INSERT INTO known_pages (page_type, id, url, heard_from, first_heard, first_run_id, last_heard)
+                SELECT :type, :id, :url, :from, :now, :run, :now WHERE NOT EXISTS ({archived})
+                ON CONFLICT (page_type, id) DO UPDATE SET
+                  last_heard = excluded.last_heard, url = COALESCE(excluded.url, known_pages.url)""",
+            {"type": page_type, "id": page_id, "url": url, "from": heard_from, "now": seen_at, "run": run_id},
+        )
+
+    def _archived(self, page_type: str, page_id: int, seen_at: str) -> None:
+        self.db.execute(
+            "UPDATE known_pages SET archived_at = ? WHERE page_type = ? AND id = ? AND archived_at IS NULL",
+            [seen_at, page_type, page_id],
+        )
+
+    def _note_known_attempt(self, fetch: FetchInfo, record: Record | None, run_id: int, seen_at: str) -> None:
+        """A fetch of a page heard of that did not archive it: the page stays due, unless a 404/410 seen
+        on two runs confirms it gone (as a removal is confirmed; one 404 may be a hiccup)."""
+        row = self.db.execute(
+            """SELECT missing_since, missing_run_id FROM known_pages
+               WHERE page_type = ? AND id = ? AND archived_at IS NULL""",
+            [fetch.page_type, fetch.subject_id],
+        ).fetchone()
+        if row is None:
+            return
+        missing_since, missing_run, gone_at = row[0], row[1], None
+        if fetch.outcome in ("not_found", "gone"):
+            if missing_since is None:
+                missing_since, missing_run = seen_at, run_id
+            elif missing_run != run_id:
+                gone_at = seen_at
+        elif fetch.outcome == "ok":  # it answered (with a page that did not parse): not absent
+            missing_since = missing_run = None
+        outcome = "parse_error" if fetch.outcome == "ok" and record is not None and record.type == "error" \
+            else fetch.outcome
+        self.db.execute(
+            """UPDATE known_pages SET attempts = attempts + 1, last_attempt = ?, last_outcome = ?,
+                 missing_since = ?, missing_run_id = ?, gone_at = COALESCE(gone_at, ?)
+               WHERE page_type = ? AND id = ?""",
+            [seen_at, outcome, missing_since, missing_run, gone_at, fetch.page_type, fetch.subject_id],
+        )
+
+    def story_links(self, story_id: int) -> tuple[list[tuple[str, int]], list[tuple[str | None, int]]]:
+        """What the stored copy of a story links to: its current related stories and inline photos.
+
+        A 304 story is not parsed again; this is what its last parse stored (``related_links`` still
+        listed, ``story_images``), so the pages it leads to are followed as if it had been."""
+        related = [(url, related_id) for related_id, url in self.db.execute(
+            "SELECT related_id, url FROM related_links WHERE story_id = ? AND removed_at IS NULL AND url IS NOT NULL"
+            " ORDER BY first_seen, related_id", [story_id])]
+        photos = [(page_url, media_id) for media_id, page_url in self.db.execute(
+            """SELECT si.media_id, i.page_url FROM story_images si JOIN images i ON i.media_id = si.media_id
+               WHERE si.story_id = ? ORDER BY si.position""", [story_id])]
+        return related, photos
 
     def _store_index(self, fetch: FetchInfo, record: Listing | Feed, seen_at: str, sha: str | None) -> None:
         next_page = record.next_page if isinstance(record, Listing) and record.items else None

@@ -37,6 +37,26 @@ def all_known_pages(db: sqlite_utils.Database) -> list[KnownPage]:
     return stories + photos
 
 
+def pages_heard_of(db: sqlite_utils.Database, *, include_gone: bool = False) -> list[KnownPage]:
+    """Story and photo pages the archive has heard of and not archived yet, oldest first.
+
+    Confirmed-gone ones (a 404/410 on two runs) are left out unless ``include_gone``: the sweep looks
+    at those again, as it looks at removed stories. ``url`` may be empty for a photo page named only
+    by its media id (the spider builds its URL)."""
+    sql = f"SELECT page_type, id, url FROM known_pages k WHERE {NOT_ARCHIVED}"
+    if not include_gone:
+        sql += " AND gone_at IS NULL"
+    rows = db.execute(sql + " ORDER BY first_heard, page_type DESC, id")
+    return [KnownPage(page_type, page_id, url or "") for page_type, page_id, url in rows]
+
+
+# A ``known_pages k`` row whose page no fetch has archived. The archive tables are asked too, so a page
+# stored by any path (an older writer, a re-parse) never stays due for ever.
+NOT_ARCHIVED = """k.archived_at IS NULL AND NOT EXISTS (
+    SELECT 1 FROM stories s WHERE k.page_type = 'story' AND s.id = k.id
+    UNION ALL SELECT 1 FROM images i WHERE k.page_type = 'photo' AND i.media_id = k.id AND i.source = 'photo_page')"""
+
+
 def due_for_revisit(
     db: sqlite_utils.Database,
     *,

@@ -14,6 +14,8 @@ from contextlib import contextmanager
 
 import sqlite_utils
 
+from core.urls import same_site
+
 SCHEMA_V1 = """
 CREATE TABLE runs (
     id INTEGER PRIMARY KEY,
@@ -305,8 +307,29 @@ ALTER TABLE runs ADD COLUMN detected_at TEXT;  -- when its change detection comm
 ALTER TABLE outbox ADD COLUMN claimed_by TEXT;  -- the sending process (pid@boot/pid namespace)
 """
 
+SCHEMA_V5 = """
+CREATE TABLE known_pages (  -- story and photo pages heard of (a link, an inline photo, a listing item) before archived
+    page_type TEXT NOT NULL,            -- story | photo
+    id INTEGER NOT NULL,                -- article id (story) or media id (photo)
+    url TEXT,                           -- the link it was heard of by (NULL: a photo page named only by its media id)
+    heard_from TEXT NOT NULL,           -- story:<id> (related link, inline photo), feed:<key>, listing:<key>
+    first_heard TEXT NOT NULL,          -- when a stored page first named it
+    first_run_id INTEGER REFERENCES runs(id),
+    last_heard TEXT NOT NULL,           -- when a stored page last named it
+    attempts INTEGER NOT NULL DEFAULT 0,  -- fetches of it that did not archive it (5xx, timeout, 403, 404...)
+    last_attempt TEXT,                  -- when the last of those was
+    last_outcome TEXT,                  -- its outcome (fetches.outcome, or parse_error)
+    missing_since TEXT,                 -- first 404/410 of the current absence
+    missing_run_id INTEGER REFERENCES runs(id),  -- the run of that first 404/410
+    gone_at TEXT,                       -- confirmed gone: a 404/410 again on a later run; no longer due
+    archived_at TEXT,                   -- when a fetch first archived it; NULL (and not gone): still due
+    PRIMARY KEY (page_type, id)
+);
+CREATE INDEX known_pages_due ON known_pages(first_heard) WHERE archived_at IS NULL;
+"""
+
 # Every table's DDL with its comments, for generated docs and Datasette descriptions.
-SCHEMA_TEXT = SCHEMA_V1 + SCHEMA_V2 + SCHEMA_V3 + SCHEMA_V4
+SCHEMA_TEXT = SCHEMA_V1 + SCHEMA_V2 + SCHEMA_V3 + SCHEMA_V4 + SCHEMA_V5
 
 
 def _v2(db: sqlite_utils.Database) -> None:
@@ -329,8 +352,39 @@ def _v4(db: sqlite_utils.Database) -> None:
     db.execute("UPDATE runs SET detected_at = COALESCE(ended_at, started_at)")
 
 
+def _v5(db: sqlite_utils.Database) -> None:
+    """A page the archive had heard of (a related-story link, an inline photo) was lost when the run
+    that heard of it died or could not fetch it: the referrer answered 304 from then on and was not
+    parsed again. ``known_pages`` keeps such pages due until they are archived or confirmed gone.
+
+    Idempotent (the table is made once, rows are ``INSERT OR IGNORE``), so a merge that numbers steps
+    differently can run it again harmlessly. Archives from before it are seeded with what they already
+    know and have not archived: current related links and images only ever seen inline."""
+    if "known_pages" not in db.table_names():
+        _execute_script(db, SCHEMA_V5)
+    for story_id, related_id, url, first_seen, run_id in db.execute(
+        """SELECT story_id, related_id, url, first_seen, first_run_id FROM related_links
+           WHERE removed_at IS NULL AND related_id NOT IN (SELECT id FROM stories)"""
+    ).fetchall():
+        page_url = db.execute("SELECT url FROM stories WHERE id = ?", [story_id]).fetchone()
+        if url and page_url and not same_site(url, page_url[0]):
+            continue  # a related link to another host: never fetched, so never due
+        db.execute(
+            """INSERT OR IGNORE INTO known_pages (page_type, id, url, heard_from, first_heard, first_run_id, last_heard)
+               VALUES ('story', ?, ?, ?, ?, ?, ?)""",
+            [related_id, url, f"story:{story_id}", first_seen, run_id, first_seen],
+        )
+    db.execute(
+        """INSERT OR IGNORE INTO known_pages (page_type, id, url, heard_from, first_heard, first_run_id, last_heard)
+           SELECT 'photo', i.media_id, i.page_url,
+                  'story:' || COALESCE((SELECT MIN(s.story_id) FROM story_images s WHERE s.media_id = i.media_id), ''),
+                  i.first_seen, i.first_run_id, i.last_seen
+           FROM images i WHERE i.source = 'inline'"""
+    )
+
+
 # Append new steps; never edit a released one.
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4]
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4, _v5]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -602,7 +602,8 @@ def register_stats(commands: Any) -> None:
                  " and the last 10 runs.",
                  "defwatch stats --db defwatch.db --json")
     _common(p)
-    p.add_argument("--json", action="store_true", help="print {stories, versions, images, events, runs}")
+    p.add_argument("--json", action="store_true",
+                   help="print {stories, versions, images, events, runs, known_pages}")
     p.set_defaults(handler=cmd_stats)
 
 
@@ -633,12 +634,25 @@ def _print_stats(stats: dict[str, Any]) -> None:
     print(f"events    {events['total']:>7}  {_counts(events['by_kind'])}")
     for week, count in events["by_week"].items():
         print(f"          {week}  {count}")
+    _print_known(stats["known_pages"])
     print("last runs:")
     for run in stats["runs"]:
         duration = f"{run['duration_s']:.1f}s" if run["duration_s"] is not None else "-"
         summary = " ".join(f"{k}={v}" for k, v in sorted(run["stats"].items()))
         print(f"  {run['id']:>5}  {run['mode']:<8} {run['status']:<11} {_stamp(run['started_at'])}  "
               f"{duration:>8}  {summary}")
+
+
+def _print_known(known: dict[str, Any]) -> None:
+    """Pages heard of and not archived yet: how many, and the one waiting longest (and why)."""
+    gone = f"; confirmed gone {known['confirmed_gone']}" if known["confirmed_gone"] else ""
+    print(f"unfetched {known['not_archived']:>7}  known, not archived yet: {_counts(known['by_type'])}{gone}")
+    oldest = known["oldest"]
+    if oldest:
+        tried = (f"{oldest['attempts']} failed fetch(es), last {oldest['last_outcome']}" if oldest["attempts"]
+                 else "not fetched yet")
+        print(f"          oldest: {oldest['page_type']} {oldest['id']} heard of {_stamp(oldest['first_heard'])}"
+              f" on {oldest['heard_from']}; {tried}")
 
 
 def _counts(counts: dict[str, int]) -> str:

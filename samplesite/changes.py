@@ -35,6 +35,7 @@ ADMIN_ACTIONS = frozenset({
     "restore", "block", "unblock", "fail", "heal", "delay", "break_html", "fix_html", "whitespace_edit",
     "maintenance", "end_maintenance", "rate_limit", "reset", "requests", "clear_requests",
     "redirect", "unredirect", "misbehave", "behave", "flip_flop", "stop_flip_flop", "add_offsite_related",
+    "unlist", "relist",
 })
 
 
@@ -154,6 +155,25 @@ class ChangesMixin:
         if target[0] == "id" and isinstance(target[1], int):
             story = self.content.story(target[1])
             if story is not None:
+                self.content.listing_changed(story["kind"])
+
+    def unlist(self, story_id: int) -> None:
+        """Take a story out of every listing and feed (and the home page); its page still answers.
+
+        Such a story is reachable only through related-story links, as an old story is on the real
+        site once it has scrolled past the listing pages a crawl reads."""
+        with self.lock:
+            story = self.content.story(int(story_id))
+            if story is None:
+                raise KeyError(f"no story {story_id}")
+            self.faults.unlisted.add(int(story_id))
+            self.content.listing_changed(story["kind"])
+
+    def relist(self, story_id: int) -> None:
+        with self.lock:
+            story = self.content.story(int(story_id))
+            if story is not None and int(story_id) in self.faults.unlisted:
+                self.faults.unlisted.discard(int(story_id))
                 self.content.listing_changed(story["kind"])
 
     def block(self, path_or_id: int | str | None = None) -> None:

@@ -170,10 +170,15 @@ class Faults:
     misbehaving: dict[Target, tuple[str, int]] = field(default_factory=dict)  # -> (mode, size)
     flipping: dict[Target, FlipFlop] = field(default_factory=dict)
     offsite_related: dict[Target, list[str]] = field(default_factory=dict)  # -> extra related URLs
+    unlisted: set[int] = field(default_factory=set)  # story ids in no listing or feed (their pages answer)
 
     def removed_story_ids(self) -> set[int]:
         """Removed stories also vanish from listings and feeds, as on the real site."""
         return {v for k, v in self.removed if k == "id" and isinstance(v, int)}
+
+    def hidden_story_ids(self) -> set[int]:
+        """Stories no listing, feed or home page shows: removed ones and unlisted ones."""
+        return self.removed_story_ids() | self.unlisted
 
     def delay_for(self, path: str) -> float:
         key = matches(self.delays, path)

@@ -151,7 +151,7 @@ class Site(ChangesMixin):
 
     def _route(self, path: str, query: str, base: str) -> Page:
         ref = route(path)
-        hidden = self.faults.removed_story_ids()
+        hidden = self.faults.hidden_story_ids()
         params = {k.lower(): v for k, v in parse_qsl(query)}
         if ref.page == "story" and ref.id is not None:
             story = self.content.story(ref.id)

@@ -63,6 +63,8 @@ ANALYST = "analyst@example.org"
 CAPTIONED_IMAGE, CAPTIONED_STORY = 2003217370, 3386221
 REMOVED = 3298110
 EDITED = 3610656
+# In no listing or feed: only its one linker (3646590) leads to it, as an old story on the real site.
+RELATED_ONLY = 4152290
 DAY = 86400
 
 
@@ -246,7 +248,7 @@ class Script:
     expected: Counter = field(default_factory=Counter)
 
     def __post_init__(self) -> None:
-        reserved = {CAPTIONED_STORY, REMOVED}
+        reserved = {CAPTIONED_STORY, REMOVED, RELATED_ONLY}
         self.free = [s for s in sorted(self.site.content.stories) if s not in reserved]
         self.rng.shuffle(self.free)
         self.cycle = [self.edit, self.publish, self.title, self.related, self.edit, self.publish]
@@ -305,6 +307,7 @@ def kill_loop(tmp_path: Path, kills: int, seed: int) -> None:
     (tmp_path / "defwatch-test.toml").write_text("[monitor]\nremoval_confirm_runs = 2\n[alerts]\nmax_attempts = 100\n",
                                                  encoding="utf-8")
     with SampleSite() as site, SlowSink(rcpt_delay=0.6) as sink:
+        site.unlist(RELATED_ONLY)
         env = alert_env(tmp_path, sink)
         # The very first crawl killed half-way: the next one completes the baseline, announcing nothing.
         print(f"kill 0: the first crawl, killed in {crawl_and_kill(archive, site, env, sink, rng, 'stored', 0, log)}")
@@ -325,6 +328,12 @@ def kill_loop(tmp_path: Path, kills: int, seed: int) -> None:
             assert final.returncode == 0, final.stderr
         assert_consistent(archive)
         mails = list(sink.messages)
+        # Full coverage after recovery: every story (the related-only one too) and every photo page is
+        # archived, and nothing the archive heard of is still waiting.
+        assert {s for (s,) in query(archive, "SELECT id FROM stories")} == set(site.content.stories)
+        assert {m for (m,) in query(archive, "SELECT media_id FROM images WHERE source = 'photo_page'")} == set(
+            site.content.images)
+        assert query(archive, "SELECT page_type, id FROM known_pages WHERE archived_at IS NULL") == []
     print(f"kills landed: {dict(log.landed)}; left pages not compared: {log.undetected}; cut a mail mid-send: "
           f"{log.stranded}; mails the server had taken at a kill: {len(log.in_doubt)}")
     assert sum(log.landed[phase] for phase in PHASES) >= (kills + 1) * 2 // 3

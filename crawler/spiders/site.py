@@ -7,6 +7,11 @@ Modes (``defwatch crawl --mode``):
 - ``sweep``: every archived story and photo page, slowly; finds removals and restorations.
 - ``full``: every feed, listing page and archived page, and every story and photo they lead to.
 
+Pages the archive has heard of (a related-story link, an inline photo, a feed or listing item) and
+never archived (``known_pages``) go first in every mode but ``revisit``: a run that died or failed
+to fetch them must not lose them once their referrer answers 304. A 304 story is still followed to
+what its stored copy links to (the writer answers with its stored related stories and photos).
+
 Every response, whatever its status, becomes one ``PageResult`` item so the archive's fetch log is
 complete; only the pipeline writes. The spider reads the archive once at start (which pages it knows)
 and otherwise only remembers which ids and index URLs it scheduled in this run (workers sharing a
@@ -23,7 +28,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from typing import Any
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit, urlunsplit
 
 from scrapy import Request, Spider, signals
 from scrapy.crawler import Crawler
@@ -43,6 +48,7 @@ from db import queries
 from db.schema import connect
 
 FEED_PRIORITY, LISTING_PRIORITY, STORY_PRIORITY, PHOTO_PRIORITY = 30, 20, 10, 0
+HEARD_OF_PRIORITY = 40  # pages heard of and never archived go before everything else
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 # Outcomes that say the site answered us; anything else between two blocks keeps a block storm going.
 ANSWERED = frozenset({"ok", "not_modified", "not_found", "gone"})
@@ -109,6 +115,8 @@ class SiteSpider(Spider):
         try:
             self.known = {"story": queries.known_ids(db, "story"), "photo": queries.known_ids(db, "photo")}
             self.index_next = queries.index_next_pages(db)
+            if self.mode != "revisit":  # heard of, never archived: due first, whatever became of the referrer
+                yield from self._heard_of_requests(queries.pages_heard_of(db, include_gone=self.mode != "discover"))
             if self.mode in ("discover", "full"):
                 yield from self._index_requests()
             if self.mode == "full":  # a 304 story is not parsed, so its photos come from the archive
@@ -135,6 +143,16 @@ class SiteSpider(Spider):
         pages = due + queries.story_media_ids(db, [p.id for p in due])
         yield from self._known_page_requests(pages)
 
+    def _heard_of_requests(self, pages: Iterable[queries.KnownPage]) -> Iterator[Request]:
+        """Pages a stored page named (related story, inline photo, feed or listing item) that no fetch
+        archived yet: a killed run, a failed fetch or a page cap left them, and their referrer may
+        answer 304 from now on. They were on the site when heard of, so they are asked of this site."""
+        for page in pages:
+            url = _on_this_site(page.url, self.site) if page.url else photo_page_url(page.id, self.site)
+            request = self._page_request(url, page.page_type, page.id, force=True, priority=HEARD_OF_PRIORITY)
+            if request is not None:
+                yield request
+
     def _known_page_requests(self, pages: Iterable[queries.KnownPage]) -> Iterator[Request]:
         for page in pages:
             request = self._page_request(page.url, page.page_type, page.id, force=True)
@@ -158,7 +176,8 @@ class SiteSpider(Spider):
             meta={"page_type": page_type, "listing_page": page, "validator_key": ("index", index_key(url))},
         )
 
-    def _page_request(self, url: str, page_type: str, subject_id: int, *, force: bool = False) -> Request | None:
+    def _page_request(self, url: str, page_type: str, subject_id: int, *, force: bool = False,
+                      priority: int | None = None) -> Request | None:
         """A story or photo page request, unless the mode leaves it out or the page cap is reached."""
         if (page_type, subject_id) in self.scheduled:
             return None
@@ -174,7 +193,7 @@ class SiteSpider(Spider):
             url,
             callback=self.parse_page,
             errback=self.on_error,
-            priority=STORY_PRIORITY if page_type == "story" else PHOTO_PRIORITY,
+            priority=priority if priority is not None else STORY_PRIORITY if page_type == "story" else PHOTO_PRIORITY,
             # The spider dedups by id itself. Scrapy's duplicate filter would silently drop the
             # second hop of a redirect loop (A -> B -> A), leaving no fetch row at all; without it
             # REDIRECT_MAX_TIMES ends the loop with an error the archive records.
@@ -318,9 +337,11 @@ class SiteSpider(Spider):
             error=reason, fetched_at=utcnow(),
         )
         body = response.body if response.body else None
-        if self.parse_in_writer and (outcome == "ok" or page_type in ("feed", "listing")):
+        if self.parse_in_writer and (outcome == "ok" or page_type in ("feed", "listing") or
+                                     (outcome == "not_modified" and page_type == "story")):
             # The archive writer process parses it, off the reactor's thread, and answers with what to
-            # follow: for a 304 feed or listing, what its stored copy lists.
+            # follow: for a 304 feed or listing, what its stored copy lists; for a 304 story, the related
+            # stories and photos its stored copy links to.
             stored = asyncio.get_running_loop().create_future()
             return PageResult(fetch, body, parse_url=response.url if outcome == "ok" else None, stored=stored)
         if outcome != "ok":
@@ -349,6 +370,13 @@ class SiteSpider(Spider):
             self.blocked_in_a_row = 0
         if self.block_storm and self.blocked_in_a_row >= self.block_storm:
             raise CloseSpider("blocked")
+
+
+def _on_this_site(url: str, site: str) -> str:
+    """``url``'s path and query on ``site``: a page heard of in an earlier run, perhaps under another
+    ``--site`` (a sample site's port changes between runs)."""
+    parts, base = urlsplit(url), urlsplit(site)
+    return urlunsplit((base.scheme, base.netloc, parts.path, parts.query, ""))
 
 
 def _asked_url(meta: dict[str, Any], url: str) -> str:
