@@ -39,12 +39,14 @@ except ModuleNotFoundError:  # Python 3.10
 from core.constants import (
     CONCURRENCY_PER_HOST,
     CRAWL_MODES,
+    DEFAULT_BROWSER,
     DEFAULT_FEEDS,
     DEFAULT_SITE,
     DOWNLOAD_DELAY_SECONDS,
     DOWNLOAD_TIMEOUT_SECONDS,
     MAX_RESPONSE_BYTES,
     SECURITY_MODES,
+    TRANSPORTS,
     USER_AGENT,
 )
 
@@ -92,6 +94,11 @@ class CrawlConfig:
     discover_listing_pages: int = 3
     feeds: list[int] = field(default_factory=lambda: list(DEFAULT_FEEDS))  # ArticleCS ContentType values
     max_response_bytes: int = MAX_RESPONSE_BYTES
+    # scrapy: Scrapy's HTTP client; impersonate: a browser's TLS fingerprint (curl_cffi), for a site whose
+    # bot wall refuses plain clients by their TLS handshake (`defwatch doctor` tells which one gets in).
+    transport: str = "scrapy"
+    impersonate: str = DEFAULT_BROWSER
+    contact: str = ""  # the operator's address, sent as the From header of every request
 
 
 @dataclass
@@ -444,6 +451,12 @@ def _validate_crawl(crawl: CrawlConfig, origins: _Origins) -> None:
     for i, feed in enumerate(crawl.feeds):
         _at_least(feed, 1, origins, f"crawl.feeds[{i}]")
     _at_least(crawl.max_response_bytes, 1, origins, "crawl.max_response_bytes")
+    _check(crawl.transport in TRANSPORTS, origins, "crawl.transport",
+           f"expected one of {', '.join(TRANSPORTS)}, got {crawl.transport!r}")
+    _check(bool(re.fullmatch(r"[a-z0-9_]+", crawl.impersonate)), origins, "crawl.impersonate",
+           f"expected a browser name like 'chrome' or 'firefox', got {crawl.impersonate!r}")
+    _check(not crawl.contact or is_valid_address(crawl.contact), origins, "crawl.contact",
+           f"expected an email address like 'operator@example.org', got {crawl.contact!r}")
 
 
 def _validate_revisit(revisit: RevisitConfig, origins: _Origins) -> None:

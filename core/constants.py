@@ -19,6 +19,10 @@ USER_AGENT = "defwatch/0.1 (+https://github.com/defwatch/defwatch; archive and c
 # ArticleCS RSS ContentType values read by a discover crawl: news stories, releases, contracts, features.
 DEFAULT_FEEDS = (1, 9, 400, 800)
 
+# How requests reach the site: Scrapy's HTTP client, or a browser's TLS fingerprint (crawler.transport).
+TRANSPORTS = ("scrapy", "impersonate")
+DEFAULT_BROWSER = "chrome"  # the browser the impersonate transport presents (curl_cffi's names)
+
 # Politeness towards the live site (the sample site on 127.0.0.1 relaxes them).
 CONCURRENCY_PER_HOST = 2
 DOWNLOAD_DELAY_SECONDS = 1.0

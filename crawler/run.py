@@ -233,7 +233,7 @@ class PromptStop:
         for slot in list(downloader.slots.values()):
             while slot.queue:
                 request, deferred = slot.queue.popleft()
-                deferred.errback(Failure(DownloadCut(_cut_message(request))))
+                deferred.errback(Failure(DownloadCut(cut_message(request))))
 
 
 def _engine_open(crawler: Crawler) -> bool:
@@ -247,7 +247,7 @@ class DownloadCut(IgnoreRequest):
     """A download the crawl stopped before the site answered: says nothing about the site."""
 
 
-def _cut_message(request: Request) -> str:
+def cut_message(request: Request) -> str:
     return f"not downloaded, the crawl was stopping: {request.url}"
 
 
@@ -267,7 +267,7 @@ class StoppableHTTPDownloadHandler(HTTP11DownloadHandler):
 
     async def download_request(self, request: Request) -> Response:
         if self._cut:
-            raise DownloadCut(_cut_message(request))
+            raise DownloadCut(cut_message(request))
         if not is_asyncio_available():  # another reactor was configured: not cuttable, as in Scrapy
             return await super().download_request(request)
         download = asyncio.ensure_future(super().download_request(request))
@@ -276,7 +276,7 @@ class StoppableHTTPDownloadHandler(HTTP11DownloadHandler):
             return await download
         except asyncio.CancelledError:
             if self._cut and download.cancelled():
-                raise DownloadCut(_cut_message(request)) from None
+                raise DownloadCut(cut_message(request)) from None
             raise
         finally:
             self._in_flight.discard(download)

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
-from db import queries
+from db.sql import NOT_ARCHIVED
 from db.sql import where as sql_where
 
 if TYPE_CHECKING:
@@ -300,14 +300,14 @@ def known_not_archived(db: sqlite_utils.Database) -> dict[str, Any]:
 
     A count that stays up, or an oldest page that keeps its age, says the monitor cannot reach part of
     the site (a block, a failing page); ``confirmed_gone`` are the ones a 404/410 on two runs retired."""
-    due = f"FROM known_pages k WHERE {queries.NOT_ARCHIVED} AND k.gone_at IS NULL"
+    due = f"FROM known_pages k WHERE {NOT_ARCHIVED} AND k.gone_at IS NULL"
     oldest = _dicts(db.execute(
         f"""SELECT page_type, id, url, heard_from, first_heard, attempts, last_attempt, last_outcome {due}
             ORDER BY first_heard, page_type DESC, id LIMIT 1"""))
     return {
         "not_archived": _scalar(db, f"SELECT COUNT(*) {due}"),
         "by_type": _counts(db, f"SELECT page_type, COUNT(*) {due} GROUP BY page_type"),
-        "confirmed_gone": _scalar(db, f"SELECT COUNT(*) FROM known_pages k WHERE {queries.NOT_ARCHIVED}"
+        "confirmed_gone": _scalar(db, f"SELECT COUNT(*) FROM known_pages k WHERE {NOT_ARCHIVED}"
                                       " AND k.gone_at IS NOT NULL"),
         "oldest": oldest[0] if oldest else None,
     }

@@ -9,6 +9,7 @@ from typing import Any
 import sqlite_utils
 
 from core.clock import stamp
+from db.sql import NOT_ARCHIVED
 
 
 @dataclass(frozen=True)
@@ -50,11 +51,6 @@ def pages_heard_of(db: sqlite_utils.Database, *, include_gone: bool = False) -> 
     return [KnownPage(page_type, page_id, url or "") for page_type, page_id, url in rows]
 
 
-# A ``known_pages k`` row whose page no fetch has archived. The archive tables are asked too, so a page
-# stored by any path (an older writer, a re-parse) never stays due for ever.
-NOT_ARCHIVED = """k.archived_at IS NULL AND NOT EXISTS (
-    SELECT 1 FROM stories s WHERE k.page_type = 'story' AND s.id = k.id
-    UNION ALL SELECT 1 FROM images i WHERE k.page_type = 'photo' AND i.media_id = k.id AND i.source = 'photo_page')"""
 
 
 def due_for_revisit(

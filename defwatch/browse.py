@@ -35,6 +35,9 @@ DESCRIPTION = (
 TABLE_PURPOSES: dict[str, str] = {
     "index_pages": "Feeds and listing pages as last parsed: their validators (for conditional GET) and, for "
                    "a listing, its next page, so an unchanged listing chain is walked with 304s.",
+    "known_pages": "Story and photo pages the archive has heard of (a related-story link, an inline photo, a feed "
+                   "or listing item) before it archived them: due until archived or confirmed gone (404/410 on "
+                   "two runs), with their failed attempts. `defwatch stats` counts those still waiting.",
     "runs": "One row per crawl run: its mode, when it started and ended, its status and its statistics.",
     "raw_pages": "Every response body received, zlib-compressed and stored once per sha256, so any stored "
                  "version can be re-parsed (`defwatch reparse`).",

@@ -36,8 +36,9 @@ COMMAND_MODULES: dict[str, str] = {
     **dict.fromkeys(("search", "show", "history", "diff", "images", "export", "stats"), "analyst_commands"),
     **dict.fromkeys(("reparse", "browse"), "reparse_commands"),
     "distributed": "distributed_commands",
+    "doctor": "doctor_commands",
 }
-MODULES = ("commands", "analyst_commands", "reparse_commands", "distributed_commands")
+MODULES = ("commands", "analyst_commands", "reparse_commands", "distributed_commands", "doctor_commands")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

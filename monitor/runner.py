@@ -13,8 +13,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from scrapy.settings import Settings
+from scrapy.settings.default_settings import DEFAULT_REQUEST_HEADERS as SCRAPY_DEFAULT_HEADERS
 
-from core.config import Config
+from core.config import Config, ConfigError
 from crawler.run import StopSignals, build_settings, is_local, run_crawl
 from db.archive import Archive
 from db.queries import is_baseline, stored_run_stats
@@ -63,6 +64,7 @@ def run_once(
     closed ``interrupted``. Its mails are queued but left to the next flush, so a stop never waits
     on an SMTP server.
     """
+    transport_values(config)  # an impersonate transport that cannot run here fails before any run starts
     with StopSignals() as stop:
         archive = Archive.open(config.db)
         try:
@@ -104,18 +106,42 @@ def _counted_in_archive(stats: dict[str, Any], stored: dict[str, int]) -> dict[s
 
 def crawl_settings(config: Config, run_id: int, overrides: dict | None = None) -> Settings:
     """Scrapy settings for a run of ``config``: shared by ``defwatch crawl`` and distributed workers."""
+    values = crawl_politeness(config) | transport_values(config)
+    values["LOG_LEVEL"] = logging.getLevelName(logging.getLogger().getEffectiveLevel())
+    return build_settings(
+        db_path=config.db, site=config.site, run_id=run_id, polite=config.crawl.polite,
+        overrides=values | (overrides or {}),
+    )
+
+
+def crawl_politeness(config: Config) -> dict[str, Any]:
+    """The configured User-Agent, caps, timeout and (for the live site) per-host pace: every request
+    to the site is made with these, the crawl's and ``defwatch doctor``'s alike."""
     crawl = config.crawl
     values: dict[str, Any] = {
         "USER_AGENT": crawl.user_agent,
         "DOWNLOAD_MAXSIZE": crawl.max_response_bytes,
-        "LOG_LEVEL": logging.getLevelName(logging.getLogger().getEffectiveLevel()),
         "DOWNLOAD_TIMEOUT": crawl.timeout,  # not a politeness setting: it applies to local sites too
     }
     if crawl.polite and not is_local(config.site):
         values |= {"CONCURRENT_REQUESTS_PER_DOMAIN": crawl.concurrency_per_host, "DOWNLOAD_DELAY": crawl.download_delay}
-    return build_settings(
-        db_path=config.db, site=config.site, run_id=run_id, polite=crawl.polite, overrides=values | (overrides or {})
-    )
+    return values
+
+
+def transport_values(config: Config, transport: str | None = None) -> dict[str, Any]:
+    """The settings of the configured transport (or ``transport``), and the operator's ``From`` header.
+
+    A certificate is verified on the live site; a site on this machine (the sample site over HTTPS)
+    has a self-signed one, and Scrapy's own client verifies none, so the two transports agree there."""
+    from crawler.transport import impersonate_problem, transport_settings
+
+    chosen = transport or config.crawl.transport
+    if chosen == "impersonate" and (problem := impersonate_problem()) is not None:
+        raise ConfigError(f"crawl.transport = \"impersonate\": {problem}")
+    values = transport_settings(chosen, config.crawl.impersonate, verify_tls=not is_local(config.site))
+    if config.crawl.contact:
+        values["DEFAULT_REQUEST_HEADERS"] = dict(SCRAPY_DEFAULT_HEADERS) | {"From": config.crawl.contact}
+    return values
 
 
 def _crawl(config: Config, run_id: int, mode: str, max_pages: int, overrides: dict | None,

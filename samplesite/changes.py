@@ -35,7 +35,7 @@ ADMIN_ACTIONS = frozenset({
     "restore", "block", "unblock", "fail", "heal", "delay", "break_html", "fix_html", "whitespace_edit",
     "maintenance", "end_maintenance", "rate_limit", "reset", "requests", "clear_requests",
     "redirect", "unredirect", "misbehave", "behave", "flip_flop", "stop_flip_flop", "add_offsite_related",
-    "unlist", "relist",
+    "unlist", "relist", "browsers_only",
 })
 
 
@@ -175,6 +175,12 @@ class ChangesMixin:
             if story is not None and int(story_id) in self.faults.unlisted:
                 self.faults.unlisted.discard(int(story_id))
                 self.content.listing_changed(story["kind"])
+
+    def browsers_only(self, on: bool = True) -> None:
+        """Answer every request that does not come from a browser with Akamai's 403 "Access Denied"
+        (as war.gov's bot wall does to plain HTTP clients); ``on=False`` lets everyone in again."""
+        with self.lock:
+            self.faults.browsers_only = bool(on)
 
     def block(self, path_or_id: int | str | None = None) -> None:
         """Answer 403 with Akamai's "Access Denied" page (None: every path)."""

@@ -171,10 +171,18 @@ class Faults:
     flipping: dict[Target, FlipFlop] = field(default_factory=dict)
     offsite_related: dict[Target, list[str]] = field(default_factory=dict)  # -> extra related URLs
     unlisted: set[int] = field(default_factory=set)  # story ids in no listing or feed (their pages answer)
+    browsers_only: bool = False  # refuse every client that does not present itself as a browser
 
     def removed_story_ids(self) -> set[int]:
         """Removed stories also vanish from listings and feeds, as on the real site."""
         return {v for k, v in self.removed if k == "id" and isinstance(v, int)}
+
+    def refuses(self, headers: dict[str, str]) -> bool:
+        """The bot wall of ``browsers_only``: a client without a browser's client hints is refused.
+
+        Akamai tells clients apart by their TLS handshake, which this server cannot see; the
+        ``Sec-CH-UA`` hints a browser (and curl_cffi's browser impersonation) sends stand in for it."""
+        return self.browsers_only and not any(name.lower() == "sec-ch-ua" for name in headers)
 
     def hidden_story_ids(self) -> set[int]:
         """Stories no listing, feed or home page shows: removed ones and unlisted ones."""

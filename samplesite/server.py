@@ -8,6 +8,7 @@ keyword arguments; GET never reaches the admin API, and admin calls bypass every
 from __future__ import annotations
 
 import json
+import ssl
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -35,12 +36,21 @@ class SampleSite(Site):
         self._thread: threading.Thread | None = None
         self.base_url = ""
 
-    def start(self, port: int = 0, host: str = "127.0.0.1") -> str:
-        """Serve in a daemon thread; returns the base URL (``http://127.0.0.1:PORT``)."""
+    def start(self, port: int = 0, host: str = "127.0.0.1", tls: ssl.SSLContext | None = None) -> str:
+        """Serve in a daemon thread; returns the base URL (``http://127.0.0.1:PORT``).
+
+        With ``tls`` (a server-side context holding a certificate) it serves HTTPS instead. The TLS
+        handshake happens in each connection's own thread, on its first read, so one slow client never
+        holds up the others."""
         if self._server is not None:
             return self.base_url
         self._server = _Server((host, port), _handler_for(self))
-        self.base_url = f"http://{host}:{self._server.server_address[1]}"
+        scheme = "http"
+        if tls is not None:
+            self._server.socket = tls.wrap_socket(self._server.socket, server_side=True,
+                                                  do_handshake_on_connect=False)
+            scheme = "https"
+        self.base_url = f"{scheme}://{host}:{self._server.server_address[1]}"
         self._thread = threading.Thread(target=self._server.serve_forever, name="samplesite", daemon=True)
         self._thread.start()
         return self.base_url

@@ -100,7 +100,7 @@ class Site(ChangesMixin):
         f = self.faults
         if f.rate is not None and (retry := f.rate.check()) is not None:
             return self._finish(self._error(429), path, headers, base, {"Retry-After": f.rate.retry_after(retry)})
-        if matches(f.blocked, path):
+        if matches(f.blocked, path) or f.refuses(headers):
             return breakage.akamai_denied(base + target)
         if key := matches(f.redirects, path):
             return _redirect(*f.redirects[key], base)
