@@ -54,8 +54,14 @@ def search_stories(
     kind: str | None = None,
     since: str | None = None,
     limit: int = 20,
+    all_versions: bool = False,
 ) -> list[dict[str, Any]]:
     """Stories matching an FTS5 query, best first (bm25: lower is better), with a highlighted snippet.
+
+    Each hit names the story's status and the version it matched (its first and last seen, and
+    whether it is the current one). With ``all_versions`` the versions a story has moved on from
+    are searched too (``story_versions_fts``), so text edited out of a story is found: such a hit
+    carries that version's title and snippet. A story can then appear once per matching version.
 
     ``since`` is an ISO date compared with ``published`` as text, which works for both the date and
     date-time forms the site prints.
@@ -64,41 +70,79 @@ def search_stories(
     pass reads nothing but the index: no ``stories`` row per match (a lookup each, as costly as the
     scoring), filters as sets of ids taken once from the ``kind`` and ``published`` indexes (only
     the stories they keep are scored), and neither snippets nor a count of all matches. Only the
-    page of results shown then joins ``stories`` and gets its snippets.
+    page of results shown then joins ``stories`` and gets its snippets. The past-versions index
+    holds only edited-out versions, a small share of the archive, so its matches are joined directly.
     """
-    params: dict[str, Any] = {"query": query, "limit": limit, "start": HIT_START, "end": HIT_END}
+    params: dict[str, Any] = {"query": query, "limit": limit, "start": HIT_START, "end": HIT_END,
+                              "kind": kind, "since": since}
+    try:
+        hits = _dicts(db.execute(_current_sql(kind, since), params))
+        if all_versions:
+            hits = sorted(hits + _dicts(db.execute(_PAST_SQL, params)),
+                          key=lambda h: (h["rank"], h["id"], -h["version"]))[:limit]
+    except sqlite3.OperationalError as exc:
+        if str(exc).startswith(_FTS_ERRORS):
+            raise SearchQueryError(str(exc)) from exc
+        raise
+    for hit in hits:
+        hit["current"] = bool(hit["current"])
+    return hits
+
+
+def _current_sql(kind: str | None, since: str | None) -> str:
     # ``+rowid`` keeps the filters out of FTS5's plan (offered as rowid constraints, they could become a
     # lookup per id): they stay a check on the scan against an id list built once from the index.
     restrict = ""
     if kind:
         restrict += " AND +stories_fts.rowid IN (SELECT id FROM stories WHERE kind = :kind)"
-        params["kind"] = kind
     if since:
         restrict += " AND +stories_fts.rowid IN (SELECT id FROM stories WHERE published >= :since)"
-        params["since"] = since
-    weights = ", ".join(str(w) for w in BM25_WEIGHTS)
     # Then the page: one more pass over the matches (no scoring, cheaper than a query per id, which
     # would expand a prefix or walk a phrase's doclists again each time), snippets for the page only.
     # CROSS JOIN keeps that order: the FTS scan first, ``top`` and ``stories`` looked up per page row.
-    sql = f"""
+    return f"""
         WITH top AS (
-            SELECT stories_fts.rowid AS id, bm25(stories_fts, {weights}) AS rank
+            SELECT stories_fts.rowid AS id, bm25(stories_fts, {_WEIGHTS}) AS rank
             FROM stories_fts
             WHERE stories_fts MATCH :query{restrict}
             ORDER BY rank, stories_fts.rowid
             LIMIT :limit)
         SELECT s.id, s.kind, s.title, s.url, s.published,
-               snippet(stories_fts, -1, :start, :end, '…', {SNIPPET_TOKENS}) AS snippet, top.rank
+               snippet(stories_fts, -1, :start, :end, '…', {SNIPPET_TOKENS}) AS snippet, top.rank,
+               {_HIT_COLUMNS}, 1 AS current
         FROM stories_fts CROSS JOIN top CROSS JOIN stories s
+             LEFT JOIN story_versions v ON v.story_id = s.id AND v.version = s.current_version
         WHERE stories_fts MATCH :query AND +stories_fts.rowid IN (SELECT id FROM top)
           AND top.id = +stories_fts.rowid AND s.id = top.id
         ORDER BY top.rank, top.id"""
-    try:
-        return _dicts(db.execute(sql, params))
-    except sqlite3.OperationalError as exc:
-        if str(exc).startswith(_FTS_ERRORS):
-            raise SearchQueryError(str(exc)) from exc
-        raise
+
+
+_WEIGHTS = ", ".join(str(w) for w in BM25_WEIGHTS)
+_HIT_COLUMNS = ("s.status, s.missing_since, s.removed_at, s.current_version, "
+                "coalesce(v.version, s.current_version) AS version, v.first_seen, v.last_seen")
+# Past versions: ranked with the story filters joined in (the index is small), the page then
+# snippeted. A version that became current again (a story reverted) is found through stories_fts.
+_PAST_SQL = f"""
+    WITH top AS (
+        SELECT f.rowid AS vid, bm25(story_versions_fts, {_WEIGHTS}) AS rank
+        FROM story_versions_fts AS f CROSS JOIN story_versions v CROSS JOIN stories s
+        WHERE story_versions_fts MATCH :query AND v.id = f.rowid AND s.id = v.story_id
+          AND v.version IS NOT s.current_version
+          AND (:kind IS NULL OR s.kind = :kind) AND (:since IS NULL OR s.published >= :since)
+        ORDER BY rank, f.rowid
+        LIMIT :limit)
+    SELECT s.id, s.kind, v.title, s.url, s.published,
+           snippet(story_versions_fts, -1, :start, :end, '…', {SNIPPET_TOKENS}) AS snippet, top.rank,
+           {_HIT_COLUMNS}, 0 AS current
+    FROM story_versions_fts CROSS JOIN top CROSS JOIN story_versions v CROSS JOIN stories s
+    WHERE story_versions_fts MATCH :query AND +story_versions_fts.rowid IN (SELECT vid FROM top)
+      AND top.vid = +story_versions_fts.rowid AND v.id = top.vid AND s.id = v.story_id
+    ORDER BY top.rank, top.vid"""
+
+
+def has_table(db: sqlite_utils.Database, name: str) -> bool:
+    """An archive opened read-only is not migrated: an older one may lack a later table."""
+    return db.execute("SELECT 1 FROM sqlite_master WHERE name = ?", [name]).fetchone() is not None
 
 
 # -- stories ----------------------------------------------------------------------------------------

@@ -8,9 +8,11 @@ Full-text search is an FTS5 table kept in sync by triggers (created with sqlite-
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import sqlite_utils
 
@@ -328,6 +330,33 @@ CREATE TABLE known_pages (  -- story and photo pages heard of (a link, an inline
 CREATE INDEX known_pages_due ON known_pages(first_heard) WHERE archived_at IS NULL;
 """
 
+# Text edited out of a story stays findable (``search --all-versions``). The current text is in
+# stories_fts already; only the versions a story has moved on from are indexed here, so the index
+# grows with edits, not with the archive (most stories never change). Its rowid is story_versions.id.
+# A version is retired into it by a trigger the moment a story's current_version moves on (whatever
+# writes: the crawler, the distributed writer, reparse), and re-indexed when reparse rewrites it.
+PAST_VERSIONS_CAPTIONS = """(SELECT group_concat(json_extract(i.value, '$.caption'), char(10))
+      FROM json_each(v.record, '$.images') AS i WHERE coalesce(json_extract(i.value, '$.caption'), '') <> '')"""
+SCHEMA_V8 = f"""
+CREATE VIRTUAL TABLE IF NOT EXISTS story_versions_fts USING fts5(title, subtitle, body_text, captions,
+    tokenize='porter');
+CREATE TRIGGER IF NOT EXISTS story_versions_fts_retire
+AFTER UPDATE OF current_version ON stories
+WHEN old.current_version IS NOT NULL AND new.current_version IS NOT old.current_version BEGIN
+  INSERT INTO story_versions_fts (rowid, title, subtitle, body_text, captions)
+  SELECT v.id, v.title, v.subtitle, v.body_text, {PAST_VERSIONS_CAPTIONS}
+  FROM story_versions v WHERE v.story_id = old.id AND v.version = old.current_version
+    AND NOT EXISTS (SELECT 1 FROM story_versions_fts f WHERE f.rowid = v.id);
+END;
+CREATE TRIGGER IF NOT EXISTS story_versions_fts_reparse
+AFTER UPDATE OF title, subtitle, body_text, record ON story_versions
+WHEN EXISTS (SELECT 1 FROM story_versions_fts f WHERE f.rowid = new.id) BEGIN
+  DELETE FROM story_versions_fts WHERE rowid = new.id;
+  INSERT INTO story_versions_fts (rowid, title, subtitle, body_text, captions)
+  SELECT v.id, v.title, v.subtitle, v.body_text, {PAST_VERSIONS_CAPTIONS} FROM story_versions v WHERE v.id = new.id;
+END;
+"""
+
 # Every table's DDL with its comments, for generated docs and Datasette descriptions.
 SCHEMA_TEXT = SCHEMA_V1 + SCHEMA_V2 + SCHEMA_V3 + SCHEMA_V4 + SCHEMA_V5
 
@@ -383,9 +412,22 @@ def _v5(db: sqlite_utils.Database) -> None:
     )
 
 
-# Append new steps; never edit a released one.
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4, _v5]
-SCHEMA_VERSION = len(MIGRATIONS)
+def _v8(db: sqlite_utils.Database) -> None:
+    """Past versions into their own full-text index (see SCHEMA_V8), filled with every version an
+    archive already has that is not its story's current one."""
+    _execute_script(db, SCHEMA_V8)
+    db.execute(f"""INSERT INTO story_versions_fts (rowid, title, subtitle, body_text, captions)
+                   SELECT v.id, v.title, v.subtitle, v.body_text, {PAST_VERSIONS_CAPTIONS}
+                   FROM story_versions v JOIN stories s ON s.id = v.story_id
+                   WHERE v.version IS NOT s.current_version
+                     AND NOT EXISTS (SELECT 1 FROM story_versions_fts f WHERE f.rowid = v.id)""")
+
+
+# Steps by number; append new ones, never edit a released one. Numbers are assigned to pieces of
+# work ahead of time, so a branch may carry a later step before an earlier one exists: an archive
+# is brought up step by step over the numbers present, and a missing number is no step at all.
+MIGRATIONS: dict[int, Callable[[sqlite_utils.Database], None]] = {1: _v1, 2: _v2, 3: _v3, 4: _v4, 5: _v5, 8: _v8}
+SCHEMA_VERSION = max(MIGRATIONS)
 
 
 class ArchiveTooNew(RuntimeError):
@@ -400,10 +442,10 @@ def migrate(db: sqlite_utils.Database) -> int:
             f"archive schema version {current} is newer than this defwatch supports ({SCHEMA_VERSION}); "
             "upgrade defwatch"
         )
-    for number in range(current, SCHEMA_VERSION):
+    for number in sorted(n for n in MIGRATIONS if n > current):
         with db.atomic():  # one transaction per step: a crash leaves the previous version intact
             MIGRATIONS[number](db)
-            db.execute(f"PRAGMA user_version = {number + 1}")
+            db.execute(f"PRAGMA user_version = {number}")
     return current
 
 
@@ -500,3 +542,47 @@ def check_writable(db: sqlite_utils.Database, path: str) -> None:
                     conn.execute("ROLLBACK")
     finally:
         conn.execute("PRAGMA busy_timeout=30000")
+
+
+class ArchiveUnreadable(RuntimeError):
+    """The path is not an archive that can be read: a directory, an empty file, a file that is not
+    SQLite or not defwatch's. One line naming the file and the problem."""
+
+
+def connect_for_reading(path: str, *, timeout: float = 30.0) -> sqlite_utils.Database:
+    """Open an existing archive to read it, changing nothing: no file created, no schema written.
+
+    ``mode=rw`` rather than ``mode=ro`` where the file may be written: both refuse to create the
+    file, but a read-only connection to a WAL archive leaves behind the -wal and -shm files it had
+    to create, which the last read-write connection removes on closing. ``query_only`` keeps the
+    connection from writing either way. An older archive is read as it is (not migrated); queries
+    that need a later table check for it.
+    """
+    target = Path(path)
+    if target.is_dir():
+        raise ArchiveUnreadable(f"{path} is a directory, not an archive file")
+    if not target.exists():
+        raise ArchiveUnreadable(f"no archive at {path}")
+    writable = os.access(target, os.W_OK) and os.access(target.resolve().parent, os.W_OK)
+    uri = f"{target.resolve().as_uri()}?mode={'rw' if writable else 'ro'}"
+    try:
+        conn = sqlite3.connect(uri, uri=True, timeout=timeout, isolation_level=None, check_same_thread=False)
+    except sqlite3.Error as exc:
+        raise ArchiveUnreadable(f"cannot open {path}: {exc}") from exc
+    try:
+        conn.execute("PRAGMA query_only=ON")
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        has_stories = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'stories'").fetchone()
+    except sqlite3.DatabaseError as exc:
+        conn.close()
+        hint = _STORAGE_HINTS.get(getattr(exc, "sqlite_errorname", ""), "")
+        raise ArchiveUnreadable(f"cannot read {path}: {exc}" + (f"; {hint}" if hint else "")) from exc
+    if version > SCHEMA_VERSION:
+        conn.close()
+        raise ArchiveTooNew(f"archive schema version {version} is newer than this defwatch supports "
+                            f"({SCHEMA_VERSION}); upgrade defwatch")
+    if not has_stories:
+        conn.close()
+        what = "an empty file" if target.stat().st_size == 0 else "a SQLite file without defwatch's tables"
+        raise ArchiveUnreadable(f"{path} is not a defwatch archive ({what}); `defwatch crawl --db {path}` makes one")
+    return sqlite_utils.Database(conn)

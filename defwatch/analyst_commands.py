@@ -23,13 +23,14 @@ from core.constants import STORY_KINDS
 from core.progress import Progress
 from db import analysis
 from defwatch import render
-from defwatch.cli import UsageError, config_from, existing_db, print_json
+from defwatch.cli import UsageError, config_from, print_json, read_archive
 from defwatch.commands import _command, _common
 
 if TYPE_CHECKING:  # the CLI loads this module for every command: keep sqlite_utils out of --help
     import sqlite_utils
 
-SEARCH_KEYS = ("id", "kind", "title", "url", "published", "snippet", "rank")
+SEARCH_KEYS = ("id", "kind", "title", "url", "published", "snippet", "rank", "status", "missing_since", "removed_at",
+               "version", "current", "current_version", "first_seen", "last_seen")
 STORY_KEYS = ("id", "kind", "url", "canonical_url", "title", "subtitle", "published", "updated", "byline",
               "authors", "organisation", "dateline", "tags", "status", "version", "current_version",
               "first_seen", "last_seen", "missing_since", "removed_at", "body_text", "paragraphs",
@@ -54,14 +55,8 @@ ATOM_NS = "http://www.w3.org/2005/Atom"
 
 
 def _open(args: argparse.Namespace) -> sqlite_utils.Database:
-    """The archive named by --db / config; a missing file or a newer schema is a usage error."""
-    from db.schema import ArchiveTooNew, connect
-
-    path = existing_db(config_from(args).db)
-    try:
-        return connect(path)
-    except ArchiveTooNew as exc:
-        raise UsageError(str(exc)) from exc
+    """The archive named by --db / config, read only; anything but a readable archive is a usage error."""
+    return read_archive(config_from(args).db)
 
 
 def _positive(value: int, option: str) -> int:
@@ -96,32 +91,56 @@ def _stamp(value: str | None) -> str:
 
 def register_search(commands: Any) -> None:
     p = _command(commands, "search",
-                 "Full-text search of stories (title, subtitle, body, captions), best match first.",
-                 "defwatch search '\"space force\" AND launch*' --kind news-story --since 2024-01-01 --limit 5")
+                 "Full-text search of stories (title, subtitle, body, captions), best match first. Every word"
+                 " typed must match, as typed (Indo-Pacific, Navy's, U.S.-Japan); \"a phrase\" in double"
+                 " quotes; a trailing * for a prefix (hyperson*).",
+                 "defwatch search 'Indo-Pacific \"space force\" launch*' --kind news-story --since 2024-01-01\n"
+                 "  defwatch search --all-versions 'counter-drone'   # also text since edited out\n"
+                 "  defwatch search --fts 'title:budget OR title:briefing'")
     _common(p)
     p.add_argument("query", metavar="QUERY",
-                   help='SQLite FTS5 query: words, "exact phrase", AND / OR / NOT, prefix*, title:word')
+                   help='words to find, "a phrase", prefix* (or an FTS5 query with --fts)')
+    p.add_argument("--fts", action="store_true",
+                   help="read QUERY as SQLite FTS5 syntax: AND / OR / NOT, NEAR(), column:word, ^start")
+    p.add_argument("--all-versions", action="store_true",
+                   help="also search the versions a story has moved on from (text edited out since); each hit"
+                        " names its version, when that version was first and last seen, and if it is current")
     p.add_argument("--kind", choices=STORY_KINDS, help="only stories of this kind")
     p.add_argument("--since", metavar="DATE", help="only stories published on or after this date (YYYY-MM-DD)")
     p.add_argument("--limit", type=int, default=20, metavar="N", help="at most N results (default: 20)")
     p.add_argument("--json", action="store_true",
-                   help="print JSON items (id, kind, title, url, published, snippet, rank); hits are **marked**")
+                   help=f"print JSON items ({', '.join(SEARCH_KEYS)}); hits are **marked**")
     p.set_defaults(handler=cmd_search)
 
 
 def cmd_search(args: argparse.Namespace) -> int:
+    from db.fts_query import EmptyQuery, looks_like_fts_syntax, plain_query
+
     since = parse_day(args.since, "--since") if args.since else None
     limit = _positive(args.limit, "--limit")
-    db = _open(args)
+    if args.fts and not args.query.strip():
+        raise UsageError("search needs at least one word to look for")
     try:
-        hits = analysis.search_stories(db, args.query, kind=args.kind, since=since, limit=limit)
+        query = args.query if args.fts else plain_query(args.query)
+    except EmptyQuery as exc:
+        raise UsageError(f"{exc}, e.g. defwatch search 'Indo-Pacific'") from exc
+    db = _open(args)
+    if args.all_versions and not analysis.has_table(db, "story_versions_fts"):
+        raise UsageError("this archive has no index of past versions yet (it was made by an older defwatch);"
+                         " the next `defwatch crawl` on it adds one")
+    try:
+        hits = analysis.search_stories(db, query, kind=args.kind, since=since, limit=limit,
+                                       all_versions=args.all_versions)
     except analysis.SearchQueryError as exc:
-        raise UsageError(f"cannot read search query {args.query!r} ({exc}); put words in double quotes "
-                         f"to search for them literally, e.g. '\"F-35\"'") from exc
+        raise UsageError(f"cannot read search query {args.query!r} as FTS5 syntax ({exc}); without --fts every"
+                         " word is searched for as typed") from exc
     if args.json:
         print_json([_pick({**hit, "snippet": _marked(hit["snippet"], "**", "**")}, SEARCH_KEYS) for hit in hits])
-        return 0
-    _print_hits(render.terminal_safe(hits), render.Painter(render.use_color(sys.stdout)))
+    else:
+        _print_hits(render.terminal_safe(hits), render.Painter(render.use_color(sys.stdout)), args.all_versions)
+    if not hits and not args.fts and looks_like_fts_syntax(args.query):
+        print("note: the words were searched for as typed; for FTS5 syntax (OR, NOT, column:) add --fts",
+              file=sys.stderr)
     return 0
 
 
@@ -129,15 +148,28 @@ def _marked(snippet: str | None, start: str, end: str) -> str:
     return (snippet or "").replace(analysis.HIT_START, start).replace(analysis.HIT_END, end)
 
 
-def _print_hits(hits: list[dict[str, Any]], painter: render.Painter) -> None:
+def _print_hits(hits: list[dict[str, Any]], painter: render.Painter, all_versions: bool) -> None:
     if not hits:
         print("no matching stories", file=sys.stderr)
     start, end = (render.BOLD + "\x1b[33m", render.RESET) if painter.color else ("**", "**")
     for hit in hits:
         print(f"{hit['id']:>9}  {hit['kind']:<14} {(hit['published'] or '')[:10]:<10}  "
-              f"{painter.paint(hit['title'] or '(untitled)', render.BOLD)}")
+              f"{painter.paint(hit['title'] or '(untitled)', render.BOLD)}{_status_note(hit)}")
+        if all_versions:
+            which = "current" if hit["current"] else f"not current (now version {hit['current_version']})"
+            print(f"{'':11}version {hit['version']}, {which}; seen {_stamp(hit['first_seen'])} .. "
+                  f"{_stamp(hit['last_seen'])}")
         print(f"{'':11}{hit['url']}")
         print(f"{'':11}{' '.join(_marked(hit['snippet'], start, end).split())}")
+
+
+def _status_note(hit: dict[str, Any]) -> str:
+    """A story that is no longer on the site says so beside its title."""
+    if hit["status"] == "removed":
+        return f"  [removed {_stamp(hit['removed_at'])[:10]}]"
+    if hit["status"] == "missing":
+        return f"  [missing since {_stamp(hit['missing_since'])[:10]}]"
+    return ""
 
 
 # -- show -------------------------------------------------------------------------------------------

@@ -59,8 +59,12 @@ TABLE_PURPOSES: dict[str, str] = {
     "outbox": "Alert mails, rendered before they are sent: pending ones are retried, sent ones never sent again.",
     "stories_fts": "FTS5 full-text index (porter stemming) over the stories' title, subtitle, body_text and "
                    "captions, kept in sync by triggers; its rowid is stories.id.",
+    "story_versions_fts": "FTS5 full-text index (porter stemming) of the versions stories have moved on from "
+                          "(text since edited out: `search --all-versions`), filled by a trigger when a story's "
+                          "current_version moves on; its rowid is story_versions.id.",
 }
 
+FTS_TABLES = ("stories_fts", "story_versions_fts")
 _BRANCH_CODES = "A Army, N Navy, F Air Force, M Marine Corps, X Space Force, G Coast Guard, Z National Guard, D DoD"
 
 # Used only where the schema text has no comment on the column; "table.column" beats "column".
@@ -186,7 +190,10 @@ def schema_comments(schema: str = SCHEMA_TEXT) -> dict[str, dict[str, Any]]:
 
 
 def _fts_comments() -> dict[str, dict[str, Any]]:
-    return {"stories_fts": {"purpose": None, "columns": {c: f"stories.{c}, indexed for MATCH" for c in FTS_COLUMNS}}}
+    past = {c: f"story_versions.{c} of a past version, indexed for MATCH" for c in FTS_COLUMNS}
+    past["captions"] = "the past version's image captions (from its record), one per line, indexed for MATCH"
+    return {"stories_fts": {"purpose": None, "columns": {c: f"stories.{c}, indexed for MATCH" for c in FTS_COLUMNS}},
+            "story_versions_fts": {"purpose": None, "columns": past}}
 
 
 def describe_column(table: str, column: str, comments: dict[str, dict[str, Any]] | None = None) -> str:
@@ -205,7 +212,7 @@ def archive_tables(db: Any) -> list[str]:
     """User-facing tables of a live archive in schema order: FTS shadow tables are internals."""
     rows = db.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY rowid").fetchall()
     fts_shadows = ("_data", "_idx", "_docsize", "_config", "_content")
-    return [r[0] for r in rows if not (r[0].startswith("stories_fts") and r[0].endswith(fts_shadows))
+    return [r[0] for r in rows if not (r[0].startswith(FTS_TABLES) and r[0].endswith(fts_shadows))
             and not r[0].startswith("sqlite_")]
 
 

@@ -16,9 +16,13 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from core.clock import DateInputError
 from core.config import Config, ConfigError, load_config
+
+if TYPE_CHECKING:
+    import sqlite_utils
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -55,6 +59,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        return _reader_left()
+
+
+# What a Unix tool killed by SIGPIPE reports (128 + 13): ``defwatch export | head`` ends as ``cat`` would.
+EXIT_BROKEN_PIPE = 141
+
+
+def _reader_left() -> int:
+    """The reader of standard output went away (``| head``): stop quietly, without a traceback.
+
+    Python ignores SIGPIPE, so the write raised instead; standard output is pointed at /dev/null so
+    that flushing what is still buffered at exit does not raise (and print) a second time.
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return EXIT_BROKEN_PIPE
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -124,7 +146,20 @@ def print_json(data: object) -> None:
 def existing_db(path: str) -> str:
     if not Path(path).exists():
         raise UsageError(f"no archive at {path} (run `defwatch crawl` first, or pass --db)")
+    if Path(path).is_dir():
+        raise UsageError(f"{path} is a directory, not an archive file (pass --db FILE)")
     return path
+
+
+def read_archive(path: str) -> sqlite_utils.Database:
+    """The archive at ``path`` opened for a command that only reads: nothing is created, migrated or
+    written, and anything that is not a readable archive is a one-line usage error."""
+    from db.schema import ArchiveTooNew, ArchiveUnreadable, connect_for_reading
+
+    try:
+        return connect_for_reading(existing_db(path))
+    except (ArchiveUnreadable, ArchiveTooNew) as exc:
+        raise UsageError(str(exc)) from None
 
 
 def _setup_logging(verbosity: int, *, daemon: bool = False) -> None:
@@ -142,6 +177,18 @@ def _setup_logging(verbosity: int, *, daemon: bool = False) -> None:
     if verbosity < 2:
         for noisy in ("scrapy", "twisted", "filelock", "asyncio"):
             logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
+    if not verbosity:
+        handler.addFilter(_not_recorded_failures)
+
+
+# A request that failed for good is a fetch row with its error, counted in the run's summary; Scrapy's
+# own ERROR lines for it (a traceback each for robots.txt) would bury that summary under ~80 lines
+# when the site is down. -v shows them. A filter on the handler: Scrapy resets its loggers' levels.
+QUIET_UNLESS_VERBOSE = ("scrapy.downloadermiddlewares.retry", "scrapy.downloadermiddlewares.robotstxt")
+
+
+def _not_recorded_failures(record: logging.LogRecord) -> bool:
+    return record.name not in QUIET_UNLESS_VERBOSE
 
 
 if __name__ == "__main__":

@@ -12,6 +12,8 @@ from core.clock import parse_instant
 from core.constants import CRAWL_MODES
 from defwatch.cli import UsageError, config_from, existing_db, print_json
 
+EXIT_CTRL_C = 130  # 128 + SIGINT
+
 
 def _common(p: argparse.ArgumentParser, *, site: bool = False) -> None:
     p.add_argument("--config", metavar="FILE", help="config file (default: $DEFWATCH_CONFIG or ./defwatch.toml)")
@@ -60,8 +62,26 @@ def cmd_crawl(args: argparse.Namespace) -> int:
         print(json.dumps(summary.as_json(), sort_keys=True))
     else:
         print(summary.line())
+        for line in _error_lines(config.db, summary.run_id) if summary.errors else []:
+            print(line)
         print(json.dumps(summary.as_json(), sort_keys=True))
+    if summary.status == "interrupted" and "SIGINT" in summary.stop_signals:
+        return EXIT_CTRL_C  # Ctrl-C: what a shell expects; the daemon's SIGTERM stop stays 0
     return {"ok": 0, "interrupted": 0, "blocked": 3}.get(summary.status, 1)
+
+
+def _error_lines(db_path: str, run_id: int, shown: int = 3) -> list[str]:
+    """Why the run's requests failed, read back from its fetch rows: the commonest errors first."""
+    from db.schema import connect_for_reading
+
+    db = connect_for_reading(db_path)
+    try:
+        rows = db.execute(
+            """SELECT error, COUNT(*), MIN(url) FROM fetches WHERE run_id = ? AND outcome = 'error'
+               GROUP BY error ORDER BY COUNT(*) DESC, error LIMIT ?""", [run_id, shown]).fetchall()
+    finally:
+        db.conn.close()
+    return [f"  {count} failed: {error or 'no reason recorded'} (e.g. {url})" for error, count, url in rows]
 
 
 # -- run / init -------------------------------------------------------------------------------------

@@ -43,6 +43,7 @@ class RunSummary:
     mails_sent: int = 0
     outcomes: dict[str, int] = field(default_factory=dict)
     cpu_seconds: dict[str, float] = field(default_factory=dict)  # the crawl's reactor thread and archive writer
+    stop_signals: list[str] = field(default_factory=list)  # what stopped the run early (SIGINT: Ctrl-C)
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -92,6 +93,7 @@ def _run(archive: Archive, run_id: int, config: Config, mode: str, max_pages: in
         archive.db, run_id, config.monitor, finish_reason=result.finish_reason, baseline=baseline
     )
     summary = summarise(run_id, mode, result.finish_reason, result.stats, detection)
+    summary.stop_signals = list(stop.received)
     send = send_mail and not stop.received
     summary.mails_queued, summary.mails_sent = queue_and_send_alerts(archive, run_id, config, send)
     archive.finish_run(run_id, summary.status, summary.as_json() | {"config": config.redacted()})

@@ -27,6 +27,7 @@ from defwatch import cli
 from defwatch.browse import (
     CANNED_QUERIES,
     COLUMN_NOTES,
+    FTS_TABLES,
     TABLE_PURPOSES,
     database_name,
     datasette_metadata,
@@ -168,7 +169,7 @@ def test_fallback_notes_name_real_tables_and_columns(archive):
     for key in COLUMN_NOTES:
         table, _, column = key.rpartition(".")
         assert column in (tables[table] if table else every_column), key
-    assert set(schema_comments(SCHEMA_TEXT)) | {"stories_fts"} == set(TABLE_PURPOSES)  # every table has a purpose
+    assert set(schema_comments(SCHEMA_TEXT)) | set(FTS_TABLES) == set(TABLE_PURPOSES)  # every table has a purpose
 
 
 # -- live archive -----------------------------------------------------------------------------------
