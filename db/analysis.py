@@ -164,6 +164,18 @@ def story_version(db: sqlite_utils.Database, story_id: int, version: int) -> dic
     return rows[0] if rows else None
 
 
+def story_version_at(db: sqlite_utils.Database, story_id: int, at: str) -> int | None:
+    """The version that was current at ``at`` (an archive time): the one the last fetch before then
+    showed. Fetches, not first-seen dates, because a story can go back to an older version."""
+    row = db.execute(
+        """SELECT version FROM fetches WHERE page_type = 'story' AND subject_id = ? AND version IS NOT NULL
+             AND fetched_at <= ? ORDER BY id DESC LIMIT 1""", [story_id, at]).fetchone()
+    if row is None:  # fetch rows pruned or never written (an import): the versions' own dates
+        row = db.execute("""SELECT version FROM story_versions WHERE story_id = ? AND first_seen <= ?
+                            ORDER BY first_seen DESC, version DESC LIMIT 1""", [story_id, at]).fetchone()
+    return int(row[0]) if row else None
+
+
 def _story_version_rows(db: sqlite_utils.Database, where: str, params: list[Any]) -> list[dict[str, Any]]:
     rows = _dicts(db.execute(
         f"""SELECT version, content_hash, title, record, parser_version, first_seen, last_seen,

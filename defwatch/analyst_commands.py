@@ -22,7 +22,7 @@ from core.clock import parse_day, parse_instant, stamp
 from core.constants import STORY_KINDS
 from core.progress import Progress
 from db import analysis
-from defwatch import render
+from defwatch import lookups, render
 from defwatch.cli import UsageError, config_from, print_json, read_archive
 from defwatch.commands import _command, _common
 
@@ -179,11 +179,18 @@ def register_show(commands: Any) -> None:
     p = _command(commands, "show",
                  "Show a story as archived (current state, or an older version) with its images and related links;"
                  " or, with --image, an image and its versions.",
-                 "defwatch show 3610656 --version 1   |   defwatch show --image 8123456 --json")
+                 "defwatch show 3610656 --version 1   |   defwatch show --image 8123456 --json\n"
+                 "  defwatch show https://www.war.gov/News/News-Stories/Article/Article/3610656/x/ --at 2024-01-31")
     _common(p)
-    p.add_argument("id", metavar="ID", type=int, nargs="?", help="the story's article id")
-    p.add_argument("--version", type=int, metavar="N", help="show the record of version N instead of the current state")
-    p.add_argument("--image", type=int, metavar="MEDIA_ID", help="show this image (with ID: one of that story's)")
+    p.add_argument("id", metavar="ID", nargs="?",
+                   help="the story's article id, or its URL (war.gov, defense.gov); a photo URL shows the image")
+    version = p.add_mutually_exclusive_group()
+    version.add_argument("--version", type=int, metavar="N",
+                         help="show the record of version N instead of the current state")
+    version.add_argument("--at", metavar="DATE",
+                         help="show the version that was current at this UTC date-time (a date: at its end)")
+    p.add_argument("--image", metavar="MEDIA_ID",
+                   help="show this image, by media id or photo URL (with ID: one of that story's)")
     p.add_argument("--json", action="store_true",
                    help="print the story (images, related and paragraphs included) or the image as JSON")
     p.set_defaults(handler=cmd_show)
@@ -191,16 +198,36 @@ def register_show(commands: Any) -> None:
 
 def cmd_show(args: argparse.Namespace) -> int:
     if args.id is None and args.image is None:
-        raise UsageError("show needs a story ID, or --image MEDIA_ID")
+        raise UsageError("show needs a story ID (or its URL), or --image MEDIA_ID")
+    kind, number = lookups.subject(args.id) if args.id is not None else ("image", None)
+    image_id = lookups.media_id(args.image) if args.image is not None else number if kind == "image" else None
+    story_id = number if kind == "story" else None
+    at = _until(args.at, "--at") if args.at else None
     db = _open(args)
-    if args.image is not None:
-        data = _image_view(db, args.image, args.id, args.version)
+    if image_id is not None:
+        if at:
+            raise UsageError("--at applies to stories; an image lists all its versions with their dates")
+        data = _image_view(db, image_id, story_id, args.version)
         print_json(data) if args.json else _print_image(render.terminal_safe(data))
         return 0
-    story = _story_or_fail(db, args.id)
-    data = _version_view(db, story, args.version) if args.version is not None else _current_view(db, story)
+    story = _story_or_fail(db, story_id)
+    version = args.version if args.version is not None else _version_at(db, story, at) if at else None
+    data = _version_view(db, story, version) if version is not None else _current_view(db, story)
     print_json(data) if args.json else _print_story(render.terminal_safe(data))
     return 0
+
+
+def _until(text: str, option: str) -> str:
+    """An instant to look back to; a bare date means the end of that day (what was current that day)."""
+    instant = parse_instant(text, option)
+    return instant[:10] + "T23:59:59.999999Z" if len(text.strip()) == 10 else instant
+
+
+def _version_at(db: sqlite_utils.Database, story: dict[str, Any], at: str) -> int:
+    version = analysis.story_version_at(db, story["id"], at)
+    if version is None:
+        raise UsageError(f"story {story['id']} was first archived {_stamp(story['first_seen'])} UTC, after {at[:19]}")
+    return version
 
 
 def _current_view(db: sqlite_utils.Database, story: dict[str, Any]) -> dict[str, Any]:
@@ -348,7 +375,7 @@ def register_history(commands: Any) -> None:
     p = _command(commands, "history", "List every archived version of a story and what changed in each.",
                  "defwatch history 3610656 --json")
     _common(p)
-    p.add_argument("id", metavar="ID", type=int, help="the story's article id")
+    p.add_argument("id", metavar="ID", help="the story's article id, or its URL")
     p.add_argument("--json", action="store_true",
                    help="print {id, title, url, status, current_version, missing_since, removed_at, versions}")
     p.set_defaults(handler=cmd_history)
@@ -357,10 +384,11 @@ def register_history(commands: Any) -> None:
 def cmd_history(args: argparse.Namespace) -> int:
     from db.versions import changed_story_fields
 
+    story_id = lookups.story_id(args.id)
     db = _open(args)
-    story = _story_or_fail(db, args.id)
+    story = _story_or_fail(db, story_id)
     versions, previous = [], None
-    for row in analysis.story_versions(db, args.id):
+    for row in analysis.story_versions(db, story_id):
         changed = changed_story_fields(previous, row["record"]) if previous is not None else []
         versions.append(_pick({**row, "content_hash": row["content_hash"][:HASH_PREFIX], "changed": changed},
                               HISTORY_VERSION_KEYS))
@@ -392,7 +420,7 @@ def register_diff(commands: Any) -> None:
                  " one), paragraph by paragraph with changed words marked.",
                  "defwatch diff 3610656 --from 1 --to 3   |   defwatch diff 3610656 --html > diff.html")
     _common(p)
-    p.add_argument("id", metavar="ID", type=int, help="the story's article id")
+    p.add_argument("id", metavar="ID", help="the story's article id, or its URL")
     p.add_argument("--from", dest="from_version", type=int, metavar="V", help="older version (default: --to minus 1)")
     p.add_argument("--to", dest="to_version", type=int, metavar="V", help="newer version (default: the current one)")
     p.add_argument("--html", action="store_true", help="print a standalone HTML page instead of text")
@@ -400,16 +428,17 @@ def register_diff(commands: Any) -> None:
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
+    story_id = lookups.story_id(args.id)
     db = _open(args)
-    story = _story_or_fail(db, args.id)
+    story = _story_or_fail(db, story_id)
     current = story["current_version"] or 0
     to_version = args.to_version if args.to_version is not None else current
     from_version = args.from_version if args.from_version is not None else to_version - 1
     if args.from_version is None and args.to_version is None and current < 2:
-        print(f"story {args.id} has only one version; nothing to compare")
+        print(f"story {story_id} has only one version; nothing to compare")
         return 0
     if from_version < 1:
-        raise UsageError(f"version {to_version} is story {args.id}'s first; there is nothing before it to compare")
+        raise UsageError(f"version {to_version} is story {story_id}'s first; there is nothing before it to compare")
     from monitor.diff import story_diff
 
     old, new = (_diff_version(db, story, v) for v in (from_version, to_version))
@@ -445,7 +474,8 @@ def register_images(commands: Any) -> None:
                  "defwatch images --virin '231111-F-*' --shot-from 2023-11-01 --shot-to 2023-11-30 --credit Smith")
     _common(p)
     p.add_argument("--virin", metavar="PATTERN", help="VIRIN with * and ? wildcards, any case, e.g. '231111-F-*'")
-    p.add_argument("--branch", metavar="CODE", help="VIRIN service code: A Army, N Navy, F Air Force, M Marines, ...")
+    p.add_argument("--branch", metavar="NAME",
+                   help="service branch by name or VIRIN code, any case: Navy or N, 'Space Force' or X, Army, ...")
     p.add_argument("--shot-from", metavar="DATE", help="shot on or after this date (YYYY-MM-DD, from the VIRIN)")
     p.add_argument("--shot-to", metavar="DATE", help="shot on or before this date (YYYY-MM-DD)")
     p.add_argument("--credit", metavar="NAME", help="credit line contains NAME (any case)")
@@ -461,14 +491,17 @@ def cmd_images(args: argparse.Namespace) -> int:
         raise UsageError(f"--shot-from {shot_from} is after --shot-to {shot_to}")
     if args.limit < 0:
         raise UsageError("--limit must be 0 (all) or more")
+    branch = lookups.branch_code(args.branch) if args.branch else None
     db = _open(args)
-    images = analysis.find_images(db, virin_pattern=args.virin, branch=args.branch, shot_from=shot_from,
+    images = analysis.find_images(db, virin_pattern=args.virin, branch=branch, shot_from=shot_from,
                                   shot_to=shot_to, credit=args.credit, limit=args.limit)
     if args.json:
         print_json([_pick(image, IMAGE_KEYS) for image in images])
         return 0
+    if images:
+        print(f"{'media id':>10}  {'VIRIN':<24} {'shot':<10}  {'branch':<18} {'credit':<28}  title")
     for image in render.terminal_safe(images):
-        print(f"{image['media_id']:>9}  {image['virin'] or '-':<24} {image['virin_shot_date'] or '?':<10}  "
+        print(f"{image['media_id']:>10}  {image['virin'] or '-':<24} {image['virin_shot_date'] or '?':<10}  "
               f"{_branch(image):<18} {_short(image['credit'], 28):<28}  "
               f"{_short(image['title'] or image['caption'], 50)}")
     print(f"{len(images)} image(s)", file=sys.stderr)
@@ -668,6 +701,8 @@ def _print_stats(stats: dict[str, Any]) -> None:
         print(f"          {week}  {count}")
     _print_known(stats["known_pages"])
     print("last runs:")
+    if stats["runs"]:
+        print(f"  {'run':>5}  {'mode':<8} {'status':<11} {'started (UTC)':<19}  {'duration':>8}  figures")
     for run in stats["runs"]:
         duration = f"{run['duration_s']:.1f}s" if run["duration_s"] is not None else "-"
         summary = " ".join(f"{k}={v}" for k, v in sorted(run["stats"].items()))

@@ -14,7 +14,10 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -366,9 +369,23 @@ def serve(path: str, *, host: str = "127.0.0.1", port: int = 8001) -> int:
     except ImportError as exc:
         raise DatasetteMissing(f"Datasette is not installed; {INSTALL_HINT}") from exc
     metadata = datasette_metadata(path)
-    with tempfile.TemporaryDirectory(prefix="defwatch-browse-") as tmp:
+    with _terminate_as_exit(), tempfile.TemporaryDirectory(prefix="defwatch-browse-") as tmp:
         metadata_file = Path(tmp) / "metadata.json"
         metadata_file.write_text(json.dumps(metadata, indent=2, ensure_ascii=False), encoding="utf-8")
-        print(f"serving {path} on http://{host}:{port}/{database_name(path)} (Ctrl-C stops)")
+        print(f"serving {path} on http://{host}:{port}/{database_name(path)} (Ctrl-C stops)", flush=True)
         cli.main(serve_args(path, str(metadata_file), host, port), prog_name="datasette", standalone_mode=False)
     return 0
+
+
+@contextmanager
+def _terminate_as_exit() -> Iterator[None]:
+    """SIGTERM (a service manager, ``kill``) unwinds like Ctrl-C instead of killing the process on the
+    spot, so the metadata's temporary directory is removed and the archive closed; exit status 143."""
+    def _exit(signum: int, _frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, _exit)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

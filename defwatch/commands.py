@@ -10,7 +10,7 @@ from typing import Any
 
 from core.clock import parse_instant
 from core.constants import CRAWL_MODES
-from defwatch.cli import UsageError, config_from, existing_db, print_json
+from defwatch.cli import UsageError, config_from, print_json, read_archive
 
 EXIT_CTRL_C = 130  # 128 + SIGINT
 
@@ -211,16 +211,17 @@ def register_changes(commands: Any) -> None:
 
 def cmd_changes(args: argparse.Namespace) -> int:
     from db.events import list_events
-    from db.schema import connect
 
     if args.kind:
         _check_kind(args.kind)
     since = parse_instant(args.since) if args.since else None
-    db = connect(existing_db(config_from(args).db))
+    db = read_archive(config_from(args).db)
     events = list_events(db, since=since, kind=args.kind, run_id=args.run)
     if args.json:
         print_json([{k: e.get(k) for k in EVENT_KEYS} for e in events])
         return 0
+    if events:
+        print(f"{'detected (UTC)':<19}  {'run':<8} {'kind':<16} summary")
     for event in events:
         print(f"{event['detected_at'][:19]}  run {event['run_id']:<4} {event['kind']:<16} {event['summary']}")
         if event["url"]:
@@ -257,17 +258,19 @@ def cmd_alerts(args: argparse.Namespace) -> int:
     from monitor.mailer import flush_outbox
 
     config = config_from(args)
-    db = connect(config.db)
-    if args.action == "list":
-        mails = list_outbox(db)
+    if args.action == "list":  # only reads: the archive is not created, migrated or written
+        mails = list_outbox(read_archive(config.db))
         if args.json:
             print_json(mails)
+        if mails and not args.json:
+            print(f"{'id':>5} {'status':<8} {'attempts':<10} {'kind':<9} subject")
         for mail in [] if args.json else mails:
             status = f"{mail['status']:<8} attempts={mail['attempts']}"
             print(f"{mail['id']:>5} {status} {mail['kind']:<9} {mail['subject']}")
         return 0
     if not (config.alerts.recipients or config.alerts.operator_recipients):
         raise UsageError("no recipients configured: set [alerts] recipients or DEFWATCH_ALERT_TO")
+    db = connect(config.db)
     if args.action == "test":
         queue_test_mail(db, config.alerts)
     else:

@@ -19,6 +19,7 @@ Segment = tuple[str, str]  # ("", same) | ("del", gone) | ("ins", added)
 
 # Below this share of surviving words, word marks are noise: show the old and new paragraph whole.
 SIMILARITY = 0.4
+WORD_LEVEL_FIELDS = ("body", "captions")  # drawn with word marks by ``defwatch diff`` (FieldDiff.inline)
 _TOKEN = re.compile(r"\w+|[^\w\s]+|\s+")
 
 
@@ -54,8 +55,9 @@ class FieldDiff:
 
     @property
     def inline(self) -> bool:
-        """Non-body fields read best as ``old → new``."""
-        return self.name != "body"
+        """Short fields read best as ``old → new``; the body and captions (long text, where a reader
+        wants to see which words changed) get word marks, as in the digest mail."""
+        return self.name not in WORD_LEVEL_FIELDS
 
 
 

@@ -4,8 +4,10 @@
 to it is closed, so a daemon that dies (even by SIGKILL) never leaves a stale lock behind. The pid
 written into the file is only there to name the owner in the refusal message.
 
-The file is never unlinked: removing a lock file races with a process that has just opened the old
-inode, which would let two daemons each believe they hold "the" lock.
+The holder removes the file when it stops, so no lock file outlives its daemon. Removing a lock file
+races with a process that has just opened the old inode; that is why ``acquire`` checks, once it holds
+the lock, that the path still names the inode it locked, and starts over when it does not. A daemon
+that dies without releasing leaves the file, which is harmless: the kernel dropped the lock.
 """
 
 from __future__ import annotations
@@ -56,29 +58,36 @@ class ArchiveLock:
 
     def acquire(self) -> None:
         """Take the lock or raise ``LockHeld``; OSError if the file cannot be created."""
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            pid = _read_pid(fd)
-            os.close(fd)
-            raise LockHeld(self.path, pid) from None
-        except BaseException:
-            os.close(fd)
-            raise
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                if _names(self.path, fd):
+                    break
+            except BlockingIOError:
+                pid = _read_pid(fd)
+                os.close(fd)
+                raise LockHeld(self.path, pid) from None
+            except BaseException:
+                os.close(fd)
+                raise
+            os.close(fd)  # the holder removed this file as we opened it: lock the path's new file
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         self._fd = fd
 
     def release(self) -> None:
-        """Clear the pid and drop the lock; safe to call twice."""
+        """Remove the file and drop the lock; safe to call twice."""
         fd, self._fd = self._fd, None
         if fd is None:
             return
         try:
+            if _names(self.path, fd):  # still ours: removed while locked, so no one can lock it after
+                os.unlink(self.path)
             os.ftruncate(fd, 0)
         finally:
             os.close(fd)  # closing the last descriptor releases the flock
+
 
     def __enter__(self) -> ArchiveLock:
         self.acquire()
@@ -86,6 +95,16 @@ class ArchiveLock:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+
+def _names(path: str, fd: int) -> bool:
+    """True when ``path`` still names the file open as ``fd`` (not removed or replaced since)."""
+    try:
+        on_disk = os.stat(path)
+    except FileNotFoundError:
+        return False
+    opened = os.fstat(fd)
+    return (on_disk.st_dev, on_disk.st_ino) == (opened.st_dev, opened.st_ino)
 
 
 def _read_pid(fd: int) -> int | None:
