@@ -12,6 +12,7 @@ import importlib
 import json
 import logging
 import os
+import sqlite3
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -53,7 +54,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     _setup_logging(getattr(args, "verbose", 0), daemon=args.command == "run")
     try:
-        return args.handler(args)
+        status = args.handler(args)
+        sys.stdout.flush()  # here, where a reader that left is caught, not at exit
+        return status
     except (UsageError, ConfigError, DateInputError) as exc:
         print(f"defwatch: {exc}", file=sys.stderr)
         return 2
@@ -61,6 +64,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return _reader_left()
+    finally:
+        _close_read_archives()
 
 
 # What a Unix tool killed by SIGPIPE reports (128 + 13): ``defwatch export | head`` ends as ``cat`` would.
@@ -157,9 +162,21 @@ def read_archive(path: str) -> sqlite_utils.Database:
     from db.schema import ArchiveTooNew, ArchiveUnreadable, connect_for_reading
 
     try:
-        return connect_for_reading(existing_db(path))
+        db = connect_for_reading(existing_db(path))
     except (ArchiveUnreadable, ArchiveTooNew) as exc:
         raise UsageError(str(exc)) from None
+    _READ_ARCHIVES.append(db.conn)
+    return db
+
+
+# Closed when the command ends (also when main() runs in-process, as in tests): the last connection
+# to a WAL archive to close removes its -wal and -shm files; one left to the garbage collector may not.
+_READ_ARCHIVES: list[sqlite3.Connection] = []
+
+
+def _close_read_archives() -> None:
+    while _READ_ARCHIVES:
+        _READ_ARCHIVES.pop().close()
 
 
 def _setup_logging(verbosity: int, *, daemon: bool = False) -> None:
