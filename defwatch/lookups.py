@@ -10,7 +10,6 @@ Anything else is a ``UsageError`` that says what would have been understood.
 from __future__ import annotations
 
 from core.urls import classify_url
-from crawler.parsers.virin import BRANCHES
 from defwatch.cli import UsageError
 
 # Names people use for a branch beyond the VIRIN table's own ("Marines" for "Marine Corps").
@@ -54,6 +53,8 @@ def media_id(text: str) -> int:
 
 def branch_code(text: str) -> str:
     """The VIRIN service code for a code or a name, any case ("n", "Navy", "space force")."""
+    from crawler.parsers.virin import BRANCHES  # the parsers package loads lxml: only when asked
+
     wanted = " ".join(text.split()).lower()
     for code, name in BRANCHES.items():
         if wanted in (code.lower(), name.lower()):
