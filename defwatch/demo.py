@@ -16,6 +16,7 @@ import os
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -51,19 +52,32 @@ def run_demo(db_path: str) -> int:
         _print_archive(db_path)
         script = apply_changes(site)
         _say("changes applied on the sample site:")
-        for line in script:
+        for line in script.lines:
             print(f"  - {line}")
         for _ in range(2):
             summary = _crawl(env, "full")
             _say(f"run {summary['run_id']}: {summary['pages']} pages, {summary['new_versions']} new versions, "
                  f"{summary['events']} events, {summary['blocked']} blocked, {summary['mails_sent']} mails sent")
+        _print_quiet(db_path, script)
         _print_events(db_path)
         _print_mail(sink.wait_for(1, timeout=10))
+    _print_next_steps(db_path, script)
     return 0
 
 
-def apply_changes(site: Any) -> list[str]:
-    """The scripted changes; returns what was done, in words."""
+@dataclass
+class Script:
+    """What the demo did to the site: the lines it prints, and the stories whose outcome it explains."""
+
+    lines: list[str]
+    edited: int
+    removed: int
+    blocked: int
+    spaced: int
+
+
+def apply_changes(site: Any) -> Script:
+    """The scripted changes; returns what was done, in words, and to which stories."""
     stories = sorted(site.content.all_story_ids())
     others = [s for s in stories if s not in (EDITED_STORY, ACCENTED_STORY)]
     removed, blocked, linked = others[0], others[1], others[2]
@@ -77,7 +91,7 @@ def apply_changes(site: Any) -> list[str]:
     site.remove(removed, status=404)
     site.block(blocked)
     site.whitespace_edit(spaced)
-    return [
+    return Script([
         f"story {EDITED_STORY}: paragraph 2 rewritten",
         f"image {media_id}: caption changed",
         f"story {linked}: related story {EDITED_STORY} added",
@@ -85,7 +99,7 @@ def apply_changes(site: Any) -> list[str]:
         f"story {removed}: removed (404)",
         f"story {blocked}: blocked (403 Access Denied) - must not read as a change or a removal",
         f"story {spaced}: whitespace and Unicode-form edit only - must not read as a change",
-    ]
+    ], EDITED_STORY, removed, blocked, spaced)
 
 
 def _first_image_of(site: Any, story_ids: list[int]) -> int:
@@ -134,6 +148,72 @@ def _print_archive(db_path: str) -> None:
     db.conn.close()
     print("  archived: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
     print("  stories by kind: " + ", ".join(f"{k} {v}" for k, v in kinds.items()))
+
+
+def _print_quiet(db_path: str, script: Script) -> None:
+    """What did not alert, and why, as the archive recorded it: the fetches of the blocked, the
+    re-spaced and the removed story on each run, their state, and the confirmation rule in force."""
+    db = connect(db_path)
+    try:
+        fetches = {sid: _story_fetches(db, sid) for sid in (script.blocked, script.spaced, script.removed)}
+        state = {sid: db.execute("SELECT status, current_version, missing_since, removed_at FROM stories "
+                                 "WHERE id = ?", [sid]).fetchone() for sid in fetches}
+        events = {sid: db.execute("SELECT run_id, kind FROM events WHERE subject_type = 'story' AND subject_id = ?"
+                                  " ORDER BY id", [sid]).fetchall() for sid in fetches}
+        confirm_runs = _config_value(db, "monitor", "removal_confirm_runs")
+    finally:
+        db.conn.close()
+    _say("what did not alert, and why (read back from the archive):")
+    blocked = [f for f in fetches[script.blocked] if f["outcome"] == "blocked"]
+    print(f"  - story {script.blocked}: HTTP {_runs_said(blocked)} ({blocked[0]['error'] if blocked else '-'}): "
+          f"a block is neither content nor a removal; it stays {state[script.blocked][0]} at version "
+          f"{state[script.blocked][1]}, {_events_said(events[script.blocked])}")
+    spaced = fetches[script.spaced]
+    hashes = [f["sha256"][:10] for f in spaced if f["sha256"]]
+    versions = ", ".join(sorted({str(f["version"]) for f in spaced}))
+    print(f"  - story {script.spaced}: its page's bytes changed (sha256 {' -> '.join(dict.fromkeys(hashes))}) but "
+          f"not its text once white space and Unicode form are normalized: every fetch showed version {versions}, "
+          f"{_events_said(events[script.spaced])}")
+    gone = [f for f in fetches[script.removed] if f["outcome"] in ("not_found", "gone")]
+    removed_in = [run for run, kind in events[script.removed] if kind == "story_removed"]
+    print(f"  - story {script.removed}: HTTP {_runs_said(gone)}; the first made it missing, not removed: a removal "
+          f"needs a 404/410 on {confirm_runs} runs (removal_confirm_runs), so a passing error never reads as one. "
+          f"It is {state[script.removed][0]}, with story_removed in run "
+          f"{', '.join(map(str, removed_in)) or '(none yet)'}")
+
+
+def _story_fetches(db: Any, story_id: int) -> list[dict[str, Any]]:
+    cursor = db.execute("SELECT run_id, status, outcome, error, version, sha256 FROM fetches "
+                        "WHERE page_type = 'story' AND subject_id = ? ORDER BY id", [story_id])
+    columns = [c[0] for c in cursor.description]
+    return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+
+
+def _runs_said(fetches: list[dict[str, Any]]) -> str:
+    """``403 on runs 2, 3``: the statuses the fetches answered and the runs they belong to."""
+    statuses = "/".join(sorted({str(f["status"]) for f in fetches})) or "-"
+    runs = ", ".join(str(f["run_id"]) for f in fetches)
+    return f"{statuses} on run{'s' if len(fetches) > 1 else ''} {runs or '-'}"
+
+
+def _events_said(events: list[tuple[int, str]]) -> str:
+    return "no event" if not events else "events: " + ", ".join(f"{kind} (run {run})" for run, kind in events)
+
+
+def _config_value(db: Any, section: str, key: str) -> Any:
+    """A setting as the last run recorded it (its config snapshot), not as this module assumes it."""
+    row = db.execute("SELECT stats FROM runs ORDER BY id DESC LIMIT 1").fetchone()
+    return ((json.loads(row[0]) if row and row[0] else {}).get("config") or {}).get(section, {}).get(key)
+
+
+def _print_next_steps(db_path: str, script: Script) -> None:
+    """The analyst commands to try on the archive the demo left behind."""
+    db = f" --db {db_path}"
+    _say(f"the archive stays in {db_path}; next, read it as an analyst would:")
+    for command in (f"changes{db}", f"history {script.edited}{db}", f"diff {script.edited}{db}",
+                    f"search 'space domain' --all-versions{db}", f"show {script.removed}{db}",
+                    f"images --branch Navy{db}", f"stats{db}", f"browse{db}   (pip install -e '.[browse]')"):
+        print(f"  defwatch {command}")
 
 
 def _print_events(db_path: str) -> None:

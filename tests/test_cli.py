@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import socket
 import subprocess
 import sys
@@ -100,10 +101,29 @@ def test_sample_site_command_serves_the_site(tmp_path):
         server.wait(timeout=10)
 
 
+# The test extras (pyproject's [test]): the demo is run with none of them importable, in every process
+# it starts, as after the README's light install (`pip install -e .`).
+TEST_ONLY = ("pytest", "hypothesis", "feedparser", "datasette", "scrapy_redis", "redis", "ruff")
+NO_TEST_EXTRAS = f"""
+import sys
+class _TestExtrasAbsent:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in {TEST_ONLY!r}:
+            raise ImportError(f"{{name}} is a test extra; the demo must run without it")
+        return None
+sys.meta_path.insert(0, _TestExtrasAbsent())
+"""
+
+
 def test_demo_runs_the_whole_mission_and_reports_measured_events(tmp_path):
     db = tmp_path / "demo.db"
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(NO_TEST_EXTRAS, encoding="utf-8")
+    env = crawl_env(tmp_path)
+    env["PYTHONPATH"] = f"{hook}{os.pathsep}{env['PYTHONPATH']}"
     proc = subprocess.run([sys.executable, "-m", "defwatch", "demo", "--db", str(db)], cwd=ROOT,
-                          env=crawl_env(tmp_path), capture_output=True, text=True, timeout=300, check=False)
+                          env=env, capture_output=True, text=True, timeout=300, check=False)
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
     for line in ("story_updated    [body]", "story_updated    [captions]", "image_updated    [caption]",
@@ -111,6 +131,45 @@ def test_demo_runs_the_whole_mission_and_reports_measured_events(tmp_path):
         assert line in out
     assert "mail received by the SMTP sink" in out and "+ The ministers agreed to meet again in 2024" in out
     assert "3342560" not in out.split("events recorded:")[1]  # the blocked story is not an event
+    _check_what_did_not_alert(out, str(db))
+    _check_next_steps(out, str(db))
+
+
+def _check_what_did_not_alert(out: str, db: str) -> None:
+    """The demo's account of the quiet stories agrees with the archive's fetch rows and events."""
+    import sqlite3
+
+    section = out.split("== what did not alert, and why (read back from the archive):\n")[1].split("\n== ")[0]
+    lines = {line.split(":")[0].removeprefix("  - story "): line for line in section.splitlines()}
+    conn = sqlite3.connect(db)
+
+    def fetched(story: int) -> list[tuple[int, int, str]]:
+        return conn.execute("SELECT run_id, status, outcome FROM fetches WHERE subject_id = ? AND run_id > 1 "
+                            "ORDER BY id", [story]).fetchall()
+
+    def events(story: int) -> list[str]:
+        return [k for (k,) in conn.execute("SELECT kind FROM events WHERE subject_id = ?", [story])]
+
+    assert fetched(3342560) == [(2, 403, "blocked"), (3, 403, "blocked")] and events(3342560) == []
+    assert "HTTP 403 on runs 2, 3 (access_denied)" in lines["3342560"] and lines["3342560"].endswith("no event")
+    assert [row[2] for row in fetched(4016543)] == ["ok", "not_modified"] and events(4016543) == []
+    assert "every fetch showed version 1, no event" in lines["4016543"]
+    removed = conn.execute("SELECT run_id FROM events WHERE subject_id = 3298110 AND kind = 'story_removed'").fetchall()
+    assert [row[:2] for row in fetched(3298110)] == [(2, 404), (3, 404)] and removed == [(3,)]
+    assert "HTTP 404 on runs 2, 3" in lines["3298110"] and "on 2 runs (removal_confirm_runs)" in lines["3298110"]
+    assert lines["3298110"].endswith("It is removed, with story_removed in run 3")
+    conn.close()
+
+
+def _check_next_steps(out: str, db: str) -> None:
+    """Every analyst command the demo suggests works on the archive it left (but browse, a server)."""
+    steps = out.split("next, read it as an analyst would:\n")[1].splitlines()
+    commands = [line.strip().removeprefix("defwatch ") for line in steps if line.startswith("  defwatch ")]
+    assert len(commands) >= 6 and all(command.endswith(f"--db {db}") for command in commands[:-1])
+    for command in commands[:-1]:
+        proc = subprocess.run([sys.executable, "-m", "defwatch", *shlex.split(command)], cwd=ROOT,
+                              capture_output=True, text=True, timeout=60, check=False)
+        assert proc.returncode == 0 and proc.stdout, (command, proc.stderr)
 
 
 def test_a_crawl_that_reaches_nothing_fails_with_exit_1(tmp_path):
