@@ -466,11 +466,12 @@ def make_queries(n: int, stopwords: int, c: Corpus, rng: random.Random) -> tuple
     return queries, stop
 
 
-def search_latency(c: Corpus, queries: list[Query], name: str) -> tuple[Latency, dict[str, Latency],
-                                                                          list[tuple[float, Query, int]]]:
-    """Each query once through ``search_stories`` (the CLI's default limit of 20), after one warm-up pass."""
+def search_latency(c: Corpus, queries: list[Query], name: str, *, all_versions: bool = False
+                   ) -> tuple[Latency, dict[str, Latency], list[tuple[float, Query, int]]]:
+    """Each query once through ``search_stories`` (the CLI's default limit of 20), after one warm-up pass;
+    ``all_versions``: as ``search --all-versions`` (past versions too)."""
     def run(q: Query) -> list[dict[str, Any]]:
-        return search_stories(c.db, q.text, kind=q.kind, since=q.since, limit=20)
+        return search_stories(c.db, q.text, kind=q.kind, since=q.since, limit=20, all_versions=all_versions)
 
     for query in queries[:20]:
         run(query)
@@ -527,7 +528,7 @@ def cli_latency(db_path: Path, queries: list[Query], edited: list[int], since: s
     env = child_env(config)
     base = [sys.executable, "-m", "defwatch"]
     cases = {
-        "cli search QUERY --json": [[*base, "search", q.text, *(["--kind", q.kind] if q.kind else []),
+        "cli search --fts QUERY --json": [[*base, "search", "--fts", q.text, *(["--kind", q.kind] if q.kind else []),
                                      *(["--since", q.since] if q.since else []), "--db", str(db_path), "--json"]
                                     for q in queries[:runs]],
         "cli history ID --json": [[*base, "history", str(s), "--db", str(db_path), "--json"] for s in edited[:runs]],
@@ -754,6 +755,8 @@ def run_queries(db: Any, path: Path, args: argparse.Namespace, edited: list[int]
     queries, stopwords = make_queries(args.queries, args.stopword_queries, sample, rng)
     overall, by_style, slowest = search_latency(sample, queries, "search (the mix)")
     stop = search_latency(sample, stopwords, f"  {STOPWORD_CLASS} (not in the mix)")[0] if stopwords else None
+    every = search_latency(sample, queries, "search --all-versions (the mix)", all_versions=True)[0]
+    past = db.execute("SELECT COUNT(*) FROM story_versions_fts").fetchone()[0]
     hist = history_latency(db, edited, stories, args.history, rng)
     row = db.execute("SELECT started_at FROM runs WHERE id = (SELECT MAX(run_id) FROM events)").fetchone()
     since = row[0] if row else "2000-01-01T00:00:00Z"  # the edit run: its events are the archive's newest
@@ -761,10 +764,11 @@ def run_queries(db: Any, path: Path, args: argparse.Namespace, edited: list[int]
     vocabulary = len({w for words in sample.texts for w in words})
     mix = ", ".join(f"{style} {weight}" for style, weight in MIX)
     report_latency([overall, *(by_style[s] for s, _ in MIX if s in by_style), *([stop] if stop else []),
-                    *by_match_share(overall, stories)],
+                    *by_match_share(overall, stories), every],
                    f"search, in-process (db.analysis.search_stories, limit 20): {len(queries)} queries in the mix "
                    f"({mix} per 20), drawn from {len(sample.texts)} random stories holding {vocabulary} distinct "
-                   f"words; hits = stories the query matches")
+                   f"words; hits = stories the query matches; --all-versions also searches the {past} past "
+                   f"versions indexed")
     report_slowest(sample, slowest)
     report_latency([hist, *changes], f"history and changes, in-process (events returned: {found})")
     report_search(overall)

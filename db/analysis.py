@@ -81,7 +81,7 @@ def search_stories(
             hits = sorted(hits + _dicts(db.execute(_PAST_SQL, params)),
                           key=lambda h: (h["rank"], h["id"], -h["version"]))[:limit]
     except sqlite3.OperationalError as exc:
-        if str(exc).startswith(_FTS_ERRORS):
+        if _query_problem(str(exc), query):
             raise SearchQueryError(str(exc)) from exc
         raise
     for hit in hits:
@@ -138,6 +138,14 @@ _PAST_SQL = f"""
     WHERE story_versions_fts MATCH :query AND +story_versions_fts.rowid IN (SELECT vid FROM top)
       AND top.vid = +story_versions_fts.rowid AND v.id = top.vid AND s.id = v.story_id
     ORDER BY top.rank, top.vid"""
+
+
+def _query_problem(message: str, query: str) -> bool:
+    """True when SQLite's error is about the MATCH text; "no such column" only when the query names
+    the column (``byline:x``, ``Indo-Pacific``), not when the archive lacks one a query selects."""
+    if message.startswith("no such column: "):
+        return message.removeprefix("no such column: ").lower() in query.lower()
+    return message.startswith(_FTS_ERRORS)
 
 
 def has_table(db: sqlite_utils.Database, name: str) -> bool:

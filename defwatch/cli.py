@@ -64,6 +64,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return _reader_left()
+    except sqlite3.OperationalError as exc:
+        if not str(exc).startswith(("no such column", "no such table")) or not _READ_ARCHIVES:
+            raise
+        print(f"defwatch: the archive predates this defwatch ({exc}); readers never upgrade it, the next "
+              "`defwatch crawl` (or the daemon's) does", file=sys.stderr)
+        return 2
     finally:
         _close_read_archives()
 

@@ -398,3 +398,29 @@ def test_browse_removes_its_temp_directory_on_sigterm(archive, tmp_path):
             proc.wait()
     assert proc.returncode == 143
     assert list(temp.iterdir()) == []
+
+
+def test_reparse_of_a_past_version_reindexes_it(capsys, archive, tmp_path):
+    """``defwatch reparse`` rewrites versions in place: the past-versions index follows (a trigger)."""
+    copy = tmp_path / "copy.db"
+    copy.write_bytes(Path(archive["db"]).read_bytes())
+    conn = sqlite3.connect(copy)
+    conn.execute("UPDATE story_versions SET body_text = 'Quartermasters inventoried zeppelins.' "
+                 "WHERE story_id = ? AND version = 1", [EDITED])
+    conn.commit()
+    conn.close()
+    hits = cli_json(capsys, str(copy), "search", "zeppelins", "--all-versions")
+    assert [(h["id"], h["version"]) for h in hits] == [(EDITED, 1)]
+    assert cli_json(capsys, str(copy), "search", "welcomed three new members", "--all-versions") == []
+
+
+def test_a_reader_on_an_archive_missing_a_later_column_is_one_line(capsys, archive, tmp_path):
+    copy = tmp_path / "copy.db"
+    copy.write_bytes(Path(archive["db"]).read_bytes())
+    conn = sqlite3.connect(copy)
+    conn.execute("ALTER TABLE stories DROP COLUMN missing_since")  # as if made before that column existed
+    conn.commit()
+    conn.close()
+    code, out, err = cli(capsys, str(copy), "search", "Indo-Pacific")
+    assert (code, out) == (2, "") and err.count("\n") == 1
+    assert "predates this defwatch (no such column" in err and "defwatch crawl" in err
