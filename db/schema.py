@@ -451,7 +451,12 @@ def migrate(db: sqlite_utils.Database) -> int:
 
 class ArchiveUnavailable(RuntimeError):
     """The archive cannot be opened or written: a read-only file, directory or file system, a full
-    disk, an I/O error. The message is one line naming the file and the problem, for the operator."""
+    disk, an I/O error. The message is one line naming the file and the problem, for the operator.
+    ``not_an_archive``: the path names something that is no archive at all (bad input, not a fault)."""
+
+    def __init__(self, message: str, *, not_an_archive: bool = False) -> None:
+        super().__init__(message)
+        self.not_an_archive = not_an_archive
 
 
 # SQLite's result codes (and their extended forms, e.g. SQLITE_IOERR_WRITE) that are about the file
@@ -475,6 +480,8 @@ def storage_problem(path: str, exc: BaseException) -> ArchiveUnavailable | None:
     hint = next((text for code, text in _STORAGE_HINTS.items() if name == code or name.startswith(code + "_")), None)
     if not isinstance(exc, sqlite3.Error) or hint is None:
         return None
+    if name == "SQLITE_NOTADB":
+        return ArchiveUnavailable(f"{path} is not a defwatch archive: {exc}; {hint}", not_an_archive=True)
     return ArchiveUnavailable(f"cannot write the archive {path}: {exc}; {hint}")
 
 

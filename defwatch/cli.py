@@ -64,6 +64,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return _reader_left()
+    except RuntimeError as exc:
+        return _archive_unavailable(args.command, exc)
     except sqlite3.OperationalError as exc:
         if not str(exc).startswith(("no such column", "no such table")) or not _READ_ARCHIVES:
             raise
@@ -72,6 +74,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     finally:
         _close_read_archives()
+
+
+def _archive_unavailable(command: str, exc: RuntimeError) -> int:
+    """An archive that cannot be opened or written, from any command: one line, not a traceback.
+    Exit 2 when the path is no archive at all (bad input), 1 for a storage fault (read-only, disk full)."""
+    schema = sys.modules.get("db.schema")  # loaded whenever it can have raised: not imported for --help
+    if schema is None or not isinstance(exc, schema.ArchiveUnavailable):
+        raise exc
+    print(f"defwatch {command}: {exc}", file=sys.stderr)
+    return 2 if exc.not_an_archive else 1
 
 
 # What a Unix tool killed by SIGPIPE reports (128 + 13): ``defwatch export | head`` ends as ``cat`` would.
@@ -126,6 +138,8 @@ def config_from(args: argparse.Namespace) -> Config:
     config = load_config(getattr(args, "config", None))
     if getattr(args, "db", None):
         config = replace(config, db=args.db)
+    if hasattr(args, "db") and Path(config.db).is_dir():
+        raise UsageError(f"{config.db} is a directory, not an archive file (pass --db FILE)")
     if getattr(args, "site", None):
         config = replace(config, site=_check_site(args.site, "--site"))
     elif hasattr(args, "site"):  # a command that crawls: the configured site gets the same check

@@ -57,7 +57,7 @@ def cmd_crawl(args: argparse.Namespace) -> int:
                                settings_overrides=progress)
     except ArchiveUnavailable as exc:
         print(f"defwatch crawl: {exc}", file=sys.stderr)
-        return 1
+        return 2 if exc.not_an_archive else 1
     if args.json:
         print(json.dumps(summary.as_json(), sort_keys=True))
     else:
@@ -72,15 +72,20 @@ def cmd_crawl(args: argparse.Namespace) -> int:
 
 def _error_lines(db_path: str, run_id: int, shown: int = 3) -> list[str]:
     """Why the run's requests failed, read back from its fetch rows: the commonest errors first."""
-    from db.schema import connect_for_reading
+    import sqlite3
 
-    db = connect_for_reading(db_path)
-    try:
-        rows = db.execute(
-            """SELECT error, COUNT(*), MIN(url) FROM fetches WHERE run_id = ? AND outcome = 'error'
-               GROUP BY error ORDER BY COUNT(*) DESC, error LIMIT ?""", [run_id, shown]).fetchall()
-    finally:
-        db.conn.close()
+    from db.schema import ArchiveUnreadable, connect_for_reading
+
+    try:  # only an explanation: an archive that cannot be read now (disk trouble) goes without it
+        db = connect_for_reading(db_path)
+        try:
+            rows = db.execute(
+                """SELECT error, COUNT(*), MIN(url) FROM fetches WHERE run_id = ? AND outcome = 'error'
+                   GROUP BY error ORDER BY COUNT(*) DESC, error LIMIT ?""", [run_id, shown]).fetchall()
+        finally:
+            db.conn.close()
+    except (sqlite3.Error, ArchiveUnreadable):
+        return []
     return [f"  {count} failed: {error or 'no reason recorded'} (e.g. {url})" for error, count, url in rows]
 
 
@@ -104,7 +109,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         Archive.open(config.db).close()  # an archive it cannot write: say so now, not at every job
     except ArchiveUnavailable as exc:
         print(f"defwatch run: {exc}", file=sys.stderr)
-        return 1
+        return 2 if exc.not_an_archive else 1
     return run_daemon(config)
 
 

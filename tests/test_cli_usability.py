@@ -424,3 +424,18 @@ def test_a_reader_on_an_archive_missing_a_later_column_is_one_line(capsys, archi
     code, out, err = cli(capsys, str(copy), "search", "Indo-Pacific")
     assert (code, out) == (2, "") and err.count("\n") == 1
     assert "predates this defwatch (no such column" in err and "defwatch crawl" in err
+
+
+@pytest.mark.parametrize("argv", [("crawl", "--site", "http://127.0.0.1:9", "--mode", "discover"),
+                                  ("alerts", "flush"), ("reparse", "--dry-run"), ("run",)])
+def test_commands_that_write_refuse_a_directory_or_a_non_sqlite_file_in_one_line(tmp_path, argv):
+    not_sqlite = tmp_path / "notes.txt"
+    not_sqlite.write_text("not an archive\n")
+    env = crawl_env(tmp_path, DEFWATCH_ALERT_TO="analyst@example.org")
+    for path, words in ((tmp_path, "is a directory"), (not_sqlite, "is not a defwatch archive")):
+        proc = subprocess.run([sys.executable, "-m", "defwatch", *argv, "--db", str(path)], cwd=ROOT, env=env,
+                              capture_output=True, text=True, timeout=60)
+        assert (proc.returncode, proc.stdout) == (2, ""), (argv, path, proc.stderr)
+        assert proc.stderr.count("\n") == 1 and words in proc.stderr and "Traceback" not in proc.stderr
+    assert not_sqlite.read_text() == "not an archive\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["defwatch-test.toml", "notes.txt"]
