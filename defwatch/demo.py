@@ -15,6 +15,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,9 +43,10 @@ def run_demo(db_path: str) -> int:
     from samplesite import SampleSite
 
     _fresh(db_path)
-    config_path = Path(db_path).with_suffix(".toml")
-    config_path.write_text(DEMO_CONFIG, encoding="utf-8")
-    with SampleSite() as site, SmtpSink() as sink:
+    # The config lives only as long as the demo: the archive is all it leaves in the directory.
+    with tempfile.TemporaryDirectory(prefix="defwatch-demo-") as tmp, SampleSite() as site, SmtpSink() as sink:
+        config_path = Path(tmp) / "defwatch-demo.toml"
+        config_path.write_text(DEMO_CONFIG, encoding="utf-8")
         env = _child_env(db_path, site.base_url, sink.port, str(config_path))
         _say(f"sample site at {site.base_url}, SMTP sink at 127.0.0.1:{sink.port}, archive {db_path}")
         first = _crawl(env, "full")

@@ -133,6 +133,8 @@ def test_demo_runs_the_whole_mission_and_reports_measured_events(tmp_path):
     assert "3342560" not in out.split("events recorded:")[1]  # the blocked story is not an event
     _check_what_did_not_alert(out, str(db))
     _check_next_steps(out, str(db))
+    # the archive is all the demo (and the commands it suggests) leave behind: no config, -wal or lock
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["defwatch-test.toml", "demo.db", "hook"]
 
 
 def _check_what_did_not_alert(out: str, db: str) -> None:
