@@ -439,3 +439,29 @@ def test_commands_that_write_refuse_a_directory_or_a_non_sqlite_file_in_one_line
         assert proc.stderr.count("\n") == 1 and words in proc.stderr and "Traceback" not in proc.stderr
     assert not_sqlite.read_text() == "not an archive\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["defwatch-test.toml", "notes.txt"]
+
+
+def test_lock_taken_as_its_holder_removes_the_file_is_taken_again_on_the_new_file(tmp_path, monkeypatch):
+    """The daemon removes its lock file when it stops. A daemon starting at that moment may have opened
+    the old file: once it holds the lock, it must find the path still names that file, or start over."""
+    import fcntl
+
+    from monitor import lock as lock_module
+
+    path = tmp_path / "archive.db.lock"
+    real_flock, calls = fcntl.flock, []
+
+    def flock_as_the_holder_leaves(fd: int, operation: int) -> None:
+        if not calls:  # the previous holder removes the file between our open and our flock
+            path.unlink()
+        calls.append(fd)
+        real_flock(fd, operation)
+
+    path.write_text("4242\n")
+    monkeypatch.setattr(lock_module.fcntl, "flock", flock_as_the_holder_leaves)
+    held = lock_module.ArchiveLock(str(path))
+    held.acquire()
+    assert len(calls) == 2  # the first file was let go, the path's new one locked
+    assert os.fstat(held.fd).st_ino == path.stat().st_ino and path.read_text() == f"{os.getpid()}\n"
+    held.release()
+    assert not path.exists()
