@@ -13,7 +13,7 @@ from typing import Any
 
 # Bump whenever a parser's output can change for the same bytes. Stored versions remember it,
 # and ``defwatch reparse`` refreshes records made by an older parser without emitting events.
-PARSER_VERSION = "1.0.0"
+PARSER_VERSION = "1.1.0"
 
 
 @dataclass
@@ -88,6 +88,10 @@ class Story:
     tags: list[str] = field(default_factory=list)
     related: list[RelatedLink] = field(default_factory=list)
     spotlights: list[dict[str, str]] = field(default_factory=list)  # {title, url}
+    # How the body was found: "template" (the page's own markup, crawler.parsers' tables) or
+    # "generic" (the template is gone, a generic extractor read the page). A switch between the two
+    # is a change of method, not of the story.
+    extraction: str = "template"
     parser_version: str = PARSER_VERSION
 
     def to_dict(self) -> dict[str, Any]:

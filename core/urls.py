@@ -64,9 +64,10 @@ RSS_SITE_ID = 945
 
 _STORY_RE = re.compile(r"/article/(\d+)(?:/|$)", re.I)
 _PHOTO_RE = re.compile(r"/igphoto/(\d+)(?:/|$)", re.I)
-# media.defense.gov/2023/Dec/07/2003354321/825/780/0/231111-F-NU281-1013M.JPG
+# media.defense.gov/2023/Dec/07/2003354321/825/780/0/231111-F-NU281-1013M.JPG; the same grammar
+# also ends paths under a prefix (a mirror or a local copy serves /media/2024/Sep/27/...).
 _MEDIA_RE = re.compile(
-    r"^/(?P<year>\d{4})/(?P<mon>[A-Za-z]{3})/(?P<day>\d{2})/(?P<media_id>\d+)/(?P<w>-?\d+)/(?P<h>-?\d+)/\d+/(?P<file>[^/?#]+)$"
+    r"/(?P<year>\d{4})/(?P<mon>[A-Za-z]{3})/(?P<day>\d{2})/(?P<media_id>\d+)/(?P<w>-?\d+)/(?P<h>-?\d+)/\d+/(?P<file>[^/?#]+)$"
 )
 
 
@@ -96,7 +97,7 @@ def classify_url(url: str) -> PageRef:
     parts = urlsplit(url)
     path = parts.path or "/"
     low = path.lower()
-    if parts.hostname == MEDIA_HOST and _MEDIA_RE.match(path):
+    if parts.hostname == MEDIA_HOST and _MEDIA_RE.match(path):  # match: the grammar from the root
         return PageRef("media", media_id_from_media_url(url))
     if low == "/robots.txt":
         return PageRef("robots")
@@ -121,18 +122,18 @@ def story_kind(url: str) -> str | None:
 
 
 def media_id_from_media_url(url: str | None) -> int | None:
-    """The media id in a media.defense.gov rendition URL, or None."""
+    """The media id in a media rendition URL (its path ends with the media grammar), or None."""
     if not url:
         return None
-    m = _MEDIA_RE.match(urlsplit(url).path)
+    m = _MEDIA_RE.search(urlsplit(url).path)
     return int(m.group("media_id")) if m else None
 
 
 def file_name_from_media_url(url: str | None) -> str | None:
-    """The file name (``231111-F-NU281-1013M.JPG``) of a media.defense.gov URL, or None."""
+    """The file name (``231111-F-NU281-1013M.JPG``) of a media rendition URL, or None."""
     if not url:
         return None
-    m = _MEDIA_RE.match(urlsplit(url).path)
+    m = _MEDIA_RE.search(urlsplit(url).path)
     return m.group("file") if m else None
 
 

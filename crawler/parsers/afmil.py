@@ -16,7 +16,6 @@ from core.urls import classify_url, urlsplit
 from crawler.parsers import images
 from crawler.parsers.dom import Element, Page
 from crawler.parsers.extract import abs_url, lines_of, same_site, text_of
-from crawler.parsers.select import Sel, all_of_first, first_match, first_text, sels
 from crawler.parsers.text import clean_dateline, norm, norm_or_none, parse_date, split_byline
 
 _ARTICLE_PATH_RE = re.compile(r"/Article/(\d+)(?:[/.?#]|$)", re.I)
@@ -28,16 +27,16 @@ _CREDIT_RE = re.compile(
 _MAILTO_URL_RE = re.compile(r"(https?://\S+?/Article/\d+\S*)", re.I)
 
 
-class SEL:
-    """Print view selectors: one fallback chain per field."""
-
-    root = sels("div.da_print_body", "div.da_print_bio")
-    title = sels("h1.title", "h1.biotitleprint", "h1")
-    info = sels("p.da_story_info")
-    body = sels("div.da_black")
-    media_items = Sel(".da_media_item")
-    tags = sels(".da_body_center .inner a")
-    related = sels(".da_related_item .item a[href]", ".da_related_item a[href]")
+# The print view template: field -> CSS selectors, in order of preference.
+PRINT_VIEW: dict[str, tuple[str, ...]] = {
+    "root": ("div.da_print_body", "div.da_print_bio"),
+    "title": ("h1.title", "h1.biotitleprint", "h1"),
+    "info": ("p.da_story_info",),
+    "body": ("div.da_black",),
+    "media_items": (".da_media_item",),
+    "tags": (".da_body_center .inner a",),
+    "related": (".da_related_item .item a[href]", ".da_related_item a[href]"),
+}
 
 
 def is_print_view(body: bytes) -> bool:
@@ -48,20 +47,20 @@ def is_print_view(body: bytes) -> bool:
 def parse_print_view(page: Page) -> Story | ParseError:
     """The story of an af.mil print view; ParseError when it has no title, body or article id."""
     url = page.url
-    root = first_match(page, None, SEL.root)
+    root = page.first(PRINT_VIEW["root"])
     if root is None:
         return ParseError(url, "unknown_page", "no div.da_print_body", "story")
-    title = first_text(page, root, SEL.title)
+    title = next((t for t in (text_of(el) for el in page.all_of_first(PRINT_VIEW["title"], root)) if t), None)
     if not title:
         return ParseError(url, "no_title", "no h1.title in the print view", "story")
     canonical = _canonical(page)
     story_id = _story_id(page, canonical)
     if story_id is None:
         return ParseError(url, "unknown_page", "no Article= id in the URL, form or e-mail link", "story")
-    paragraphs, dateline = _paragraphs(first_match(page, root, SEL.body))
+    paragraphs, dateline = _paragraphs(page.first(PRINT_VIEW["body"], root))
     if not paragraphs:
         return ParseError(url, "no_body", "empty div.da_black", "story")
-    byline, published = _story_info(first_match(page, root, SEL.info))
+    byline, published = _story_info(page.first(PRINT_VIEW["info"], root))
     authors, organisation = split_byline(byline)
     ref = classify_url(canonical or url)
     return Story(
@@ -78,7 +77,7 @@ def parse_print_view(page: Page) -> Story | ParseError:
         paragraphs=paragraphs,
         body_text="\n\n".join(paragraphs),
         images=_images(page),
-        tags=list(dict.fromkeys(t for t in (text_of(a) for a in all_of_first(page, None, SEL.tags)) if t)),
+        tags=list(dict.fromkeys(t for t in (text_of(a) for a in page.all_of_first(PRINT_VIEW["tags"])) if t)),
         related=_related(page),
     )
 
@@ -137,10 +136,10 @@ def _paragraphs(body: Element | None) -> tuple[list[str], str | None]:
 
 def _images(page: Page) -> list[Image]:
     out: list[Image] = []
-    for item in SEL.media_items.all(page):
+    for item in page.select(PRINT_VIEW["media_items"][0]):
         _repair_mirrored_links(item)
         # No classes to go by: the download link is found by its "DOWNLOAD HI-RES" text.
-        image = images.parse_image(item, page.url, roles={}, derive_page_url=False)
+        image = images.parse_image(item, page.url, table={"img": ("img",)}, derive_page_url=False)
         if image is not None:
             image.caption = _caption(item)
             image.credit = _credit(image.caption)
@@ -173,7 +172,7 @@ def _credit(caption: str | None) -> str | None:
 
 def _related(page: Page) -> list[RelatedLink]:
     out: dict[int, RelatedLink] = {}
-    for a in all_of_first(page, None, SEL.related):
+    for a in page.all_of_first(PRINT_VIEW["related"]):
         href = abs_url(page.url, a.get("href"))
         m = _ARTICLE_PATH_RE.search(href or "")
         if href and m and int(m.group(1)) not in out and same_site(page.url, href):

@@ -1,241 +1,303 @@
-"""The body of a story page: paragraphs and sub-headings, inline images and spotlight links, in
-one walk of the body element's children.
+"""The body of a story page: what a reader reads, as paragraphs, and the inline images and
+spotlight links found on the way, in one walk in document order.
 
-The role tables below are the body's "selectors". The common case (a plain ``<p>``) is handled
-first and in line: this loop runs for every paragraph of every page. Tag soup (unclosed tags that
-nest the rest of the body inside a paragraph or an image block) is read line by line, as a
-browser shows it, so a markup-only breakage is not reported as an edit.
+Paragraphs are whatever the page separates them with: ``<p>`` (and other text blocks), ``<br>``
+(the older template), or ``<div>``. Image, video and gallery blocks, their labels, share menus,
+scripts and styles are never paragraphs, at any depth. Tag soup (unclosed tags that nest the rest
+of the body inside a paragraph or an image block) is read as a browser shows it, so a markup-only
+breakage is not reported as an edit.
+
+:data:`BODY_BLOCKS` is the body's template table (class token or tag -> role).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
 
 from core.records import Image
 from crawler.parsers import images
-from crawler.parsers.dom import Element, Page, class_role
-from crawler.parsers.extract import BLOCK_TAGS, SKIP_TAGS, abs_url, lines_of, text_of
+from crawler.parsers.dom import Element
+from crawler.parsers.extract import BLOCK_TAGS, SKIP_TAGS, abs_url, text_of
 from crawler.parsers.text import clean_dateline, norm
 
-# Blocks inside the body that are not paragraphs: images and spotlight links are read as such,
-# everything else listed here is site furniture.
-BODY_BLOCK_BY_CLASS = {
+# Blocks inside the body that are not paragraphs, by class token (image blocks are read as images,
+# spotlights as links, the rest is site furniture).
+BODY_BLOCKS: dict[str, str] = {
     "media-inline": "image", "spotlight-inline": "spotlight", "spotlight": "spotlight",
-    "social": "skip", "social-top": "skip", "social-bottom": "skip", "share": "skip", "sr-only": "skip",
-    "visually-hidden": "skip", "print": "skip", "tags": "skip", "related": "skip", "gallery": "skip",
-    "media-inline-popup": "skip", "breadcrumb": "skip", "disclaimer": "skip", "header": "skip",
-    "footer": "skip", "caption": "skip", "credit": "skip", "virin": "skip", "mtitle": "skip", "minfo": "skip",
-    "image-wrapper": "skip", "category": "skip", "byline": "skip", "date": "skip", "info": "skip",
-    "dateline": "skip", "maintitle": "skip", "subtitle": "skip",
+    "media-inline-video": "skip", "video-control": "skip", "media-inline-audio": "skip", "gallery": "skip",
+    "social": "skip", "social-top": "skip", "social-bottom": "skip", "social-block": "skip", "share": "skip",
+    "a2a_kit": "skip", "addtoany": "skip", "more-share": "skip", "sr-only": "skip", "visually-hidden": "skip",
+    "print": "skip", "tags": "skip", "related": "skip", "media-inline-popup": "skip", "breadcrumb": "skip",
+    "disclaimer": "skip", "header": "skip", "footer": "skip", "caption": "skip", "credit": "skip", "virin": "skip",
+    "mtitle": "skip", "minfo": "skip", "image-wrapper": "skip", "category": "skip", "byline": "skip",
+    "date": "skip", "info": "skip", "dateline": "skip", "maintitle": "skip", "subtitle": "skip",
 }
-BODY_BLOCK_BY_TAG = {
-    "figure": "image", "header": "skip", "footer": "skip", "nav": "skip", "aside": "skip",
-    "figcaption": "skip", "h1": "skip", "script": "skip", "style": "skip", "noscript": "skip", "form": "skip",
-    "button": "skip", "iframe": "skip", "template": "skip", "img": "skip", "video": "skip", "audio": "skip",
+# Class token fragments of furniture whatever the exact name (share menus, galleries, video players).
+_SKIP_FRAGMENTS = ("a2a", "addtoany", "share", "social", "gallery", "video", "audio", "carousel", "slideshow")
+BODY_TAGS: dict[str, str] = {
+    "figure": "image", "header": "skip", "footer": "skip", "nav": "skip", "aside": "skip", "figcaption": "skip",
+    "h1": "skip", "form": "skip", "img": "img",
 }
-# Furniture that image-block rescue never enters (everything else in a soup block may hide paragraphs).
-_FURNITURE = {c: "skip" for c in ("tags", "related", "social", "social-top", "social-bottom", "share", "sr-only",
-                                    "visually-hidden", "gallery", "footer", "breadcrumb")}
 # Blocks whose text is one paragraph (or sub-heading) of the story.
-TEXT_BLOCKS = frozenset({"p", "h2", "h3", "h4", "h5", "h6", "li", "pre", "dd", "dt"})
-# Blocks that may hold text blocks; read as one paragraph when they hold none.
-CONTAINERS = frozenset({"div", "section", "article", "main", "ul", "ol", "dl", "blockquote", "center", "span", "font",
-                        "table"})
-_INLINE_WRAPPERS = frozenset({"span", "font"})
-_NESTED_BLOCKS = TEXT_BLOCKS | CONTAINERS - _INLINE_WRAPPERS - {"table"}
-
+TEXT_BLOCKS = frozenset({"p", "h2", "h3", "h4", "h5", "h6", "li", "pre", "dd", "dt", "tr", "blockquote", "address"})
+_BLOCK_DESCENDANTS = TEXT_BLOCKS | {"div", "section", "article", "ul", "ol", "dl", "table", "figure", "center",
+                                    "main", "aside", "header", "footer", "nav", "form", "hr"}
 _MAX_SOUP_DEPTH = 100
-
-
-class TooDeep(Exception):
-    """Markup too deeply nested to be read (see BodyReader._enter)."""
-
 
 _SPOTLIGHT_LABEL_RE = re.compile(r"^\s*Spotlight\s*:\s*", re.I)
 _DATELINE_END_RE = re.compile(r"(?:--|—|–)\s*$")
-_SHORT = 160
 # Paragraph texts that are site furniture even when they sit inside the body region.
 _BOILERPLATE_TEXT_RE = re.compile(
     r"^(?:Choose which (?:Defense|War)\.gov products you want delivered to your inbox\.?|"
-    r"Subscribe to .{0,40}(?:news|updates)|Related Stories|Tags?:?|Share|Print|Email)$",
+    r"Subscribe to .{0,40}(?:news|updates|products)|Related Stories|Tags?:?|Share|Print|Email|Copy Link)$",
     re.I,
 )
+
+
+class TooDeep(Exception):
+    """Markup too deeply nested to be read (image blocks nested in soup past _MAX_SOUP_DEPTH)."""
+
+
+def body_role(el: Element) -> str | None:
+    """image / spotlight / skip / img for special blocks of the body, None for text and containers."""
+    tag = el.tag
+    if not isinstance(tag, str) or tag in SKIP_TAGS:
+        return "skip"
+    classes = (el.get("class") or "").split()
+    roles = [BODY_BLOCKS[c] for c in classes if c in BODY_BLOCKS]
+    if "skip" in roles and "image" in roles:  # media-inline media-inline-video: a video, not an image
+        return "skip"
+    if roles:
+        return roles[0]
+    if any(fragment in c.lower() for c in classes for fragment in _SKIP_FRAGMENTS):
+        return "skip"
+    role = BODY_TAGS.get(tag)
+    if role is None and tag in ("div", "section", "span", "table") and (
+            el.get("data-media-id") or _looks_like_image_block(el)):
+        role = "image"
+    return role
+
+
+def _looks_like_image_block(el: Element) -> bool:
+    """An unclassed block holding one image, its printed labels and at most a caption (a template
+    we have not seen); a container of the story's paragraphs around an image is not one."""
+    imgs = [img for img in el.iter("img") if not any(a.tag == "noscript" for a in img.iterancestors())]
+    if len(imgs) != 1 or next(el.iterdescendants("h2", "h3", "h4", "h5", "h6", "ul", "ol", "table"), None) is not None:
+        return False
+    lines = [line for line in (norm(t) for t in el.itertext()) if line]
+    if len(" ".join(lines)) > 800 or not any(images.is_label_line(line) or "VIRIN:" in line for line in lines):
+        return False
+    prose = [t for t in (text_of(p) for p in el.iter("p")) if t and not images.is_label_line(t)]
+    return len(prose) <= 2
 
 
 class BodyReader:
     """Paragraphs, inline images and spotlight links of the body, in one walk.
 
-    Without a body element (fallback), only real text blocks (p, h2-h6, li...) of the article
-    count, layout divs there being page furniture.
+    ``blocks_only``: only text blocks (p, h2-h6, li...) count, loose text is layout; used when the
+    story has no body element and the whole article is read (its other text is page furniture).
     """
 
-    def __init__(self, page: Page, body: Element | None, article: Element | None, title: str,
-                 regions: dict[str, Element] | None = None) -> None:
-        self.url = page.url
-        self.lifted = page.lifted
-        self.fallback = body is None
-        # Reading the whole article (no body element): never read its tags or related regions.
-        self.skip = {el for key, el in (regions or {}).items() if key in ("tags", "related")} if body is None else set()
+    def __init__(self, base_url: str, root: Element | None, title: str | None = None, *,
+                 blocks_only: bool = False, skip: set[Element] | None = None) -> None:
+        self.url = base_url
         self.title = title
+        self.blocks_only = blocks_only
+        self.skip = skip or set()
         self.paragraphs: list[str] = []
         self.images: list[Image] = []
         self.spotlights: list[dict[str, str]] = []
         self.dateline: str | None = None
+        self._buf: list[str] = []
+        self._lead: str | None = None  # text of a bold element opening the current line
         self._depth = 0
-        root = body if body is not None else article
-        if root is None:
-            return
-        self._read(root)
-        if not self.paragraphs and not self.fallback:
-            if self.lifted is not None:
-                self.lifted.read_as_text = True  # these lines would include the image blocks' text
-            self.paragraphs = [line for line in lines_of(root) if not _BOILERPLATE_TEXT_RE.match(line)]
+        self._after_image = False  # the last thing read was an image block
+        if root is not None:
+            self._read(root, blocks_only)
+            self._flush()
 
-    def _read(self, root: Element) -> None:
-        """Walk the children of ``root`` in document order: text blocks become paragraphs, images
-        and spotlights are collected, furniture is skipped, containers are entered.
+    # -- the walk ---------------------------------------------------------------------------
 
-        One flat loop with the common case (a plain ``<p>``) first: this is the hot path. Entered
-        containers go on an explicit stack of child iterators, so markup nested thousands of levels
-        deep costs no Python stack.
-        """
-        paragraph = self.paragraphs.append
-        stack = [iter(root)]
+    def _read(self, root: Element, blocks_only: bool) -> None:
+        """Read the children of ``root`` (and their tails) in document order. Iterative: a stack of
+        (child iterator, element, loose text counts), so no nesting depth costs Python stack."""
+        if not blocks_only:
+            self._text(root.text)
+        stack: list[tuple[object, Element | None, bool]] = [(iter(root), None, blocks_only)]
         while stack:
-            for child in stack[-1]:  # resumes where this level was left when a container was entered
-                tag = child.tag
-                classes = child.get("class")
-                if classes is None and tag == "p" and not len(child):
-                    text = norm(child.text)
-                    if len(text) >= _SHORT:
-                        paragraph(text)  # a plain long paragraph needs no furniture checks
-                    elif text:
-                        self._add(child, text, False)
-                    continue
-                role = _body_role(child, tag, classes)
-                if role is not None:
-                    self._special(role, child)
-                elif self.skip and child in self.skip:
-                    continue
-                elif tag in TEXT_BLOCKS or tag in CONTAINERS:
-                    if len(child) and _has_block_child(child):
-                        stack.append(iter(child))
-                        break
-                    if tag in TEXT_BLOCKS and len(child) and _has_block_descendant(child):
-                        self._read_lines(child)  # tag soup: a paragraph that swallowed later blocks
-                    elif tag in TEXT_BLOCKS or not self.fallback or tag == "blockquote":
-                        text = text_of(child)
-                        if text:
-                            self._add(child, text, len(child) > 0)
-                elif tag == "a" and _SPOTLIGHT_LABEL_RE.match(text_of(child)):
-                    self._spotlight(child)
-            else:
-                stack.pop()
-
-    def _special(self, role: str, el: Element) -> None:
-        if role == "image":
-            image, soup = images.parse_inline(el, self.url, self.lifted)
-            if image is not None:
-                self.images.append(image)
-            if soup:
-                self._rescue(el)
-        elif role == "spotlight":
-            for a in el.iter("a"):
-                if a.get("href"):
-                    self._spotlight(a)
+            children, _, only_blocks = stack[-1]
+            entered = False
+            for child in children:  # type: ignore[attr-defined]
+                if self._visit(child, only_blocks, stack):
+                    entered = True
                     break
+                if not only_blocks:
+                    self._text(child.tail)
+            if entered:
+                continue
+            _, node, only_blocks = stack.pop()
+            if node is not None:
+                if node.tag in BLOCK_TAGS or node.tag in TEXT_BLOCKS:
+                    self._flush()
+                if stack and not stack[-1][2]:
+                    self._text(node.tail)
+
+    def _visit(self, el: Element, blocks_only: bool, stack: list) -> bool:
+        """Handle one element; True when it was entered (pushed on ``stack``)."""
+        if el in self.skip:
+            return False
+        role = body_role(el)
+        tag = el.tag
+        if role == "skip":
+            return False
+        if role == "image" and (el.get("data-media-id") or next(el.iter("img"), None) is not None):
+            self._flush()
+            self._image_block(el)
+            return False
+        if role == "spotlight":
+            self._flush()
+            a = next((a for a in el.iter("a") if a.get("href")), None)
+            if a is not None:
+                self._spotlight(a)
+            return False
+        if role == "img":
+            image = images.image_from_img(el, self.url)
+            if image is not None:
+                self._flush()
+                self._add_image(image)
+            return False
+        if tag == "br":
+            if not blocks_only:
+                self._flush()
+            return False
+        if tag == "a" and _SPOTLIGHT_LABEL_RE.match(text_of(el)):
+            self._flush()
+            self._spotlight(el)
+            return False
+        if tag in TEXT_BLOCKS:
+            self._flush()
+            if not _reads_as_lines(el):
+                self._paragraph_block(el)
+                return False
+            self._text(el.text)  # tag soup, or <br><br>-separated paragraphs inside one block
+            stack.append((iter(el), el, False))
+            return True
+        if tag in BLOCK_TAGS:
+            self._flush()
+            if not blocks_only:
+                self._text(el.text)
+            stack.append((iter(el), el, blocks_only))
+            return True
+        if blocks_only:  # an inline wrapper in layout: only blocks it wraps count
+            if _has_block_descendant(el):
+                stack.append((iter(el), el, True))
+                return True
+            return False
+        if tag in ("strong", "b") and self._lead is None and not self._has_text():
+            self._lead = text_of(el)
+        self._text(el.text)
+        stack.append((iter(el), el, False))
+        return True
+
+    def _paragraph_block(self, el: Element) -> None:
+        """A text block without block descendants: one paragraph (a ``<br>`` in it is a space)."""
+        text = text_of(el)
+        if not text:
+            return
+        lead = None
+        if not (el.text or "").strip() and len(el) and el[0].tag in ("strong", "b"):
+            lead = text_of(el[0])
+        if text.lower().startswith("spotlight"):
+            a = next(el.iter("a"), None)
+            if a is not None and _SPOTLIGHT_LABEL_RE.match(text_of(a)):
+                self._spotlight(a)
+                return
+        self._add(text, lead, el)
+
+    def _image_block(self, el: Element) -> None:
+        soup = images.is_soup(el)
+        image = images.parse_image(el, self.url, soup=soup)
+        if image is not None:
+            self._add_image(image)
+        if soup:
+            self._rescue(el)
 
     def _rescue(self, el: Element) -> None:
-        """Body content that unclosed tags nested inside an image block: its paragraphs and the
-        image and spotlight blocks within it, in document order (a browser still shows them as
-        the story). Image fields are entered (soup hides paragraphs there) but not read as text.
-
-        Iterative (a stack of child iterators); an image block that is itself soup is entered on
-        the same stack, so nested soup never recurses.
-        """
-        self._enter()
-        stack = [iter(el)]
+        """Body content that unclosed tags nested inside an image block: its text blocks, images
+        and spotlights, in document order (a browser still shows them as the story). The block's
+        own fields are skipped; its loose text is the block's, not the story's."""
+        self._depth += 1
+        if self._depth > _MAX_SOUP_DEPTH:
+            raise TooDeep(f"tag soup nests image blocks more than {_MAX_SOUP_DEPTH} levels deep")
+        stack: list[object] = [iter(el)]
         while stack:
-            for child in stack[-1]:
+            for child in stack[-1]:  # type: ignore[attr-defined]
+                role = body_role(child)
                 tag = child.tag
-                role = _body_role(child, tag, child.get("class"))
                 if role == "image":
-                    image, soup = images.parse_inline(child, self.url, self.lifted)
-                    if image is not None:
-                        self.images.append(image)
-                    if soup:
+                    self._image_block(child)
+                elif role == "spotlight":
+                    a = next((a for a in child.iter("a") if a.get("href")), None)
+                    if a is not None:
+                        self._spotlight(a)
+                elif tag in TEXT_BLOCKS and role is None:
+                    if _has_block_descendant(child):
                         stack.append(iter(child))
                         break
-                elif role == "spotlight":
-                    self._special(role, child)
-                elif tag in TEXT_BLOCKS and role is None:
-                    if len(child) and _has_block_descendant(child):
-                        self._read_lines(child)
-                    else:
-                        text = text_of(child)
-                        if text:
-                            self._add(child, text, len(child) > 0)
-                elif _role(child, _FURNITURE) is None and tag not in SKIP_TAGS:
+                    text = text_of(child)
+                    if text and not images.is_label_line(text):
+                        self._add(text, None, child)
+                elif role is None or (role == "skip" and isinstance(tag, str) and tag not in SKIP_TAGS
+                                      and tag not in ("img", "a") and _has_block_descendant(child)
+                                      and not any(c in (child.get("class") or "") for c in ("tags", "related"))):
                     stack.append(iter(child))
                     break
             else:
                 stack.pop()
         self._depth -= 1
 
-    def _read_lines(self, el: Element) -> None:
-        """Read a soup subtree as lines: block elements and <br> end a paragraph wherever they
-        are nested (what a browser shows), images, spotlights and furniture are handled by role.
+    # -- text runs ----------------------------------------------------------------------------
 
-        Iterative: a stack of (child iterator, element, ends a line) so depth costs no Python stack.
-        """
-        self._enter()
-        buf: list[str] = []
+    def _text(self, text: str | None) -> None:
+        if text:
+            self._buf.append(text)
 
-        def flush() -> None:
-            text = norm("".join(buf))
-            buf.clear()
-            if text:
-                self._add(el, text, False)
+    def _has_text(self) -> bool:
+        return any(part.strip() for part in self._buf)
 
-        if el.text:
-            buf.append(el.text)
-        stack: list[tuple[Iterator[Element], Element | None, bool]] = [(iter(el), None, False)]
-        while stack:
-            children, node, block = stack[-1]
-            for child in children:
-                tag = child.tag
-                if isinstance(tag, str) and tag not in SKIP_TAGS:
-                    role = _body_role(child, tag, child.get("class"))
-                    if role is not None:
-                        flush()
-                        self._special(role, child)
-                    else:
-                        ends_line = tag == "br" or tag in BLOCK_TAGS
-                        if ends_line:
-                            flush()
-                        if child.text:
-                            buf.append(child.text)
-                        stack.append((iter(child), child, ends_line))
-                        break  # the child's tail is read when its level is done
-                if child.tail:
-                    buf.append(child.tail)
-            else:
-                stack.pop()
-                if node is not None:
-                    if block:
-                        flush()
-                    if node.tail:
-                        buf.append(node.tail)
-        flush()
-        self._depth -= 1
+    def _flush(self) -> None:
+        """End the current line of loose text: it is a paragraph unless it is empty or a label."""
+        text = norm("".join(self._buf))
+        lead = self._lead
+        self._buf.clear()
+        self._lead = None
+        if text:
+            self._add(text, lead, None)
 
-    def _enter(self) -> None:
-        """Count one more soup level being read. Soup inside an image block inside soup recurses
-        through _special; past _MAX_SOUP_DEPTH levels the page is given up rather than Python's stack."""
-        self._depth += 1
-        if self._depth > _MAX_SOUP_DEPTH:
-            raise TooDeep(f"tag soup nests image blocks more than {_MAX_SOUP_DEPTH} levels deep")
+    def _add(self, text: str, lead: str | None, block: Element | None) -> None:
+        if images.is_label_line(text):
+            if self._after_image and self.images:  # a label printed after its image block
+                href = next((a.get("href") for a in block.iter("a") if a.get("href")), None) if block is not None \
+                    else None
+                images.fill_from_label(self.images[-1], text, abs_url(self.url, href))
+            return
+        self._after_image = False
+        if self._opens_with_dateline(text, lead):
+            self.dateline, text = clean_dateline(lead), norm(text[len(lead):])  # type: ignore[arg-type]
+        if _BOILERPLATE_TEXT_RE.match(text) or (self.blocks_only and text == self.title):
+            return
+        if not any(c.isalnum() for c in text):
+            return  # stray punctuation left by broken markup ("&", "|")
+        self.paragraphs.append(text)
+
+    def _opens_with_dateline(self, text: str, lead: str | None) -> bool:
+        """The story's first line starts with a bold "CITY (AFNS) --": that is its dateline."""
+        return (not self.paragraphs and self.dateline is None and bool(lead) and text.startswith(lead)
+                and len(text) > len(lead) and _DATELINE_END_RE.search(lead) is not None)  # type: ignore[arg-type]
+
+    def _add_image(self, image: Image) -> None:
+        self.images.append(image)
+        self._after_image = True
 
     def _spotlight(self, a: Element) -> None:
         href = abs_url(self.url, a.get("href"))
@@ -243,95 +305,19 @@ class BodyReader:
         if href and title and all(s["url"] != href for s in self.spotlights):
             self.spotlights.append({"title": title, "url": href})
 
-    def _add(self, block: Element, text: str, has_children: bool) -> None:
-        if has_children and not self.paragraphs and self.dateline is None:
-            self.dateline, text = _split_dateline(block, text)
-        if len(text) < _SHORT:  # furniture and spotlight lines are short; long text is a paragraph
-            spot = _spotlight_anchor(block, text) if has_children else None
-            if spot is not None:
-                self._spotlight(spot)
-                return
-            if _BOILERPLATE_TEXT_RE.match(text) or (self.fallback and text == self.title):
-                return
-            if not any(c.isalnum() for c in text):
-                return  # stray punctuation left by broken markup ("&", "|")
-        self.paragraphs.append(text)
-
-
-def _spotlight_anchor(block: Element, text: str) -> Element | None:
-    """A paragraph that is only a "Spotlight: ..." link (markup without a spotlight class)."""
-    if not text.lower().startswith("spotlight"):
-        return None
-    a = next(block.iter("a"), None)
-    return a if a is not None and _SPOTLIGHT_LABEL_RE.match(text_of(a)) else None
-
-
-def _split_dateline(block: Element, text: str) -> tuple[str | None, str]:
-    """(dateline, rest) when the block starts with a bold "CITY (AFNS) --"; else (None, text)."""
-    if (block.text or "").strip() or len(block) == 0:
-        return None, text
-    lead = block[0]
-    if lead.tag not in ("strong", "b"):
-        return None, text
-    head = text_of(lead)
-    if _DATELINE_END_RE.search(head) and text.startswith(head) and len(text) > len(head):
-        return clean_dateline(head), norm(text[len(head):])
-    return None, text
-
-
-def _body_role(el: Element, tag: str, classes: str | None) -> str | None:
-    """image / spotlight / skip for special blocks of the body, None for text and containers."""
-    if classes:
-        try:
-            role = _CLASS_ROLES[classes]
-        except KeyError:
-            role = _class_role(classes)
-        if role is not None:
-            return role
-    role = BODY_BLOCK_BY_TAG.get(tag)
-    if role is None and tag == "div" and el.get("data-media-id"):
-        role = "image"  # an image block without the media-inline class
-    return role
-
-
-# class attribute -> role (or None), filled as pages are read: a site uses a few dozen class strings
-# ("media-inline media-inline-right media-inline-medium"), and splitting them was a cost per block.
-_CLASS_ROLES: dict[str, str | None] = {}
-_CLASS_ROLES_MAX = 4096
-
-
-def _class_role(classes: str) -> str | None:
-    """The body role of a class attribute: the whole string, else its first listed token."""
-    role = BODY_BLOCK_BY_CLASS.get(classes)
-    if role is None and " " in classes:
-        role = next((BODY_BLOCK_BY_CLASS[t] for t in classes.split() if t in BODY_BLOCK_BY_CLASS), None)
-    if len(_CLASS_ROLES) >= _CLASS_ROLES_MAX:
-        _CLASS_ROLES.clear()  # hostile pages with endless distinct classes: bounded, never stale
-    _CLASS_ROLES[classes] = role
-    return role
-
 
 def _has_block_descendant(el: Element) -> bool:
-    """A block element anywhere below ``el``. A plain loop for the usual few inline children
-    (lxml's multi-tag iterator costs more to set up); its C-level scan for a large subtree."""
-    for seen, node in enumerate(el.iterdescendants()):
-        if node.tag in _NESTED_BLOCKS:
-            return True
-        if seen == 32:
-            return next(el.iterdescendants(*_NESTED_BLOCKS), None) is not None
-    return False
+    """A block element anywhere below ``el``: its text is not one paragraph."""
+    return any(isinstance(node.tag, str) and node.tag in _BLOCK_DESCENDANTS for node in el.iterdescendants())
 
 
-def _has_block_child(el: Element) -> bool:
-    """A block among the children, or an inline wrapper (span, font) that holds blocks: tag soup
-    like ``<span><span><p>..</p><p>..</p>`` shows as separate paragraphs in a browser."""
-    for child in el:
-        tag = child.tag
-        if tag in _NESTED_BLOCKS or (tag in _INLINE_WRAPPERS and len(child) and _has_block_descendant(child)):
+def _reads_as_lines(el: Element) -> bool:
+    """A text block read line by line: it swallowed blocks (tag soup), or it separates paragraphs
+    with ``<br><br>`` (a single ``<br>`` inside a paragraph is a line break of that paragraph)."""
+    if _has_block_descendant(el):
+        return True
+    for br in el.iter("br"):
+        following = br.getnext()
+        if following is not None and following.tag == "br" and not (br.tail or "").strip():
             return True
     return False
-
-
-def _role(el: Element, table: Mapping[str, str]) -> str | None:
-    """The role of the first class token of ``el`` listed in ``table``."""
-    return class_role(el.get("class"), table)

@@ -17,26 +17,16 @@ BLOCK_TAGS = frozenset({
     "footer", "form", "h1", "h2", "h3", "h4", "h5", "h6", "header", "hr", "li", "main", "nav",
     "ol", "p", "pre", "section", "table", "tbody", "td", "tfoot", "th", "thead", "tr", "ul",
 })
-SKIP_TAGS = frozenset({"script", "style", "noscript", "template", "button", "select", "option", "iframe"})
+SKIP_TAGS = frozenset({"script", "style", "noscript", "template", "button", "select", "option", "iframe", "svg",
+                       "object", "video", "audio", "canvas"})
 # Line breaks we insert; newlines in the source are just whitespace.
 _BREAK = "\x1e"
-# Below an element, these make text_of differ from a plain concatenation of its text.
-_NOT_INLINE = SKIP_TAGS | BLOCK_TAGS | {"br"}
 
 
 def text_of(el: Element | None) -> str:
     """Normalized visible text of one element; a ``<br>`` counts as a space, scripts are dropped."""
     if el is None:
         return ""
-    if len(el) == 0:
-        return "" if el.tag in SKIP_TAGS else norm(el.text)
-    if el.tag not in SKIP_TAGS:
-        for node in el.iterdescendants():
-            tag = node.tag
-            if tag.__class__ is not str or tag in _NOT_INLINE:
-                break
-        else:  # only inline elements below: lxml's C-level itertext() gives the same words
-            return norm("".join(el.itertext()))
     out: list[str] = []
     _walk(el, out, root=True)
     return norm("".join(out).replace(_BREAK, " "))
@@ -96,8 +86,6 @@ def own_text(el: Element) -> str:
 
 
 def _netloc(url: str) -> str:
-    if url.startswith(("https://", "http://")):
-        return url.split("/", 3)[2].lower()
     return urlsplit(url).netloc.lower()
 
 
@@ -111,12 +99,13 @@ def same_site(page_url: str, link: str) -> bool:
 
 
 def abs_url(base: str, href: str | None) -> str | None:
-    """An absolute URL; cheap for the common already-absolute case (urljoin is slow)."""
+    """``href`` made absolute against ``base``; None for a missing or blank link."""
     if not href:
         return None
     href = href.strip()
     if not href:
         return None
-    if href.startswith(("https://", "http://")):
+    try:
+        return urljoin(base, href)
+    except ValueError:  # an unbalanced IPv6 bracket: keep the link as printed
         return href
-    return urljoin(base, href)

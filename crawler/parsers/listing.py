@@ -12,30 +12,28 @@ from core.records import Listing, ListingItem, ParseError
 from core.urls import CONTENT_TYPE_KIND, classify_url
 from crawler.parsers.dom import Element, Page
 from crawler.parsers.extract import abs_url
-from crawler.parsers.select import Sel, all_of_first, first_match, sels
 from crawler.parsers.text import norm, norm_or_none, parse_date
 
 _ARTICLE_ID_RE = re.compile(r"/Article/(\d+)(?:[/.?#]|$)", re.I)
 _NEXT_WORDS = ("next", "»", "›", ">", "→")
 
 
-class SEL:
-    """Listing selectors: one fallback chain per field."""
-
-    items = Sel("listing-with-preview")
-    container = sels("div.alist", ".alist-inner", "feature-template")
-    next_rel = Sel("a[rel=next]")
-    pager_links = sels(".apager li.nextprev a", ".dgov-pager li.nextprev a", "li.nextprev a")
-    pager_items = sels(".apager li", ".dgov-pager li")
+# The listing template: field -> CSS selectors, in order of preference.
+LISTING: dict[str, tuple[str, ...]] = {
+    "items": ("listing-with-preview",),
+    "container": ("div.alist", ".alist-inner", "feature-template"),
+    "pager_links": (".apager li.nextprev a", ".dgov-pager li.nextprev a", "li.nextprev a"),
+    "pager_items": (".apager li", ".dgov-pager li"),
+}
 
 
 def parse_listing(page: Page) -> Listing | ParseError:
     """The items of a listing page; ParseError when the page has none and no next page."""
     url = page.url
-    elements = SEL.items.all(page)
+    elements = page.all_of_first(LISTING["items"])
     items = [item for item in (listing_item(el, url) for el in elements) if item is not None]
     next_page = _next_page(page)
-    if not elements and next_page is None and first_match(page, None, SEL.container) is None:
+    if not elements and next_page is None and page.first(LISTING["container"]) is None:
         return ParseError(url, "no_body", "no listing markup (<listing-with-preview>, .alist)", "listing")
     # A listing container without items is a real answer: a page past the last one is empty.
     return Listing(url=url, items=items, next_page=next_page)
@@ -79,10 +77,10 @@ def _next_page(page: Page) -> str | None:
     """The pager's "next" link: rel=next, else a ``li.nextprev`` link labelled next (», aria-label),
     else the ``li.nextprev`` that comes after the active page."""
     url = page.url
-    rel_next = page.link("next") or next((a.get("href") for a in SEL.next_rel.all(page)), None)
+    rel_next = page.link("next")
     if rel_next:
         return abs_url(url, rel_next)
-    for a in all_of_first(page, None, SEL.pager_links):
+    for a in page.all_of_first(LISTING["pager_links"]):
         label = f"{a.get('aria-label', '')} {a.get('title', '')} {''.join(a.itertext())}".lower()
         if any(word in label for word in _NEXT_WORDS) and "prev" not in label and a.get("href"):
             return abs_url(url, a.get("href"))
@@ -91,7 +89,7 @@ def _next_page(page: Page) -> str | None:
 
 def _after_active(page: Page) -> str | None:
     seen_active = False
-    for li in all_of_first(page, None, SEL.pager_items):
+    for li in page.all_of_first(LISTING["pager_items"]):
         classes = (li.get("class") or "").split()
         if "active" in classes:
             seen_active = True

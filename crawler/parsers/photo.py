@@ -1,7 +1,9 @@
 """Photo pages (``/Multimedia/Photos/igphoto/<id>/``) -> :class:`Photo`.
 
-The page's ``h1.maintitle`` is the section banner ("Photos"), never the photo title, so titles come
-from the info block (``.media-inline-popup .title``) or og:title.
+:data:`PHOTO` is the template: the info block, then field -> CSS selectors inside it, in order of
+preference. The page's ``h1.maintitle`` is the section banner ("Photos"), never the photo title, so
+titles come from the info block or og:title; og:description, og:image and the media URL grammar
+fill what the block does not print.
 """
 
 from __future__ import annotations
@@ -11,35 +13,31 @@ from core.urls import media_id_from_media_url
 from crawler.parsers import images
 from crawler.parsers.dom import Page
 from crawler.parsers.extract import abs_url, text_of
-from crawler.parsers.select import first_match, sels
 from crawler.parsers.text import parse_date
 
-
-class SEL:
-    """Photo page selectors: the block chain, and class token -> field inside the block."""
-
-    block = sels(".adetail.photo-detail", ".photo-detail", "[data-media-id]", ".adetail", "main", "body")
-    roles = {
-        "title": "title", "photo-title": "title", "mtitle": "title",
-        "caption": "caption",
-        "photographer": "credit", "credit": "credit",
-        "virin": "virin", "virin-value": "virin",
-        "download-link": "download",
-        "date": "published",
-    }
+PHOTO_BLOCK: tuple[str, ...] = (".adetail.photo-detail", ".photo-detail", "[data-media-id]", ".adetail", "main",
+                                "body")
+PHOTO: dict[str, tuple[str, ...]] = {
+    "img": ("img.primary-image", ".image-wrapper img", "img"),
+    "title": (".media-inline-popup .title", ".title", ".photo-title", ".mtitle", "[class*=title]"),
+    "caption": (".media-inline-popup .caption", ".caption", "[class*=caption]"),
+    "credit": (".photographer", ".credit", "[class*=photographer]", "[class*=credit]"),
+    "virin": (".virin-value", ".virin", "[class*=virin]"),
+    "download": ("a.download-link", "a[class*=download]"),
+    "published": (".media-inline-popup .date", ".date", "time[datetime]"),
+}
 
 
 def parse_photo(page: Page) -> Photo | ParseError:
     """The photo on an igphoto page; ParseError when the page shows no image or no title."""
     url = page.url
-    block = first_match(page, None, SEL.block)
+    block = page.first(PHOTO_BLOCK)
     if block is None:
         return ParseError(url, "no_body", "no photo block", "photo")
-    image = images.parse_image(block, url, SEL.roles)
-    fields = images.scan_block(block, SEL.roles)
-    ref = page.ref
+    image = images.parse_image(block, url, PHOTO)
+    fields = images.scan_block(block, PHOTO)
     og_image = abs_url(url, page.meta("og:image"))
-    media_id = (image.media_id if image else None) or ref.id or media_id_from_media_url(og_image)
+    media_id = (image.media_id if image else None) or page.ref.id or media_id_from_media_url(og_image)
     title = (image.title if image else None) or page.meta("og:title")
     if media_id is None or (image is None and og_image is None):
         return ParseError(url, "no_body", "no image on the photo page", "photo")
@@ -48,6 +46,7 @@ def parse_photo(page: Page) -> Photo | ParseError:
     canonical = abs_url(url, page.link("canonical"))
     has_caption = "caption" in fields and bool(text_of(fields["caption"]))
     date = fields.get("published")
+    printed_date = (date.get("datetime") or text_of(date)) if date is not None else None
     return Photo(
         media_id=media_id,
         page_url=canonical if canonical and "/igphoto/" in canonical.lower() else url,
@@ -62,6 +61,5 @@ def parse_photo(page: Page) -> Photo | ParseError:
         size_bytes=image.size_bytes if image else None,
         virin=image.virin if image else None,
         url=url,
-        published=parse_date(text_of(date) if date is not None else None) or parse_date(
-            page.meta("article:published_time")),
+        published=parse_date(printed_date) or parse_date(page.meta("article:published_time")),
     )

@@ -1,11 +1,10 @@
 """Modern AFPIMS / ArticleCS story pages (defense.gov, war.gov) -> :class:`Story`.
 
-The selectors are the role tables below: a class token (or tag) names what an element is. The
-article is read by walking down from ``article.adetail`` through containers only, so the work is
-proportional to the story, not to the page (touching every element from Python would cost more
-than lxml's own parse, and the parser must keep up with it). When the expected structure is
-missing, :class:`FALLBACK` selector chains take over: og: meta for the title, any ``<p>`` in the
-article for the body, label text inside image blocks.
+:data:`STORY` is the template: field -> CSS selectors, in order of preference. After a redesign,
+fix the selectors there. Each field then falls back on structured data the site keeps stable:
+og:/twitter: meta, JSON-LD, the URL grammar (article id and kind), the ``content-type-N`` class,
+a date in the title. When no article element (or no body text in it) is left, the body comes
+from a generic extractor and the record says ``extraction: "generic"``.
 """
 
 from __future__ import annotations
@@ -13,236 +12,133 @@ from __future__ import annotations
 import re
 
 from core.records import Image, ParseError, RelatedLink, Story
-from core.urls import PageRef, classify_url
+from core.urls import CONTENT_TYPE_KIND, PageRef, classify_url
 from crawler.parsers import images
 from crawler.parsers.body import BodyReader, TooDeep
-from crawler.parsers.dom import Element, Page, class_role
-from crawler.parsers.extract import SKIP_TAGS, abs_url, same_site, text_of
-from crawler.parsers.select import all_of_first, first_match, sels
-from crawler.parsers.text import clean_dateline, norm, norm_or_none, parse_date, split_byline
+from crawler.parsers.dom import Element, Page
+from crawler.parsers.extract import abs_url, same_site, text_of
+from crawler.parsers.generic import generic_paragraphs
+from crawler.parsers.text import clean_dateline, date_in_title, norm, norm_or_none, parse_date, split_byline
 
-# ---------------------------------------------------------------- role tables ("selectors")
-
-# Regions of the article element (searched through containers, never inside a found region).
-REGION_BY_CLASS = {
-    "header": "header", "body": "body", "article-body": "body", "tags": "tags", "tags-list": "tags",
-    "related": "related", "social": "skip", "social-top": "skip", "social-bottom": "skip", "share": "skip",
+# The article template. "article" is searched in the page, "header" in the article, the header
+# fields in the header, the rest in the article.
+STORY: dict[str, tuple[str, ...]] = {
+    "article": ("div.adetail", "article.adetail", ".adetail", ".article-view article", ".article-view", "article",
+                "[itemtype*=NewsArticle]", "[itemtype*=Article]"),
+    "header": ("header", ".header"),
+    "title": ("h1.maintitle", ".maintitle", "h1"),
+    "subtitle": (".subtitle", ".title-blurb", ".deck", ".dek"),
+    "date": ("span.date", ".date-line .date", ".date"),
+    "time": ("time[datetime]",),
+    "updated": (".updated", ".pubup"),
+    "byline": (".byline",),
+    "info": (".info", ".date-line"),
+    "dateline": (".dateline",),
+    "body": ("div.body", ".body:not(header)", ".article-body", "[itemprop=articleBody]"),
+    "image_blocks": (".media-inline", "figure", "[data-media-id]"),
+    "tags": (".tags", ".tags-list"),
+    "related": (".related",),
+    "article_id": ("[data-article-id]",),
+    "share_url": ("[data-a2a-url]",),
 }
-# Fields inside the header region.
-HEADER_BY_CLASS = {
-    "maintitle": "title", "subtitle": "subtitle", "title-blurb": "subtitle", "deck": "subtitle", "dek": "subtitle",
-    "date": "date", "byline": "byline", "dateline": "dateline", "updated": "updated", "pubup": "updated",
-    "info": "info",
-}
-# Containers the region walk may descend through to find header/body/tags/related.
-_REGION_CONTAINERS = frozenset({"div", "section", "main", "article"})
-
-
-class FALLBACK:
-    """Selector chains for pages that do not have the expected article structure."""
-
-    article = sels("div.adetail", ".adetail", "div.article-view", ".article-view", "main")
-    header = sels("header", ".header")
-    title = sels("h1.maintitle", ".maintitle", "h1")
-    body = sels(".body", ".article-body", "[itemprop=articleBody]")
-    image_blocks = sels(".media-inline", "figure", "[data-media-id]")
-    tags = sels(".tags a", ".tags-list a")
-    related = sels(".related a[href]",)
-    article_id = sels("[data-article-id]",)
-
 
 _ARTICLE_ID_RE = re.compile(r"/Article/(\d+)(?:[/.?#]|$)", re.I)
+_CONTENT_TYPE_RE = re.compile(r"\bcontent-type-(\d+)\b")
 # Whole titles of error pages served with 200 (a story may well be titled "Error Rates Fall").
 _SOFT_404_RE = re.compile(
     r"^(?:(?:404\s*[-:|]?\s*)?page not found|not found|404|error|server error|access denied)\.?$", re.I
 )
-
-
-def parse_story(page: Page) -> Story | ParseError:
-    """The story on a page, or a ParseError when it has no title or no body paragraphs."""
-    url = page.url
-    article = _article(page)
-    regions = _regions(page, article)
-    header = _header_fields(regions.get("header"))
-    canonical = abs_url(url, page.canonical() or page.meta("og:url"))
-    ref = page.ref
-    story_id = ref.id if ref.type == "story" else _article_id(page, article, canonical)
-    title = _text(header, "title") or _fallback_title(page, article)
-    if story_id is None:
-        return ParseError(url, "unknown_page", "no article id in the URL or the page", "story")
-    if not title or (len(title) < 40 and _SOFT_404_RE.match(title)):
-        return ParseError(url, "no_title", f"no story title (found {title!r})", "story")
-    try:
-        body = BodyReader(page, regions.get("body"), article, title, regions)
-    except TooDeep as exc:
-        return ParseError(url, "no_body", str(exc), "story")
-    if not body.paragraphs:
-        return ParseError(url, "no_body", "no body paragraphs", "story")
-    byline = _text(header, "byline") or _byline_from_info(_text(header, "info"))
-    authors, organisation = split_byline(byline)
-    paragraphs = body.paragraphs
-    dateline = (clean_dateline(_text(header, "dateline")) if "dateline" in header else None) or body.dateline
-    # positional, in field order (id, kind, url, type, canonical_url, title, subtitle, published, updated,
-    # byline, authors, organisation, dateline, paragraphs, body_text, images, tags, related, spotlights):
-    # the order is checked by crawler.parsers.record_order
-    return Story(
-        story_id, _kind(ref, canonical), url, "story", canonical, title, _text(header, "subtitle"),
-        _published(page, header), _updated(page, header), byline, authors, organisation, dateline, paragraphs,
-        "\n\n".join(paragraphs), body.images or _fallback_images(page, article, url, structured="body" in regions),
-        _tags(page, article, regions.get("tags")), _related(page, article, regions.get("related")), body.spotlights,
-    )
-
-
-# ---------------------------------------------------------------- structure
-
-def _article(page: Page) -> Element | None:
-    """The first ``article.adetail``, else the fallback chain's article."""
-    root = page.root
-    if len(root):  # a region parse: <html><body><article class="adetail ...">, no search needed
-        body = root[0]
-        if body.tag == "body" and len(body):
-            first = body[0]  # the third element in document order: no article comes before it
-            if first.tag == "article" and "adetail" in (first.get("class") or "").split():
-                return first
-    for el in root.iter("article"):
-        if "adetail" in (el.get("class") or "").split():
-            return el
-    found = first_match(page, None, FALLBACK.article)
-    return found if found is not None else next(page.root.iter("article"), None)
-
-
-def _regions(page: Page, article: Element | None) -> dict[str, Element]:
-    """header/body/tags/related elements of the article, found through containers only."""
-    found: dict[str, Element] = {}
-    if article is not None:
-        _find_regions(article, found)
-        if "body" not in found:
-            body = first_match(page, article, FALLBACK.body)
-            if body is not None and body.tag != "header":
-                found["body"] = body
-    if "header" not in found:
-        header = first_match(page, article, FALLBACK.header)
-        if header is not None:
-            found["header"] = header
-    if article is not None and ("tags" not in found or "related" not in found):
-        _regions_by_label(article, found)
-    return found
-
-
 _LABEL_TAGS = ("span", "strong", "b", "h2", "h3", "h4", "p", "div", "dt", "label")
 _TAGS_LABEL_RE = re.compile(r"^(?:Tags?|Topics?|Keywords?)\s*:?$", re.I)
 _RELATED_LABEL_RE = re.compile(r"^(?:Related(?: Stories| Links| Articles| Content)?|More Stories)\s*:?$", re.I)
 
 
-def _regions_by_label(article: Element, found: dict[str, Element]) -> None:
-    """Tags and related stories found by their printed label ("Tags:", "Related Stories") when
-    their classes are unknown (a redesign): the label's parent holds the links."""
-    for el in article.iter(*_LABEL_TAGS):
-        text = el.text
-        if not text or len(el) > 1 or len(text) > 24:
-            continue
-        text = text.strip()
-        if "tags" not in found and _TAGS_LABEL_RE.match(text):
-            found["tags"] = el.getparent()
-        elif "related" not in found and _RELATED_LABEL_RE.match(text):
-            found["related"] = el.getparent()
+def parse_story(page: Page) -> Story | ParseError:
+    """The story on a page, or a ParseError when it has no title or no body paragraphs."""
+    url = page.url
+    article = page.first(STORY["article"])
+    header = page.first(STORY["header"], article) if article is not None else None
+    fields = _header_fields(page, header, article)
+    canonical = abs_url(url, page.link("canonical") or page.meta("og:url"))
+    ref = page.ref
+    story_id = ref.id if ref.type == "story" else _article_id(page, article, canonical)
+    if story_id is None:
+        return ParseError(url, "unknown_page", "no article id in the URL or the page", "story")
+    title, title_from_page = _title(page, fields)
+    if not title or (len(title) < 40 and _SOFT_404_RE.match(title)):
+        return ParseError(url, "no_title", f"no story title (found {title!r})", "story")
+    tags_el, related_el = _labelled_regions(page, article)
+    try:
+        body, extraction = _body(page, article, title, {tags_el, related_el} - {None})
+    except TooDeep as exc:
+        return ParseError(url, "no_body", str(exc), "story")
+    if not body.paragraphs and title_from_page:
+        body.paragraphs = generic_paragraphs(page.raw.decode("utf-8", "replace"), url, title)
+        extraction = "generic"
+    if not body.paragraphs:
+        return ParseError(url, "no_body", "no body paragraphs", "story")
+    byline = fields.get("byline") or _byline_from_info(fields.get("info"))
+    authors, organisation = split_byline(byline)
+    return Story(
+        id=story_id,
+        kind=_kind(ref, canonical, article),
+        url=url,
+        canonical_url=canonical,
+        title=title,
+        subtitle=fields.get("subtitle"),
+        published=_published(page, fields, title),
+        updated=parse_date(fields.get("updated")) or parse_date(page.meta("article:modified_time")),
+        byline=byline,
+        authors=authors,
+        organisation=organisation,
+        dateline=clean_dateline(fields.get("dateline")) or body.dateline,
+        paragraphs=body.paragraphs,
+        body_text="\n\n".join(body.paragraphs),
+        images=body.images or _images_outside_body(page, article, body_found=extraction == "template"),
+        tags=_tags(page, article, tags_el),
+        related=_related(page, related_el),
+        spotlights=body.spotlights,
+        extraction=extraction,
+    )
 
 
-def _find_regions(el: Element, found: dict[str, Element]) -> None:
-    """Depth-first through containers, first element per role. An explicit stack of child
-    iterators, so no markup depth can exhaust Python's stack."""
-    stack = [iter(el)]
-    while stack:
-        for child in stack[-1]:  # resumes where this level was left when a container was entered
-            tag = child.tag
-            role = class_role(child.get("class"), REGION_BY_CLASS)
-            if role is None and tag == "header":
-                role = "header"
-            if role is not None:
-                if role not in found:
-                    found[role] = child
-            elif tag in _REGION_CONTAINERS:
-                stack.append(iter(child))
+# ---------------------------------------------------------------- header fields
+
+def _header_fields(page: Page, header: Element | None, article: Element | None) -> dict[str, str]:
+    """Text of each header field the template table finds (the title also anywhere in the article)."""
+    fields: dict[str, str] = {}
+    for name in ("title", "subtitle", "date", "updated", "byline", "info", "dateline"):
+        scopes = [header, article] if name == "title" else [header]
+        for scope in scopes:
+            if scope is None:
+                continue
+            el = page.first(STORY[name], scope)
+            text = text_of(el) if el is not None else ""
+            if text:
+                fields[name] = text
                 break
-        else:
-            stack.pop()
-
-
-def _header_fields(header: Element | None) -> dict[str, Element]:
-    """role -> first element in the header (title, date, byline...); ``time`` for <time datetime>."""
-    fields: dict[str, Element] = {}
-    if header is None:
-        return fields
-    # One plain iteration with a set test: lxml's multi-tag iterator costs more to set up than a
-    # header has elements.
-    for el in header.iterdescendants():
-        tag = el.tag
-        if tag not in _HEADER_TAG_SET:
-            continue
-        role = class_role(el.get("class"), HEADER_BY_CLASS)
-        if role is not None and role not in fields:
-            fields[role] = el
-        if tag == "h1":
-            if "h1" not in fields:
-                fields["h1"] = el
-        elif tag == "time" and "time" not in fields and el.get("datetime"):
-            fields["time"] = el
-    if "title" not in fields and "h1" in fields:
-        fields["title"] = fields["h1"]
+    time_el = page.first(STORY["time"], header) if header is not None else None
+    if time_el is not None:
+        fields["time"] = time_el.get("datetime") or ""
     return fields
 
 
-_HEADER_TAG_SET = frozenset({"h1", "h2", "p", "span", "div", "time", "em", "strong", "small"})
-
-
-def _text(fields: dict[str, Element], role: str) -> str | None:
-    el = fields.get(role)
-    return (text_of(el) or None) if el is not None else None
-
-
-def _article_id(page: Page, article: Element | None, canonical: str | None) -> int | None:
-    value = article.get("data-article-id") if article is not None else None
-    if not value:
-        found = first_match(page, None, FALLBACK.article_id)
-        value = found.get("data-article-id") if found is not None else None
-    if value and value.strip().isdigit():
-        return int(value.strip())
-    m = _ARTICLE_ID_RE.search(canonical or "")
-    return int(m.group(1)) if m else None
-
-
-def _kind(ref: PageRef, canonical: str | None) -> str:
-    """Kind from the URL grammar (the fetched URL, then the canonical one); news-story otherwise."""
-    if ref.type == "story" and ref.kind:
-        return ref.kind
-    cref = classify_url(canonical) if canonical else None
-    return cref.kind if cref is not None and cref.type == "story" and cref.kind else "news-story"
-
-
-def _fallback_title(page: Page, article: Element | None) -> str | None:
-    """h1 anywhere in the article, else og:title, else <title> up to the first " > "."""
-    h1 = first_match(page, article, FALLBACK.title)
-    if h1 is not None and text_of(h1):
-        return text_of(h1)
-    og = page.meta("og:title") or page.meta("twitter:title")
-    if og:
-        return og
+def _title(page: Page, fields: dict[str, str]) -> tuple[str | None, bool]:
+    """(title, whether the page itself names it): the template's h1, og:title, twitter:title,
+    JSON-LD headline; else the ``<title>`` up to its first " > " (which an app shell has too)."""
+    for value in (fields.get("title"), page.meta("og:title"), page.meta("twitter:title"), _ld(page, "headline")):
+        if value:
+            return norm(value), True
     title = page.title()
-    return norm_or_none(title.split(" > ")[0]) if title else None
+    return (norm_or_none(title.split(" > ")[0]) if title else None), False
 
 
-def _published(page: Page, header: dict[str, Element]) -> str | None:
-    """Structured first (article:published_time, <time datetime>), then the printed date."""
-    parsed = parse_date(page.meta("article:published_time")) if page.has_article_meta else None
-    time_el = header.get("time")
-    if not parsed and time_el is not None:
-        parsed = parse_date(time_el.get("datetime"))
-    return parsed or parse_date(_text(header, "date"))
-
-
-def _updated(page: Page, header: dict[str, Element]) -> str | None:
-    printed = parse_date(_text(header, "updated")) if "updated" in header else None
-    return printed or (parse_date(page.meta("article:modified_time")) if page.has_article_meta else None)
+def _published(page: Page, fields: dict[str, str], title: str) -> str | None:
+    """Structured first (article:published_time, <time datetime>), then the printed date, then a
+    date the title states (Contracts pages print none), then JSON-LD."""
+    return (parse_date(page.meta("article:published_time")) or parse_date(fields.get("time"))
+            or parse_date(fields.get("date")) or date_in_title(title) or date_in_title(page.meta("og:title"))
+            or parse_date(_ld(page, "datePublished")))
 
 
 def _byline_from_info(info: str | None) -> str | None:
@@ -253,45 +149,101 @@ def _byline_from_info(info: str | None) -> str | None:
     return None
 
 
-# ---------------------------------------------------------------- images, tags, related
+def _ld(page: Page, key: str) -> str | None:
+    """A string field of the page's first JSON-LD article object."""
+    for item in page.json_ld():
+        kind = item.get("@type")
+        kinds = kind if isinstance(kind, list) else [kind]
+        if any(isinstance(k, str) and k.endswith("Article") for k in kinds):
+            value = item.get(key)
+            if isinstance(value, str) and value.strip():
+                return value
+    return None
 
-def _fallback_images(page: Page, article: Element | None, url: str, structured: bool) -> list[Image]:
-    """Image blocks outside the body, or anywhere on a page without a body element (only the
-    site's own image class is looked for around a body found by its class)."""
-    if structured and b"media-inline" not in page.raw:
-        return []  # the usual image-less story: one byte scan instead of the selector machinery
-    chain = FALLBACK.image_blocks[:1] if structured else FALLBACK.image_blocks
-    found = (images.parse_image(block, url) for block in all_of_first(page, article, chain))
+
+def _article_id(page: Page, article: Element | None, canonical: str | None) -> int | None:
+    """data-article-id, else the id in the canonical URL, else in the share menu's URL."""
+    el = page.first(STORY["article_id"])
+    value = (el.get("data-article-id") or "").strip() if el is not None else ""
+    if value.isdigit():
+        return int(value)
+    share = page.first(STORY["share_url"], article)
+    for candidate in (canonical, share.get("data-a2a-url") if share is not None else None):
+        m = _ARTICLE_ID_RE.search(candidate or "")
+        if m:
+            return int(m.group(1))
+    return None
+
+
+def _kind(ref: PageRef, canonical: str | None, article: Element | None) -> str:
+    """Kind from the URL grammar (the fetched URL, then the canonical one), then the article's
+    ``content-type-N`` class; news-story otherwise."""
+    if ref.type == "story" and ref.kind:
+        return ref.kind
+    cref = classify_url(canonical) if canonical else None
+    if cref is not None and cref.type == "story" and cref.kind:
+        return cref.kind
+    m = _CONTENT_TYPE_RE.search(article.get("class") or "") if article is not None else None
+    return CONTENT_TYPE_KIND.get(int(m.group(1)), "news-story") if m else "news-story"
+
+
+# ---------------------------------------------------------------- body, images, tags, related
+
+def _body(page: Page, article: Element | None, title: str, skip: set[Element]) -> tuple[BodyReader, str]:
+    """The body element's reading; without one, the article's text blocks (layout text aside)."""
+    body_el = page.first(STORY["body"], article) if article is not None else None
+    if body_el is not None:
+        return BodyReader(page.url, body_el, title), "template"
+    return BodyReader(page.url, article, title, blocks_only=True, skip=skip), "template"
+
+
+def _images_outside_body(page: Page, article: Element | None, body_found: bool) -> list[Image]:
+    """Image blocks of the article outside its body (only the site's own image class next to a
+    body element; any image block when the article has none)."""
+    if article is None:
+        return []
+    chain = STORY["image_blocks"][:1] if body_found and page.first(STORY["body"], article) is not None \
+        else STORY["image_blocks"]
+    found = (images.parse_image(block, page.url) for block in page.all_of_first(chain, article))
     return [img for img in found if img is not None]
 
 
+def _labelled_regions(page: Page, article: Element | None) -> tuple[Element | None, Element | None]:
+    """The tags and related regions: by class, else by their printed label ("Tags:", "Related
+    Stories") whose parent holds the links (a redesign keeps the words, not the classes)."""
+    if article is None:
+        return None, None
+    tags = page.first(STORY["tags"], article)
+    related = page.first(STORY["related"], article)
+    if tags is None or related is None:
+        for el in article.iter(*_LABEL_TAGS):
+            text = (el.text or "").strip()
+            if not text or len(el) > 1 or len(text) > 24:
+                continue
+            if tags is None and _TAGS_LABEL_RE.match(text):
+                tags = el.getparent()
+            elif related is None and _RELATED_LABEL_RE.match(text):
+                related = el.getparent()
+    return tags, related
+
+
 def _tags(page: Page, article: Element | None, region: Element | None) -> list[str]:
-    anchors = region.iter("a") if region is not None else all_of_first(page, article, FALLBACK.tags)
-    names: list[str] = []
-    for a in anchors:
-        name = norm(a.text) if not len(a) else text_of(a)
-        if name and name not in names:
-            names.append(name)
-    return names
+    anchors = region.iter("a") if region is not None else []
+    return list(dict.fromkeys(name for name in (text_of(a) for a in anchors) if name))
 
 
-def _related(page: Page, article: Element | None, region: Element | None) -> list[RelatedLink]:
-    """Related stories: every article link of this site in the ``.related`` region, once per id.
+def _related(page: Page, region: Element | None) -> list[RelatedLink]:
+    """Related stories: every article link of this site in the region, once per id.
 
     A link to another host is not a related story of this site: AFPIMS sites (af.mil, spaceforce.mil)
     use the same /Article/<id>/ grammar with their own ids, which would collide with ours.
     """
-    anchors = region.iter("a") if region is not None else all_of_first(page, article, FALLBACK.related)
     out: dict[int, RelatedLink] = {}
-    url = page.url
-    own = url[:url.find("/", 8) + 1] if url.startswith(("https://", "http://")) else None  # "https://host/"
-    for a in anchors:
-        href = abs_url(url, a.get("href"))
-        m = _ARTICLE_ID_RE.search(href) if href else None
-        if m is None:
-            continue
-        story_id = int(m.group(1))
-        if story_id not in out and ((own is not None and href.startswith(own)) or same_site(url, href)):
-            title = (norm(a.text) or None) if not len(a) and a.tag not in SKIP_TAGS else (text_of(a) or None)
-            out[story_id] = RelatedLink(story_id, href, title)  # positional: see crawler.parsers.record_order
+    if region is None:
+        return []
+    for a in region.iter("a"):
+        href = abs_url(page.url, a.get("href"))
+        m = _ARTICLE_ID_RE.search(href or "")
+        if href and m and int(m.group(1)) not in out and same_site(page.url, href):
+            out[int(m.group(1))] = RelatedLink(id=int(m.group(1)), url=href, title=text_of(a) or None)
     return list(out.values())

@@ -8,11 +8,9 @@ as far as they can be read.
 from __future__ import annotations
 
 import re
-import time
 from datetime import date
 
 from core.records import Virin
-from crawler.parsers.text import iso_date
 
 # Field-2 service / status codes (DoDI 5040.02 via DIMOC; X from observed Space Force photos).
 BRANCHES: dict[str, str] = {
@@ -51,12 +49,6 @@ def parse_virin(text: str | None, *, today: date | None = None) -> Virin | None:
     """
     if not text:
         return None
-    printed = _PRINTED_RE.fullmatch(text)
-    if printed is not None:  # the common case in one match; _from_match for anything else
-        raw, yy, mm, dd, code, originator, seq, suffix = printed.groups()
-        # positional: the field order is checked by crawler.parsers.record_order
-        return Virin(raw, _ascii_shot_date(yy, mm, dd, today or _today()), code, BRANCHES.get(code), originator, seq,
-                     suffix)
     value = text.strip()
     if value[:6].upper() == "VIRIN:":
         value = value[6:].strip()
@@ -66,7 +58,7 @@ def parse_virin(text: str | None, *, today: date | None = None) -> Virin | None:
             value = label.group(1)
     m = _VIRIN_RE.match(value) or _VIRIN_RE.search(value)
     if m:
-        return _from_match(m, today or _today())
+        return _from_match(m, today or date.today())
     value = _TRAILING_EXT_RE.sub("", value.strip().strip(".,;|"))
     if not value or any(c.isspace() for c in value):
         return None
@@ -82,7 +74,7 @@ def find_virin(text: str | None, *, today: date | None = None) -> Virin | None:
     if label:
         return parse_virin(label.group(1), today=today)
     m = _VIRIN_RE.search(text)
-    return _from_match(m, today or _today()) if m else None
+    return _from_match(m, today or date.today()) if m else None
 
 
 def virin_from_filename(name: str | None, *, today: date | None = None) -> Virin | None:
@@ -91,7 +83,7 @@ def virin_from_filename(name: str | None, *, today: date | None = None) -> Virin
     if not name:
         return None
     m = _VIRIN_RE.search(name)
-    return _from_match(m, today or _today()) if m else None
+    return _from_match(m, today or date.today()) if m else None
 
 
 def _from_match(m: re.Match[str], today: date) -> Virin:
@@ -108,55 +100,13 @@ def _from_match(m: re.Match[str], today: date) -> Virin:
     )
 
 
-# "VIRIN: 230113-N-FF348-870" or the bare value, upper case with ASCII digits, as the site prints it:
-# then parse_virin's label handling leaves exactly the VIRIN and _VIRIN_RE's match is all of it,
-# with the same groups (nothing follows it, so no lookahead or file extension can apply).
-_PRINTED_RE = re.compile(
-    r"(?:VIRIN: )?(([0-9]{2})([0-9]{2})([0-9]{2})-([A-Z])-([A-Z0-9]{5})-([0-9]{3,4})([A-Z]{1,2})?(?:-[A-Z]{2})?)"
-)
-
-
-_today_cache: tuple[float, date] = (0.0, date.min)
-
-
-def _today() -> date:
-    """Today's date, re-read at most once a minute (date.today() is a measurable cost per image)."""
-    global _today_cache
-    now = time.monotonic()
-    if now - _today_cache[0] > 60:
-        _today_cache = (now, date.today())
-    return _today_cache[1]
-
-
 def shot_date(yymmdd: str, today: date) -> str | None:
     """ISO date of a YYMMDD field: 20YY when YY <= this year's YY + 1, else 19YY (1944 photos exist)."""
     if len(yymmdd) != 6 or not yymmdd.isdigit():
         return None
-    if yymmdd.isascii():
-        return _ascii_shot_date(yymmdd[:2], yymmdd[2:4], yymmdd[4:], today)
     yy = int(yymmdd[:2])
     year = 2000 + yy if yy <= (today.year % 100) + 1 else 1900 + yy
-    return iso_date(year, int(yymmdd[2:4]), int(yymmdd[4:]))
-
-
-# Every "-MM-DD" a year can have ("-02-29" only in leap years, checked apart).
-_MONTH_DAYS = frozenset(f"-{m:02d}-{d:02d}" for m in range(1, 13) for d in range(1, 32)
-                        if d <= (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)[m - 1])
-
-
-def _ascii_shot_date(yy: str, mm: str, dd: str, today: date) -> str | None:
-    """:func:`shot_date` for ASCII digits by comparing the digits themselves: every image has a
-    VIRIN, and int() and date() calls were a measurable share of a story's parse."""
-    pivot = today.year % 100 + 1
-    century = "20" if pivot >= 99 or yy <= _TWO_DIGITS[pivot] else "19"
-    month_day = f"-{mm}-{dd}"
-    if month_day not in _MONTH_DAYS or month_day == "-02-29" and not _leap(int(century + yy)):
+    try:
+        return date(year, int(yymmdd[2:4]), int(yymmdd[4:])).isoformat()
+    except ValueError:
         return None
-    return century + yy + month_day
-
-
-_TWO_DIGITS = tuple(f"{i:02d}" for i in range(100))
-
-
-def _leap(year: int) -> bool:
-    return year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
