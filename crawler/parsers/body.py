@@ -54,6 +54,13 @@ _BOILERPLATE_TEXT_RE = re.compile(
 )
 
 
+def is_furniture_text(text: str) -> bool:
+    """A line that is never story text wherever it stands: an image label, a subscription box,
+    a share button, stray punctuation left by broken markup ("&", "|")."""
+    return (images.is_label_line(text) or _BOILERPLATE_TEXT_RE.match(text) is not None
+            or not any(c.isalnum() for c in text))
+
+
 class TooDeep(Exception):
     """Markup too deeply nested to be read (image blocks nested in soup past _MAX_SOUP_DEPTH)."""
 

@@ -14,7 +14,7 @@ import logging
 import trafilatura
 from lxml import etree
 
-from crawler.parsers.images import is_label_line
+from crawler.parsers.body import is_furniture_text
 from crawler.parsers.text import norm
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,7 @@ def generic_paragraphs(html: str, url: str, title: str | None = None) -> list[st
     for el in main:
         for block in _blocks(el):
             text = norm("".join(block.itertext()))
-            if text and text != title and not is_label_line(text) and any(c.isalnum() for c in text):
+            if text and text != title and not is_furniture_text(text):
                 paragraphs.append(text)
     if sum(len(p) for p in paragraphs) < MIN_BODY_CHARS:
         return []

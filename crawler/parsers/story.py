@@ -14,7 +14,7 @@ import re
 from core.records import Image, ParseError, RelatedLink, Story
 from core.urls import CONTENT_TYPE_KIND, PageRef, classify_url
 from crawler.parsers import images
-from crawler.parsers.body import BodyReader, TooDeep
+from crawler.parsers.body import BodyReader, TooDeep, body_role
 from crawler.parsers.dom import Element, Page
 from crawler.parsers.extract import abs_url, same_site, text_of
 from crawler.parsers.generic import generic_paragraphs
@@ -204,7 +204,8 @@ def _images_outside_body(page: Page, article: Element | None, body_found: bool) 
         return []
     chain = STORY["image_blocks"][:1] if body_found and page.first(STORY["body"], article) is not None \
         else STORY["image_blocks"]
-    found = (images.parse_image(block, page.url) for block in page.all_of_first(chain, article))
+    blocks = [block for block in page.all_of_first(chain, article) if body_role(block) == "image"]
+    found = (images.parse_image(block, page.url) for block in blocks)
     return [img for img in found if img is not None]
 
 
