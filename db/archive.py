@@ -127,6 +127,8 @@ class Archive:
         parse_status, error = None, fetch.error
         if record is not None:
             parse_status = "parse_error" if record.type == "error" else "parsed"
+            if getattr(record, "extraction", "template") == "generic":
+                parse_status = "generic"  # the template is gone: see monitor.changes (parser_degraded)
             if record.type == "error":
                 error = error or f"{record.reason}: {record.detail}"  # type: ignore[union-attr]
         cursor = self.db.execute(
@@ -156,9 +158,10 @@ class Archive:
             "last_seen": seen_at, "last_fetched": seen_at, "etag": fetch.etag, "last_modified": fetch.last_modified,
         }
         self._upsert_state("stories", "id", state, seen_at, run_id, new_subject)
-        self._store_story_images(story, run_id, seen_at)
-        self._store_related(story, run_id, seen_at)
-        write_tags(self.db, story.id, story.tags, seen_at)
+        if story.extraction != "generic":  # the generic extractor reads the body only: what it cannot see is not gone
+            self._store_story_images(story, run_id, seen_at)
+            self._store_related(story, run_id, seen_at)
+            write_tags(self.db, story.id, story.tags, seen_at)
         self._archived("story", story.id, seen_at)
         self._hear_of_links(story, fetch.final_url or fetch.url, run_id, seen_at)
         return SaveResult(fetch_id, version, new_version, new_subject)

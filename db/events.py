@@ -57,18 +57,23 @@ def _rank(fetch: SubjectFetch) -> int:
 
 
 def run_fetch_counts(db: sqlite_utils.Database, run_id: int) -> dict[str, int]:
-    """Outcome counts of a run's fetches, and of its story pages: 200s, 200s that parsed, and 304s."""
+    """Outcome counts of a run's fetches, and of its story pages: 200s, 200s that parsed by the template,
+    200s that only the generic extractor read, and 304s."""
     counts = {
         row[0]: row[1]
         for row in db.execute("SELECT outcome, COUNT(*) FROM fetches WHERE run_id = ? GROUP BY outcome", [run_id])
     }
     story = db.execute(
-        """SELECT SUM(outcome = 'ok'), SUM(outcome = 'ok' AND parse_status = 'parsed'), SUM(outcome = 'not_modified')
+        """SELECT SUM(outcome = 'ok'), SUM(outcome = 'ok' AND parse_status = 'parsed'), SUM(outcome = 'not_modified'),
+                  SUM(outcome = 'ok' AND parse_status = 'generic')
            FROM fetches WHERE run_id = ? AND page_type = 'story'""",
         [run_id],
     ).fetchone()
     counts["total"] = sum(counts.values())
-    counts["story_ok"], counts["story_parsed"], counts["story_not_modified"] = (n or 0 for n in story)
+    # story_parsed: parsed by the template; a page only the generic extractor could read (story_generic)
+    # is archived, but counts against the parser's health.
+    counts["story_ok"], counts["story_parsed"], counts["story_not_modified"], counts["story_generic"] = (
+        n or 0 for n in story)
     return counts
 
 

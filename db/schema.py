@@ -47,7 +47,7 @@ CREATE TABLE fetches (
     subject_id INTEGER,                 -- story id or media id, when page_type names one
     status INTEGER,                     -- HTTP status; NULL for network errors
     outcome TEXT NOT NULL,              -- ok | not_modified | blocked | not_found | gone | error
-    parse_status TEXT,                  -- parsed | parse_error | skipped; NULL when not parsed
+    parse_status TEXT,                  -- parsed | generic | parse_error | skipped; NULL when not parsed
     error TEXT,                         -- why: exception, block reason, parse error reason
     version INTEGER,                    -- the subject's version this fetch showed (ok or not_modified)
     etag TEXT,

@@ -205,6 +205,10 @@ def _update_event(
 ) -> dict[str, Any] | None:
     old = q.version_record(db, fetch.page_type, fetch.subject_id, previous)
     new = q.version_record(db, fetch.page_type, fetch.subject_id, fetch.version or 0)
+    if extraction_switched(old, new):
+        logger.info("story %s: extraction changed from %s to %s; like a parser upgrade, not an update",
+                    fetch.subject_id, extraction_of(old), extraction_of(new))
+        return None
     if fetch.page_type == "story":
         fields, kind = changed_story_fields(old, new), "story_updated"
     else:
@@ -214,6 +218,17 @@ def _update_event(
     summary = f"Updated ({', '.join(fields)}): {_title(state)}"
     event = _subject_event(kind, fetch, state, summary, to=fetch.version)
     return {**event, "from_version": previous, "changed_fields": fields, "diff": field_diffs(old, new, fields)}
+
+
+def extraction_of(record: dict[str, Any]) -> str:
+    """How a stored story record's body was read ("template" for records made before the field)."""
+    return record.get("extraction") or "template"
+
+
+def extraction_switched(old: dict[str, Any], new: dict[str, Any]) -> bool:
+    """Two versions read by different methods (the page's template, the generic extractor): their
+    differences are the methods', so, like a parser upgrade, the switch is never an update by itself."""
+    return extraction_of(old) != extraction_of(new)
 
 
 def _absence_events(
@@ -328,8 +343,10 @@ def _health_events(
         share = counts["story_parsed"] / counts["story_ok"]
         events.append(_run_event(
             "parser_degraded", run_id,
-            f"Parser degraded: {counts['story_parsed']} of {counts['story_ok']} story pages parsed ({share:.0%});"
-            " subscriber alerts held",
+            f"Parser degraded: {counts['story_parsed']} of {counts['story_ok']} story pages parsed ({share:.0%})"
+            + (f", {counts['story_generic']} read only by the generic extractor (template gone?)"
+               if counts.get("story_generic") else "")
+            + "; subscriber alerts held",
         ))
     return events
 

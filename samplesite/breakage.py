@@ -12,7 +12,7 @@ from email.utils import formatdate
 
 from samplesite.response import Response
 
-BREAK_MODES = ("truncate", "garbage", "redesign", "shell")
+BREAK_MODES = ("truncate", "garbage", "redesign", "shell", "untemplated")
 
 _AKAMAI = """<HTML><HEAD>
 <TITLE>Access Denied</TITLE>
@@ -65,8 +65,12 @@ def apply(page: str, mode: str) -> str:
     """Break a rendered story page the way ``mode`` says.
 
     truncate: cut mid-body (connection dropped); garbage: tag soup; redesign: new class names (a
-    parser keyed on the old ones must fall back or fail); shell: an empty app shell (no title, no body).
+    parser keyed on the old ones must fall back or fail); shell: an empty app shell (no title, no body);
+    untemplated: a redesign that keeps nothing of the article template (no article element, no class
+    or data attribute in the content), only the words and the page's og: meta.
     """
+    if mode == "untemplated":
+        return _untemplated(page)
     if mode == "redesign":
         for old, new in _REDESIGN.items():
             page = page.replace(old, new)
@@ -76,6 +80,15 @@ def apply(page: str, mode: str) -> str:
     if mode == "shell":
         return _shell(page)
     return _truncate(page)
+
+
+def _untemplated(page: str) -> str:
+    start, end = page.find("<main"), page.find("</main>")
+    if start < 0 or end < 0:
+        return page
+    middle = re.sub(r'\s(?:class|id|data-[\w-]+|itemscope|itemtype)(?:="[^"]*")?', "", page[start:end])
+    middle = re.sub(r"<(/?)(?:article|header)\b", r"<\1div", middle)
+    return page[:start] + middle + page[end:]
 
 
 def _shell(page: str) -> str:

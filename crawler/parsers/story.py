@@ -16,7 +16,7 @@ from core.urls import CONTENT_TYPE_KIND, PageRef, classify_url
 from crawler.parsers import images
 from crawler.parsers.body import BodyReader, TooDeep, body_role
 from crawler.parsers.dom import Element, Page
-from crawler.parsers.extract import abs_url, same_site, text_of
+from crawler.parsers.extract import abs_url, lines_of, same_site, text_of
 from crawler.parsers.generic import generic_paragraphs
 from crawler.parsers.text import clean_dateline, date_in_title, norm, norm_or_none, parse_date, split_byline
 
@@ -75,6 +75,8 @@ def parse_story(page: Page) -> Story | ParseError:
     if not body.paragraphs and title_from_page:
         body.paragraphs = generic_paragraphs(page.raw.decode("utf-8", "replace"), url, title)
         extraction = "generic"
+        fields = {**_printed_meta_lines(page, title, body.paragraphs), **fields}
+        body.dateline = _split_printed_dateline(body.paragraphs)
     if not body.paragraphs:
         return ParseError(url, "no_body", "no body paragraphs", "story")
     byline = fields.get("byline") or _byline_from_info(fields.get("info"))
@@ -139,6 +141,53 @@ def _published(page: Page, fields: dict[str, str], title: str) -> str | None:
     return (parse_date(page.meta("article:published_time")) or parse_date(fields.get("time"))
             or parse_date(fields.get("date")) or date_in_title(title) or date_in_title(page.meta("og:title"))
             or parse_date(_ld(page, "datePublished")))
+
+
+_MAX_META_LINE = 160
+
+
+def _printed_meta_lines(page: Page, title: str, paragraphs: list[str]) -> dict[str, str]:
+    """Without the template: the date and "By ..." lines printed between the title and the body
+    ("Dec. 7, 2023 | By David Vergun , DOD News"), found by their words, not their classes."""
+    body = page.root.find("body")
+    if body is None:
+        return {}
+    lines = lines_of(body)
+    start = lines.index(title) + 1 if title in lines else 0
+    first = paragraphs[0] if paragraphs else None
+    found: dict[str, str] = {}
+    for line in lines[start:start + 12]:
+        if line == first:
+            break
+        if len(line) > _MAX_META_LINE:
+            continue
+        byline = _byline_from_info(line)
+        if byline and "byline" not in found:
+            found["byline"] = byline
+        if parse_date(line) and "date" not in found and (byline or len(line) < 40):
+            found["date"] = line.split("|")[0]
+    return found
+
+
+# "COLLEVILLE-SUR-MER, France — U.S. and allied leaders...", "LUXEMBOURG (AFNS) -- More than...":
+# a capitalised place, a dash, the story.
+_PRINTED_DATELINE_RE = re.compile(
+    r"^([A-Z][A-Z.'\- ]{2,}(?:, [A-Z][\w.]*(?: [A-Z][\w.]*)*)?(?: \([A-Z]+\))?) ?(?:--|—|–)(?: (\S.*))?$")
+
+
+def _split_printed_dateline(paragraphs: list[str]) -> str | None:
+    """The dateline opening the first paragraph, cut from it (the template marks it in bold; the
+    generic extractor's text only has its words)."""
+    m = _PRINTED_DATELINE_RE.match(paragraphs[0]) if paragraphs else None
+    if m is None:
+        return None
+    if m.group(2):
+        paragraphs[0] = m.group(2)
+    elif len(paragraphs) > 1:
+        del paragraphs[0]  # the dateline printed on its own line above the story
+    else:
+        return None
+    return m.group(1).strip()
 
 
 def _byline_from_info(info: str | None) -> str | None:
