@@ -86,7 +86,7 @@ def _untemplated(page: str) -> str:
     start, end = page.find("<main"), page.find("</main>")
     if start < 0 or end < 0:
         return page
-    middle = re.sub(r'\s(?:class|id|data-[\w-]+|itemscope|itemtype)(?:="[^"]*")?', "", page[start:end])
+    middle = re.sub(r'\s(?:class|id|data-[\w-]+|itemtype)="[^"]*"|\sitemscope(?:="")?(?=[\s>])', "", page[start:end])
     middle = re.sub(r"<(/?)(?:article|header)\b", r"<\1div", middle)
     return page[:start] + middle + page[end:]
 

@@ -7,9 +7,9 @@ from __future__ import annotations
 import json
 import sqlite3
 
+from core.records import Story
+from core.urls import story_url
 from crawler.parsers import parse_page
-from crawler.records import Story
-from crawler.urls import story_url
 from db.versions import changed_story_fields, content_hash, story_content
 from samplesite import Site
 from tests.conftest import crawl_env, run_crawl

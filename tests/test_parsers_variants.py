@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import pytest
 
+from core.records import Image, ParseError, Story, Virin
 from crawler.parsers import parse_page
-from crawler.records import Image, ParseError, Story, Virin
 
 SITE = "https://www.war.gov"
 URL = f"{SITE}/News/News-Stories/Article/Article/4000001/variant/"

@@ -1,4 +1,4 @@
-"""Page parsers: bytes of one response -> one typed record (crawler.records).
+"""Page parsers: bytes of one response -> one typed record (core.records).
 
 ``parse_page`` is the single entry point for the crawler, the CLI and re-parsing of stored pages. It
 dispatches on the URL grammar and falls back to sniffing the content, and it never raises: anything
@@ -113,7 +113,7 @@ def sniff_page_type(data: bytes, expected: str | None = None) -> str | None:
         return expected
     if looks_like_feed(data):
         return "feed"
-    if b"<listing-with-preview" in data:
+    if b"<listing-with-preview" in data or b"<listing-titles-only" in data:
         return "listing"
     if b"media-inline-popup" in data or b"photo-detail" in data:
         return "photo"

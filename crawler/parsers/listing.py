@@ -1,7 +1,8 @@
 """Listing pages (``/News/News-Stories/?Page=N``) -> :class:`Listing`.
 
-Every item is a ``<listing-with-preview>`` custom element whose data sits in attributes (rendered
-client-side by Vue). Attributes are read by name, so their order never matters (sources differ).
+Every item is a custom element (``<listing-with-preview>``, ``<listing-titles-only>`` on the 2024
+Contracts listing) whose data sits in attributes, rendered client-side by Vue. Attributes are read
+by name, so their order never matters (sources differ).
 """
 
 from __future__ import annotations
@@ -20,10 +21,11 @@ _NEXT_WORDS = ("next", "»", "›", ">", "→")
 
 # The listing template: field -> CSS selectors, in order of preference.
 LISTING: dict[str, tuple[str, ...]] = {
-    "items": ("listing-with-preview",),
+    "items": ("listing-with-preview", "listing-titles-only", "[article-id][article-url]"),
     "container": ("div.alist", ".alist-inner", "feature-template"),
-    "pager_links": (".apager li.nextprev a", ".dgov-pager li.nextprev a", "li.nextprev a"),
-    "pager_items": (".apager li", ".dgov-pager li"),
+    "pager_links": (".apager .nextprev:not(.disabled) a", ".dgov-pager .nextprev:not(.disabled) a",
+                    ".nextprev:not(.disabled) a"),
+    "pager_items": (".apager > *", ".dgov-pager li"),
 }
 
 
@@ -49,12 +51,21 @@ def listing_item(el: Element, base_url: str) -> ListingItem | None:
     return ListingItem(
         id=item_id,
         url=url or "",
-        title=norm_or_none(el.get("article-title")),
+        title=norm_or_none(el.get("article-title")) or _contracts_title(el),
         published=parse_date(el.get("publish-date-jss")) or parse_date(el.get("publish-date-ap")),
         kind=_kind(url, el.get("content-type-val")),
         image_url=abs_url(base_url, norm(el.get("article-image-url")) or None),
         summary=norm_or_none(el.get("article-summary")),
     )
+
+
+def _contracts_title(el: Element) -> str | None:
+    """A Contracts item printed with an empty article-title: the listing's template shows
+    "Contracts For {publish-date-ap}" (its Vue template builds the title so)."""
+    date = norm(el.get("publish-date-ap"))
+    if date and norm(el.get("content-type-name")).lower() == "contracts":
+        return f"Contracts For {date}"
+    return None
 
 
 def _item_id(attr: str | None, url: str | None) -> int | None:
@@ -74,26 +85,27 @@ def _kind(url: str | None, content_type_val: str | None) -> str | None:
 
 
 def _next_page(page: Page) -> str | None:
-    """The pager's "next" link: rel=next, else a ``li.nextprev`` link labelled next (», aria-label),
-    else the ``li.nextprev`` that comes after the active page."""
+    """The pager's "next" link: rel=next, else a ``.nextprev`` link labelled next (», aria-label),
+    else the ``.nextprev`` that comes after the active page (a disabled one is no next page)."""
     url = page.url
     rel_next = page.link("next")
     if rel_next:
         return abs_url(url, rel_next)
     for a in page.all_of_first(LISTING["pager_links"]):
         label = f"{a.get('aria-label', '')} {a.get('title', '')} {''.join(a.itertext())}".lower()
-        if any(word in label for word in _NEXT_WORDS) and "prev" not in label and a.get("href"):
-            return abs_url(url, a.get("href"))
+        href = (a.get("href") or "").strip()
+        if any(word in label for word in _NEXT_WORDS) and "prev" not in label and href and href != "#":
+            return abs_url(url, href)
     return _after_active(page)
 
 
 def _after_active(page: Page) -> str | None:
     seen_active = False
-    for li in page.all_of_first(LISTING["pager_items"]):
-        classes = (li.get("class") or "").split()
+    for item in page.all_of_first(LISTING["pager_items"]):
+        classes = (item.get("class") or "").split()
         if "active" in classes:
             seen_active = True
-        elif seen_active and "nextprev" in classes:
-            href = next((a.get("href") for a in li.iter("a") if a.get("href")), None)
+        elif seen_active and "nextprev" in classes and "disabled" not in classes:
+            href = next((a.get("href") for a in item.iter("a") if (a.get("href") or "#") != "#"), None)
             return abs_url(page.url, href)
     return None

@@ -126,13 +126,21 @@ def _header_fields(page: Page, header: Element | None, article: Element | None) 
 
 
 def _title(page: Page, fields: dict[str, str]) -> tuple[str | None, bool]:
-    """(title, whether the page itself names it): the template's h1, og:title, twitter:title,
-    JSON-LD headline; else the ``<title>`` up to its first " > " (which an app shell has too)."""
-    for value in (fields.get("title"), page.meta("og:title"), page.meta("twitter:title"), _ld(page, "headline")):
+    """(title, whether the page itself names it): the template's h1, the page's only h1, og:title,
+    twitter:title, JSON-LD headline; else the ``<title>`` up to its first " > " (which an app shell
+    has too)."""
+    for value in (fields.get("title"), _only_h1(page), page.meta("og:title"), page.meta("twitter:title"),
+                  _ld(page, "headline")):
         if value:
             return norm(value), True
     title = page.title()
     return (norm_or_none(title.split(" > ")[0]) if title else None), False
+
+
+def _only_h1(page: Page) -> str | None:
+    """The text of the page's one and only ``<h1>`` (a page's single h1 is its title)."""
+    found = [text for text in (text_of(h1) for h1 in page.root.iter("h1")) if text]
+    return found[0] if len(found) == 1 else None
 
 
 def _published(page: Page, fields: dict[str, str], title: str) -> str | None:
