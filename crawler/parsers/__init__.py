@@ -17,7 +17,7 @@ from core.records import ParseError, Record
 from core.urls import PageRef, classify_url
 from crawler.parsers.afmil import is_print_view, parse_print_view
 from crawler.parsers.block import detect_block, sniff_block_page
-from crawler.parsers.dom import LIBXML2_MAX_DEPTH, MarkupTooDeep, Page, decode, parse_flattened, parse_utf8
+from crawler.parsers.dom import LIBXML2_MAX_DEPTH, MarkupTooDeep, Page, parse_flattened, parse_utf8, to_utf8
 from crawler.parsers.feed import looks_like_feed, parse_feed
 from crawler.parsers.listing import parse_listing
 from crawler.parsers.photo import parse_photo
@@ -52,10 +52,9 @@ def _parse(body: bytes | str, url: str, content_type: str | None, expected: str 
             return ParseError(url, "no_body", "empty response body", expected)
         if _not_text(raw, content_type):
             return ParseError(url, "not_html", f"content is not HTML/XML ({content_type or 'binary'})", expected)
-    text = decode(body, content_type).lstrip("\ufeff")
-    if not text or text.isspace():
+    data = to_utf8(body, content_type)
+    if not data or data.isspace():
         return ParseError(url, "no_body", "empty response body", expected)
-    data = text.encode("utf-8", "replace")
     blocked = sniff_block_page(data)
     if blocked:
         return ParseError(url, "block_page", f"{blocked} page served instead of content", expected)
@@ -68,7 +67,7 @@ def _parse(body: bytes | str, url: str, content_type: str | None, expected: str 
     if expected is None and page_type in ("story", "photo", "afmil") and _truncated(data):
         return ParseError(url, "no_body", "truncated page (no closing </html>)", expected)
     if page_type == "feed":
-        feed = parse_feed(text, url)
+        feed = parse_feed(data.decode("utf-8"), url)
         if isinstance(feed, ParseError):
             feed.page_type = expected
         return feed

@@ -13,6 +13,7 @@ breakage is not reported as an edit.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from core.records import Image
 from crawler.parsers import images
@@ -70,19 +71,30 @@ def body_role(el: Element) -> str | None:
     tag = el.tag
     if not isinstance(tag, str) or tag in SKIP_TAGS:
         return "skip"
-    classes = (el.get("class") or "").split()
-    roles = [BODY_BLOCKS[c] for c in classes if c in BODY_BLOCKS]
+    classes = el.get("class")
+    role = _class_role(classes) if classes else None
+    if role is None:
+        role = BODY_TAGS.get(tag)
+    if role is None and tag in _UNCLASSED_BLOCKS and (el.get("data-media-id") or _looks_like_image_block(el)):
+        role = "image"
+    return role
+
+
+@lru_cache(maxsize=1024)
+def _class_role(classes: str) -> str | None:
+    """The role a class attribute gives (sites reuse a few dozen class strings: memoized)."""
+    tokens = classes.split()
+    roles = [BODY_BLOCKS[c] for c in tokens if c in BODY_BLOCKS]
     if "skip" in roles and "image" in roles:  # media-inline media-inline-video: a video, not an image
         return "skip"
     if roles:
         return roles[0]
-    if any(fragment in c.lower() for c in classes for fragment in _SKIP_FRAGMENTS):
+    if any(fragment in c.lower() for c in tokens for fragment in _SKIP_FRAGMENTS):
         return "skip"
-    role = BODY_TAGS.get(tag)
-    if role is None and tag in ("div", "section", "span", "table") and (
-            el.get("data-media-id") or _looks_like_image_block(el)):
-        role = "image"
-    return role
+    return None
+
+
+_UNCLASSED_BLOCKS = frozenset({"div", "section", "span", "table"})
 
 
 def _looks_like_image_block(el: Element) -> bool:
@@ -315,12 +327,14 @@ class BodyReader:
 
 def _has_block_descendant(el: Element) -> bool:
     """A block element anywhere below ``el``: its text is not one paragraph."""
-    return any(isinstance(node.tag, str) and node.tag in _BLOCK_DESCENDANTS for node in el.iterdescendants())
+    return len(el) > 0 and any(node.tag in _BLOCK_DESCENDANTS for node in el.iterdescendants())
 
 
 def _reads_as_lines(el: Element) -> bool:
     """A text block read line by line: it swallowed blocks (tag soup), or it separates paragraphs
     with ``<br><br>`` (a single ``<br>`` inside a paragraph is a line break of that paragraph)."""
+    if not len(el):
+        return False
     if _has_block_descendant(el):
         return True
     for br in el.iter("br"):

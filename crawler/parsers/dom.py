@@ -11,13 +11,12 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Iterable
 from functools import lru_cache
 from typing import Any
 
 from lxml import etree
 from lxml.cssselect import CSSSelector
-from w3lib.encoding import html_to_unicode
+from w3lib.encoding import html_body_declared_encoding, html_to_unicode, http_content_type_encoding, read_bom
 
 from core.urls import PageRef, classify_url
 from crawler.parsers.text import norm
@@ -59,7 +58,18 @@ def decode(body: bytes | str, content_type: str | None = None) -> str:
 
 
 def to_utf8(body: bytes | str, content_type: str | None = None) -> bytes:
-    """The page as UTF-8 bytes without a BOM."""
+    """The page as UTF-8 bytes without a BOM: as it came when w3lib finds it is UTF-8 (the usual
+    case: nothing to transcode), else decoded (see :func:`decode`) and encoded again."""
+    if isinstance(body, str):
+        return body.lstrip("\ufeff").encode("utf-8", "replace")
+    declared = http_content_type_encoding(content_type) or html_body_declared_encoding(body)
+    if read_bom(body)[0] is None and declared in (None, "utf-8"):
+        try:
+            body.decode("utf-8")
+        except UnicodeDecodeError:
+            pass
+        else:
+            return body
     return decode(body, content_type).lstrip("\ufeff").encode("utf-8", "replace")
 
 
@@ -80,6 +90,15 @@ def select(scope: Element, selector: str) -> list[Element]:
     except etree.XPathEvalError:
         log.warning("selector %r could not be evaluated on a tree nested too deep", selector)
         return []
+
+
+def all_of_first(scope: Element, chain: tuple[str, ...]) -> list[Element]:
+    """Every match of the first selector in ``chain`` that matches anything below ``scope``."""
+    for selector in chain:
+        found = select(scope, selector)
+        if found:
+            return found
+    return []
 
 
 class Page:
@@ -104,27 +123,20 @@ class Page:
         """Elements matching ``selector`` below (and including) ``scope``, in document order."""
         return select(self.root if scope is None else scope, selector)
 
-    def first(self, chain: Iterable[str], scope: Element | None = None) -> Element | None:
+    def first(self, chain: tuple[str, ...], scope: Element | None = None) -> Element | None:
         """The first element of the first selector in ``chain`` (in order of preference) that matches."""
-        for selector in chain:
-            found = self.select(selector, scope)
-            if found:
-                return found[0]
-        return None
+        found = self.all_of_first(chain, scope)
+        return found[0] if found else None
 
-    def all_of_first(self, chain: Iterable[str], scope: Element | None = None) -> list[Element]:
+    def all_of_first(self, chain: tuple[str, ...], scope: Element | None = None) -> list[Element]:
         """Every match of the first selector in ``chain`` that matches anything."""
-        for selector in chain:
-            found = self.select(selector, scope)
-            if found:
-                return found
-        return []
+        return all_of_first(self.root if scope is None else scope, chain)
 
     def meta(self, name: str) -> str | None:
         """Content of the first ``<meta property|name|itemprop=name>`` with content (name lower case)."""
         if self._meta is None:
             self._meta = {}
-            for el in self.root.iter("meta"):
+            for el in self._head().iter("meta"):
                 content = norm(el.get("content"))
                 if not content:
                     continue
@@ -134,10 +146,10 @@ class Page:
                         self._meta.setdefault(key, content)
         return self._meta.get(name)
 
-    def link(self, rel: str) -> str | None:
-        """href of the first ``<link rel=...>``, else of an ``<a rel=...>``."""
-        for tag in ("link", "a"):
-            for el in self.root.iter(tag):
+    def link(self, rel: str, anchors: bool = False) -> str | None:
+        """href of the first ``<link rel=...>`` (with ``anchors``, else of an ``<a rel=...>``)."""
+        for tag in ("link", "a") if anchors else ("link",):
+            for el in (self.root if tag == "a" else self._head()).iter(tag):
                 if rel in (el.get("rel") or "").lower().split():
                     href = (el.get("href") or "").strip()
                     if href:
@@ -146,10 +158,15 @@ class Page:
 
     def title(self) -> str | None:
         """Text of the document's ``<title>`` (not the titles of inline SVG icons)."""
-        for el in self.root.iter("title"):
+        for el in self._head().iter("title"):
             if not any(ancestor.tag == "svg" for ancestor in el.iterancestors()):
                 return norm("".join(el.itertext())) or None
         return None
+
+    def _head(self) -> Element:
+        """The ``<head>`` where head elements belong (the whole page when there is none)."""
+        head = self.root.find("head")
+        return head if head is not None else self.root
 
     def json_ld(self) -> list[dict[str, Any]]:
         """Every JSON-LD object of the page (``@graph`` members included); broken blocks are skipped."""

@@ -27,6 +27,8 @@ def text_of(el: Element | None) -> str:
     """Normalized visible text of one element; a ``<br>`` counts as a space, scripts are dropped."""
     if el is None:
         return ""
+    if not len(el):
+        return "" if el.tag in SKIP_TAGS else norm(el.text)
     out: list[str] = []
     _walk(el, out, root=True)
     return norm("".join(out).replace(_BREAK, " "))
@@ -105,6 +107,8 @@ def abs_url(base: str, href: str | None) -> str | None:
     href = href.strip()
     if not href:
         return None
+    if href.startswith(("https://", "http://")):
+        return href  # already absolute: what urljoin would return
     try:
         return urljoin(base, href)
     except ValueError:  # an unbalanced IPv6 bracket: keep the link as printed

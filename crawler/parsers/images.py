@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from core.constants import DEFAULT_SITE
 from core.records import Image, Virin
 from core.urls import media_id_from_media_url, photo_page_url, urlsplit
-from crawler.parsers.dom import Element, select
+from crawler.parsers.dom import Element, all_of_first
 from crawler.parsers.extract import abs_url, lines_of, own_text, text_of
 from crawler.parsers.text import norm_or_none, parse_size, strip_credit_label
 from crawler.parsers.virin import find_virin, parse_virin, virin_from_filename
@@ -65,11 +65,9 @@ def scan_block(block: Element, table: Mapping[str, tuple[str, ...]]) -> dict[str
     ``igphoto`` -> the first link to a photo page."""
     found: dict[str, Element] = {}
     for name, chain in table.items():
-        for selector in chain:
-            matches = [el for el in select(block, selector) if el is not block or name == "img"]
-            if matches:
-                found[name] = matches[0]
-                break
+        matches = [el for el in all_of_first(block, chain) if el is not block or name == "img"]
+        if matches:
+            found[name] = matches[0]
     link = next((a for a in block.iter("a") if _IGPHOTO_RE.search(a.get("href") or "")), None)
     if link is None and block.tag == "a" and _IGPHOTO_RE.search(block.get("href") or ""):
         link = block

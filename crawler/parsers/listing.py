@@ -88,7 +88,7 @@ def _next_page(page: Page) -> str | None:
     """The pager's "next" link: rel=next, else a ``.nextprev`` link labelled next (», aria-label),
     else the ``.nextprev`` that comes after the active page (a disabled one is no next page)."""
     url = page.url
-    rel_next = page.link("next")
+    rel_next = page.link("next", anchors=True)
     if rel_next:
         return abs_url(url, rel_next)
     for a in page.all_of_first(LISTING["pager_links"]):

@@ -20,23 +20,24 @@ from crawler.parsers.extract import abs_url, lines_of, same_site, text_of
 from crawler.parsers.generic import generic_paragraphs
 from crawler.parsers.text import clean_dateline, date_in_title, norm, norm_or_none, parse_date, split_byline
 
-# The article template. "article" is searched in the page, "header" in the article, the header
-# fields in the header, the rest in the article.
+# The article template: field -> CSS selectors in order of preference (a selector group such as
+# ".updated, .pubup" lists synonyms). "article" is searched in the page, "header" in the article,
+# the header fields in the header, the rest in the article.
 STORY: dict[str, tuple[str, ...]] = {
     "article": ("div.adetail", "article.adetail", ".adetail", ".article-view article", ".article-view", "article",
                 "[itemtype*=NewsArticle]", "[itemtype*=Article]"),
     "header": ("header", ".header"),
     "title": ("h1.maintitle", ".maintitle", "h1"),
-    "subtitle": (".subtitle", ".title-blurb", ".deck", ".dek"),
+    "subtitle": (".subtitle, .title-blurb, .deck, .dek",),  # a selector group: synonyms, any of them
     "date": ("span.date", ".date-line .date", ".date"),
     "time": ("time[datetime]",),
-    "updated": (".updated", ".pubup"),
+    "updated": (".updated, .pubup",),
     "byline": (".byline",),
     "info": (".info", ".date-line"),
     "dateline": (".dateline",),
     "body": ("div.body", ".body:not(header)", ".article-body", "[itemprop=articleBody]"),
     "image_blocks": (".media-inline", "figure", "[data-media-id]"),
-    "tags": (".tags", ".tags-list"),
+    "tags": (".tags, .tags-list",),
     "related": (".related",),
     "article_id": ("[data-article-id]",),
     "share_url": ("[data-a2a-url]",),
@@ -67,9 +68,10 @@ def parse_story(page: Page) -> Story | ParseError:
     title, title_from_page = _title(page, fields)
     if not title or (len(title) < 40 and _SOFT_404_RE.match(title)):
         return ParseError(url, "no_title", f"no story title (found {title!r})", "story")
-    tags_el, related_el = _labelled_regions(page, article)
+    body_el = page.first(STORY["body"], article) if article is not None else None
+    tags_el, related_el = _labelled_regions(page, article, body_el)
     try:
-        body, extraction = _body(page, article, title, {tags_el, related_el} - {None})
+        body, extraction = _body(page, article, body_el, title, {tags_el, related_el} - {None})
     except TooDeep as exc:
         return ParseError(url, "no_body", str(exc), "story")
     if not body.paragraphs and title_from_page:
@@ -96,7 +98,7 @@ def parse_story(page: Page) -> Story | ParseError:
         dateline=clean_dateline(fields.get("dateline")) or body.dateline,
         paragraphs=body.paragraphs,
         body_text="\n\n".join(body.paragraphs),
-        images=body.images or _images_outside_body(page, article, body_found=extraction == "template"),
+        images=body.images or _images_outside_body(page, article, body_el),
         tags=_tags(page, article, tags_el),
         related=_related(page, related_el),
         spotlights=body.spotlights,
@@ -129,10 +131,10 @@ def _title(page: Page, fields: dict[str, str]) -> tuple[str | None, bool]:
     """(title, whether the page itself names it): the template's h1, the page's only h1, og:title,
     twitter:title, JSON-LD headline; else the ``<title>`` up to its first " > " (which an app shell
     has too)."""
-    for value in (fields.get("title"), _only_h1(page), page.meta("og:title"), page.meta("twitter:title"),
-                  _ld(page, "headline")):
-        if value:
-            return norm(value), True
+    value = (fields.get("title") or _only_h1(page) or page.meta("og:title") or page.meta("twitter:title")
+             or _ld(page, "headline"))
+    if value:
+        return norm(value), True
     title = page.title()
     return (norm_or_none(title.split(" > ")[0]) if title else None), False
 
@@ -246,35 +248,36 @@ def _kind(ref: PageRef, canonical: str | None, article: Element | None) -> str:
 
 # ---------------------------------------------------------------- body, images, tags, related
 
-def _body(page: Page, article: Element | None, title: str, skip: set[Element]) -> tuple[BodyReader, str]:
+def _body(page: Page, article: Element | None, body_el: Element | None, title: str,
+          skip: set[Element]) -> tuple[BodyReader, str]:
     """The body element's reading; without one, the article's text blocks (layout text aside)."""
-    body_el = page.first(STORY["body"], article) if article is not None else None
     if body_el is not None:
         return BodyReader(page.url, body_el, title), "template"
     return BodyReader(page.url, article, title, blocks_only=True, skip=skip), "template"
 
 
-def _images_outside_body(page: Page, article: Element | None, body_found: bool) -> list[Image]:
+def _images_outside_body(page: Page, article: Element | None, body_el: Element | None) -> list[Image]:
     """Image blocks of the article outside its body (only the site's own image class next to a
     body element; any image block when the article has none)."""
     if article is None:
         return []
-    chain = STORY["image_blocks"][:1] if body_found and page.first(STORY["body"], article) is not None \
-        else STORY["image_blocks"]
+    chain = STORY["image_blocks"][:1] if body_el is not None else STORY["image_blocks"]
     blocks = [block for block in page.all_of_first(chain, article) if body_role(block) == "image"]
     found = (images.parse_image(block, page.url) for block in blocks)
     return [img for img in found if img is not None]
 
 
-def _labelled_regions(page: Page, article: Element | None) -> tuple[Element | None, Element | None]:
+def _labelled_regions(page: Page, article: Element | None,
+                      body: Element | None) -> tuple[Element | None, Element | None]:
     """The tags and related regions: by class, else by their printed label ("Tags:", "Related
-    Stories") whose parent holds the links (a redesign keeps the words, not the classes)."""
+    Stories") whose parent holds the links (a redesign keeps the words, not the classes), outside
+    the body."""
     if article is None:
         return None, None
     tags = page.first(STORY["tags"], article)
     related = page.first(STORY["related"], article)
     if tags is None or related is None:
-        for el in article.iter(*_LABEL_TAGS):
+        for el in _outside(article, body, _LABEL_TAGS):
             text = (el.text or "").strip()
             if not text or len(el) > 1 or len(text) > 24:
                 continue
@@ -283,6 +286,14 @@ def _labelled_regions(page: Page, article: Element | None) -> tuple[Element | No
             elif related is None and _RELATED_LABEL_RE.match(text):
                 related = el.getparent()
     return tags, related
+
+
+def _outside(root: Element, skip: Element | None, tags: tuple[str, ...]) -> list[Element]:
+    """Elements named ``tags`` below ``root``, except inside ``skip``."""
+    if skip is None:
+        return list(root.iter(*tags))
+    inside = set(skip.iter(*tags))
+    return [el for el in root.iter(*tags) if el not in inside]
 
 
 def _tags(page: Page, article: Element | None, region: Element | None) -> list[str]:

@@ -10,6 +10,7 @@ import re
 import unicodedata
 from datetime import UTC
 from email.utils import parsedate_to_datetime
+from functools import lru_cache
 
 from dateutil import parser as dateparser
 from dateutil.parser import isoparse
@@ -44,12 +45,13 @@ _MDY_RE = re.compile(
 _ISO_RE = re.compile(r"^\s*\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?(?:Z|[+-]\d{2}:?\d{2})?\s*$")
 
 
+@lru_cache(maxsize=4096)
 def parse_date(text: str | None) -> str | None:
     """An ISO 8601 date ("2023-12-07") or datetime ("2023-12-07T10:30:00") from the date forms
     the site prints (AP style "Dec. 7, 2023", full month names, ISO); None when there is none.
 
     A time is kept only when the page gives one, so a date-only page never gains a fake midnight;
-    a zone is kept when the page gives one.
+    a zone is kept when the page gives one. Memoized: a site prints the same few dates on every page.
     """
     if not text:
         return None
