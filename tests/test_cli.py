@@ -19,7 +19,7 @@ from tests.conftest import ROOT, crawl_env, run_crawl
 STORY_PATH = "/News/News-Stories/Article/Article/3610656/more-nations-meet-to-address-space-security/"
 STORY_KEYS = ["type", "id", "kind", "url", "canonical_url", "title", "subtitle", "published", "updated", "byline",
               "authors", "organisation", "dateline", "paragraphs", "body_text", "images", "tags", "related",
-              "spotlights", "parser_version"]
+              "spotlights", "extraction", "parser_version"]
 
 
 def test_parse_a_saved_page_prints_the_story_record(tmp_path, capsys):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
+from itertools import islice
 
 from core.records import Image
 from crawler.parsers import images
@@ -95,11 +96,14 @@ def _class_role(classes: str) -> str | None:
 
 
 _UNCLASSED_BLOCKS = frozenset({"div", "section", "span", "table"})
+_IMAGE_BLOCK_MAX_ELEMENTS = 40
 
 
 def _looks_like_image_block(el: Element) -> bool:
     """An unclassed block holding one image, its printed labels and at most a caption (a template
     we have not seen); a container of the story's paragraphs around an image is not one."""
+    if len(list(islice(el.iter(), _IMAGE_BLOCK_MAX_ELEMENTS + 1))) > _IMAGE_BLOCK_MAX_ELEMENTS:
+        return False  # an image and its labels are a few elements; a container of the story is more
     imgs = [img for img in el.iter("img") if not any(a.tag == "noscript" for a in img.iterancestors())]
     if len(imgs) != 1 or next(el.iterdescendants("h2", "h3", "h4", "h5", "h6", "ul", "ol", "table"), None) is not None:
         return False

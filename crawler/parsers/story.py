@@ -10,6 +10,7 @@ from a generic extractor and the record says ``extraction: "generic"``.
 from __future__ import annotations
 
 import re
+from itertools import islice
 
 from core.records import Image, ParseError, RelatedLink, Story
 from core.urls import CONTENT_TYPE_KIND, PageRef, classify_url
@@ -139,10 +140,22 @@ def _title(page: Page, fields: dict[str, str]) -> tuple[str | None, bool]:
     return (norm_or_none(title.split(" > ")[0]) if title else None), False
 
 
+_MAX_H1 = 5
+
+
 def _only_h1(page: Page) -> str | None:
-    """The text of the page's one and only ``<h1>`` (a page's single h1 is its title)."""
-    found = [text for text in (text_of(h1) for h1 in page.root.iter("h1")) if text]
-    return found[0] if len(found) == 1 else None
+    """The text of the page's one and only non-empty ``<h1>`` (a page's single h1 is its title)."""
+    h1s = list(islice(page.root.iter("h1"), _MAX_H1 + 1))
+    if len(h1s) > _MAX_H1:
+        return None  # a page of many headings names no single title
+    found: list[str] = []
+    for h1 in h1s:
+        text = text_of(h1)
+        if text:
+            found.append(text)
+            if len(found) > 1:
+                return None
+    return found[0] if found else None
 
 
 def _published(page: Page, fields: dict[str, str], title: str) -> str | None:
