@@ -29,7 +29,7 @@ _AKAMAI_RE = re.compile(
     rb"Reference(?:\s|&#32;)*(?:#|&#35;)\s*\d+(?:\.|&#46;)[0-9a-f]+|errors(?:\.|&#46;)edgesuite(?:\.|&#46;)net",
     re.I,
 )
-# Cheap byte probes: the regex only runs when one of these occurs (it is slow on 8 KB of HTML).
+# Words of Akamai's page: the regex runs only on a head where one of them occurs.
 _AKAMAI_PROBES = (b"ccess Denied", b"Reference", b"edgesuite")
 _CONTENT_MARKERS = (b"maintitle", b"listing-with-preview", b"da_print_body", b"<rss", b"data-article-id",
                     b"media-inline", b"adetail")
