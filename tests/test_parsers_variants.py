@@ -174,6 +174,27 @@ def test_bare_img_with_the_media_grammar_is_an_image_and_never_text() -> None:
     assert [(i.media_id, i.virin.raw) for i in record.images] == [(2003541109, "240927-D-XI929-1002")]
 
 
+def test_image_inline_in_a_paragraph_is_an_image() -> None:
+    record = parse(f'<p>{PARAS[0]}</p><p><img src="{IMAGE.src}" alt="{IMAGE.alt}"></p><p>{PARAS[1]}</p>')
+    assert record.paragraphs == PARAS[:2]
+    assert [(i.media_id, i.alt) for i in record.images] == [(IMAGE.media_id, IMAGE.alt)]
+
+
+def test_credit_printed_inside_the_caption_element_is_not_caption_text() -> None:
+    record = parse(f'<p>{PARAS[0]}</p><figure class="media-inline"><img src="{IMAGE.src}" alt="{IMAGE.alt}">'
+                   f'<figcaption><span class="caption">{IMAGE.caption} <span class="credit">Photo By: Sgt. Jane Roe, '
+                   f"Army</span></span></figcaption></figure>")
+    assert (record.images[0].caption, record.images[0].credit) == (IMAGE.caption, IMAGE.credit)
+
+
+def test_table_laid_out_image_with_its_credit_in_the_caption_is_an_image() -> None:
+    record = parse(f'<p>{PARAS[0]}</p><table><tr><td><img src="{IMAGE.src}" alt="{IMAGE.alt}"></td></tr>'
+                   "<tr><td>Soldiers board a C-17. (U.S. Army photo by Sgt. Jane Roe)</td></tr></table>"
+                   f"<p>{PARAS[1]}</p>")
+    assert record.paragraphs == PARAS[:2]
+    assert record.images[0].caption == "Soldiers board a C-17. (U.S. Army photo by Sgt. Jane Roe)"
+
+
 # ---------------------------------------------------------------- other furniture and separators
 
 

@@ -96,6 +96,8 @@ def _class_role(classes: str) -> str | None:
 
 
 _UNCLASSED_BLOCKS = frozenset({"div", "section", "span", "table"})
+# A caption ending with its credit: "... (U.S. Army photo by Sgt. Jane Roe)", "(Courtesy photo)".
+_CREDIT_IN_CAPTION_RE = re.compile(r"\([^()]*\b(?:photo|photos|illustration|graphic|image)\b[^()]*\)\s*$", re.I)
 _IMAGE_BLOCK_MAX_ELEMENTS = 40
 
 
@@ -108,7 +110,8 @@ def _looks_like_image_block(el: Element) -> bool:
     if len(imgs) != 1 or next(el.iterdescendants("h2", "h3", "h4", "h5", "h6", "ul", "ol", "table"), None) is not None:
         return False
     lines = [line for line in (norm(t) for t in el.itertext()) if line]
-    if len(" ".join(lines)) > 800 or not any(images.is_label_line(line) or "VIRIN:" in line for line in lines):
+    if len(" ".join(lines)) > 800 or not any(images.is_label_line(line) or "VIRIN:" in line
+                                             or _CREDIT_IN_CAPTION_RE.search(line) for line in lines):
         return False
     prose = [t for t in (text_of(p) for p in el.iter("p")) if t and not images.is_label_line(t)]
     return len(prose) <= 2
@@ -223,7 +226,12 @@ class BodyReader:
         return True
 
     def _paragraph_block(self, el: Element) -> None:
-        """A text block without block descendants: one paragraph (a ``<br>`` in it is a space)."""
+        """A text block without block descendants: one paragraph (a ``<br>`` in it is a space);
+        an image inline in it is an image of the story."""
+        for img in el.iter("img"):
+            image = images.image_from_img(img, self.url)
+            if image is not None:
+                self._add_image(image)
         text = text_of(el)
         if not text:
             return

@@ -91,7 +91,8 @@ def parse_image(block: Element, base_url: str, table: Mapping[str, tuple[str, ..
         el = found.get(name)
         return norm_or_none(read(el)) if el is not None else None
 
-    title, caption, credit, virin_text = field("title"), field("caption"), field("credit"), field("virin")
+    title, caption = _before_labels(field("title")), _before_labels(field("caption"))
+    credit, virin_text = field("credit"), field("virin")
     img = found.get("img")
     src = abs_url(base_url, _img_src(img)) if img is not None else None
     download_el = found.get("download")
@@ -130,6 +131,15 @@ def image_from_img(img: Element, base_url: str) -> Image | None:
         return None
     return Image(media_id=media_id, page_url=photo_page_url(media_id, _site(base_url)), src=src,
                  alt=norm_or_none(img.get("alt")), virin=virin_from_filename(_file_name(src)))
+
+
+def _before_labels(text: str | None) -> str | None:
+    """A title or caption element that also holds the block's labels ("... Photo By: X VIRIN: Y"):
+    its words before the first label."""
+    if not text:
+        return None
+    m = _LABEL_RE.search(text)
+    return norm_or_none(text[:m.start()]) if m else text
 
 
 def is_soup(block: Element) -> bool:

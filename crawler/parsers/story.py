@@ -30,10 +30,10 @@ STORY: dict[str, tuple[str, ...]] = {
     "header": ("header", ".header"),
     "title": ("h1.maintitle", ".maintitle", "h1"),
     "subtitle": (".subtitle, .title-blurb, .deck, .dek",),  # a selector group: synonyms, any of them
-    "date": ("span.date", ".date-line .date", ".date"),
+    "date": ("span.date", ".date-line .date", ".date, .pubdate, .publish-date, .published"),
     "time": ("time[datetime]",),
     "updated": (".updated, .pubup",),
-    "byline": (".byline",),
+    "byline": (".byline", ".author, [itemprop=author], [rel=author]"),
     "info": (".info", ".date-line"),
     "dateline": (".dateline",),
     "body": ("div.body", ".body:not(header)", ".article-body", "[itemprop=articleBody]"),
