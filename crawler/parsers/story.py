@@ -72,9 +72,10 @@ def parse_story(page: Page) -> Story | ParseError:
     body_el = page.first(STORY["body"], article) if article is not None else None
     tags_el, related_el = _labelled_regions(page, article, body_el)
     try:
-        body, extraction = _body(page, article, body_el, title, {tags_el, related_el} - {None})
+        body = _body(page, article, body_el, title, {tags_el, related_el} - {None})
     except TooDeep as exc:
         return ParseError(url, "no_body", str(exc), "story")
+    extraction = "template"
     if not body.paragraphs and title_from_page:
         body.paragraphs = generic_paragraphs(page.raw.decode("utf-8", "replace"), url, title)
         extraction = "generic"
@@ -262,11 +263,11 @@ def _kind(ref: PageRef, canonical: str | None, article: Element | None) -> str:
 # ---------------------------------------------------------------- body, images, tags, related
 
 def _body(page: Page, article: Element | None, body_el: Element | None, title: str,
-          skip: set[Element]) -> tuple[BodyReader, str]:
+          skip: set[Element]) -> BodyReader:
     """The body element's reading; without one, the article's text blocks (layout text aside)."""
     if body_el is not None:
-        return BodyReader(page.url, body_el, title), "template"
-    return BodyReader(page.url, article, title, blocks_only=True, skip=skip), "template"
+        return BodyReader(page.url, body_el, title)
+    return BodyReader(page.url, article, title, blocks_only=True, skip=skip)
 
 
 def _images_outside_body(page: Page, article: Element | None, body_el: Element | None) -> list[Image]:
