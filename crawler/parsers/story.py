@@ -172,31 +172,48 @@ _MAX_META_LINE = 160
 
 def _printed_meta_lines(page: Page, title: str, paragraphs: list[str]) -> dict[str, str]:
     """Without the template: the date and "By ..." lines printed between the title and the body
-    ("Dec. 7, 2023 | By David Vergun , DOD News"), found by their words, not their classes."""
+    ("Dec. 7, 2023 | By David Vergun , DOD News"), found by their words, not their classes; a
+    line of the extracted text printed between the title and them is the subtitle (it is taken
+    out of ``paragraphs``)."""
     body = page.root.find("body")
     if body is None:
         return {}
     lines = lines_of(body)
     start = lines.index(title) + 1 if title in lines else 0
-    first = paragraphs[0] if paragraphs else None
+    window = lines[start:start + 12]
+    meta = [i for i, line in enumerate(window) if len(line) <= _MAX_META_LINE
+            and (_byline_from_info(line) or _printed_date(line))]
+    if not meta:
+        return {}
     found: dict[str, str] = {}
-    for line in lines[start:start + 12]:
-        if line == first:
+    lead = [line for line in window[:meta[0]] if line in paragraphs]
+    if lead:
+        if len(lead) > 1 or lead[0] != paragraphs[0] or len(paragraphs) < 2:
+            return {}  # the date and byline come after story text: they are not the header's
+        found["subtitle"] = paragraphs.pop(0)
+    for i in meta:
+        line = window[i]
+        if line in paragraphs:
             break
-        if len(line) > _MAX_META_LINE:
-            continue
-        byline = _byline_from_info(line)
+        date = _printed_date(line)
+        byline = _byline_from_info(line) or (norm_or_none(line.split("|", 1)[1]) if date and "|" in line else None)
         if byline and "byline" not in found:
             found["byline"] = byline
-        if parse_date(line) and "date" not in found and (byline or len(line) < 40):
-            found["date"] = line.split("|")[0]
+        if date and "date" not in found:
+            found["date"] = date
     return found
+
+
+def _printed_date(line: str) -> str | None:
+    """The date a header line prints first: "Dec. 7, 2023" alone or "June 18, 2025 | ..."."""
+    head = line.split("|", 1)[0].strip()
+    return head if len(head) < 40 and parse_date(head) else None
 
 
 # "COLLEVILLE-SUR-MER, France — U.S. and allied leaders...", "LUXEMBOURG (AFNS) -- More than...":
 # a capitalised place, a dash, the story.
 _PRINTED_DATELINE_RE = re.compile(
-    r"^([A-Z][A-Z.'\- ]{2,}(?:, [A-Z][\w.]*(?: [A-Z][\w.]*)*)?(?: \([A-Z]+\))?) ?(?:--|—|–)(?: (\S.*))?$")
+    r"^([A-ZÀ-ÖØ-Þ][A-ZÀ-ÖØ-Þ.'\- ]{2,}(?:, [A-Z][\w.]*(?: [A-Z][\w.]*)*)?(?: \([A-Z]+\))?) ?(?:--|—|–)(?: (\S.*))?$")
 
 
 def _split_printed_dateline(paragraphs: list[str]) -> str | None:
