@@ -28,6 +28,13 @@ class FetchInfo:
     elapsed_ms: int | None = None
     error: str | None = None
     fetched_at: str | None = None
+    # For web-archive export (schema v6): the headers as sent and as received, in order.
+    request_headers: list[tuple[str, str]] | None = None
+    response_headers: list[tuple[str, str]] | None = None
+    # Imported history (``monitor.history_import``): warc | wayback, where in it, and the capture's identity.
+    source: str | None = None
+    source_ref: str | None = None
+    source_key: str | None = None
 
 
 @dataclass

@@ -133,10 +133,13 @@ class Archive:
                 error = error or f"{record.reason}: {record.detail}"  # type: ignore[union-attr]
         cursor = self.db.execute(
             """INSERT INTO fetches (run_id, url, final_url, page_type, subject_id, status, outcome, parse_status,
-                   error, etag, last_modified, bytes, sha256, elapsed_ms, fetched_at)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                   error, etag, last_modified, bytes, sha256, elapsed_ms, fetched_at, request_headers,
+                   response_headers, source, source_ref, source_key)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
             [run_id, fetch.url, fetch.final_url, fetch.page_type, fetch.subject_id, fetch.status, fetch.outcome,
-             parse_status, error, fetch.etag, fetch.last_modified, size, sha, fetch.elapsed_ms, seen_at],
+             parse_status, error, fetch.etag, fetch.last_modified, size, sha, fetch.elapsed_ms, seen_at,
+             _headers_json(fetch.request_headers), _headers_json(fetch.response_headers), fetch.source,
+             fetch.source_ref, fetch.source_key],
         )
         return int(cursor.lastrowid)
 
@@ -459,3 +462,7 @@ def _subject_tables(page_type: str | None) -> tuple[str | None, str, str]:
     if page_type == "photo":
         return "images", "media_id", "image_versions"
     return None, "", ""
+
+
+def _headers_json(headers: list[tuple[str, str]] | None) -> str | None:
+    return json.dumps([list(pair) for pair in headers], ensure_ascii=False) if headers is not None else None

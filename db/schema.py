@@ -9,6 +9,7 @@ Full-text search is an FTS5 table kept in sync by triggers (created with sqlite-
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -357,8 +358,30 @@ WHEN EXISTS (SELECT 1 FROM story_versions_fts f WHERE f.rowid = new.id) BEGIN
 END;
 """
 
+SCHEMA_V6 = """
+ALTER TABLE fetches ADD COLUMN request_headers TEXT;   -- JSON [[name, value], ...] as sent; NULL before schema v6
+ALTER TABLE fetches ADD COLUMN response_headers TEXT;  -- JSON [[name, value], ...] as received; NULL before schema v6
+ALTER TABLE fetches ADD COLUMN source TEXT;            -- where the response came from: NULL live crawl | warc | wayback
+ALTER TABLE fetches ADD COLUMN source_ref TEXT;        -- WARC file and record offset, or Wayback timestamp and URL
+ALTER TABLE fetches ADD COLUMN source_key TEXT;  -- the imported capture's identity (WARC-Record-ID, Wayback capture)
+CREATE UNIQUE INDEX fetches_source_key ON fetches(source_key) WHERE source_key IS NOT NULL;
+ALTER TABLE events ADD COLUMN imported INTEGER NOT NULL DEFAULT 0;  -- 1: found in imported history, never mailed
+"""
+
 # Every table's DDL with its comments, for generated docs and Datasette descriptions.
-SCHEMA_TEXT = SCHEMA_V1 + SCHEMA_V2 + SCHEMA_V3 + SCHEMA_V4 + SCHEMA_V5
+SCHEMA_TEXT = SCHEMA_V1 + SCHEMA_V2 + SCHEMA_V3 + SCHEMA_V4 + SCHEMA_V5 + SCHEMA_V6
+
+
+def _add_missing(db: sqlite_utils.Database, script: str) -> None:
+    """Run a step's ``ALTER TABLE ... ADD COLUMN`` and ``CREATE ... INDEX`` statements, skipping a column
+    or index that is already there: steps are numbered ahead of the work and merged from branches in
+    any order, so a step may meet an archive that another build has already given part of it."""
+    for statement in _split_sql(script):
+        added = re.match(r"ALTER TABLE (\w+) ADD COLUMN (\w+)", statement)
+        if added and added.group(2) in {row[1] for row in db.execute(f"PRAGMA table_info({added.group(1)})")}:
+            continue
+        db.execute(statement.replace("CREATE UNIQUE INDEX ", "CREATE UNIQUE INDEX IF NOT EXISTS ", 1)
+                   .replace("CREATE INDEX ", "CREATE INDEX IF NOT EXISTS ", 1))
 
 
 def _v2(db: sqlite_utils.Database) -> None:
@@ -412,6 +435,14 @@ def _v5(db: sqlite_utils.Database) -> None:
     )
 
 
+def _v6(db: sqlite_utils.Database) -> None:
+    """Web-archive interchange (WARC export, WARC/WACZ/Wayback import): a faithful WARC record needs
+    the headers as sent and received, and every imported response must say where it came from.
+    Fetches stored before this version keep NULL headers: an export rebuilds the few it knows
+    (Content-Type, ETag, Last-Modified, Content-Length) and says so in the record."""
+    _add_missing(db, SCHEMA_V6)
+
+
 def _v8(db: sqlite_utils.Database) -> None:
     """Past versions into their own full-text index (see SCHEMA_V8), filled with every version an
     archive already has that is not its story's current one."""
@@ -426,7 +457,9 @@ def _v8(db: sqlite_utils.Database) -> None:
 # Steps by number; append new ones, never edit a released one. Numbers are assigned to pieces of
 # work ahead of time, so a branch may carry a later step before an earlier one exists: an archive
 # is brought up step by step over the numbers present, and a missing number is no step at all.
-MIGRATIONS: dict[int, Callable[[sqlite_utils.Database], None]] = {1: _v1, 2: _v2, 3: _v3, 4: _v4, 5: _v5, 8: _v8}
+MIGRATIONS: dict[int, Callable[[sqlite_utils.Database], None]] = {
+    1: _v1, 2: _v2, 3: _v3, 4: _v4, 5: _v5, 6: _v6, 8: _v8,
+}
 SCHEMA_VERSION = max(MIGRATIONS)
 
 

@@ -44,7 +44,7 @@ IMAGE_KEYS = ("media_id", "virin", "virin_shot_date", "virin_branch_code", "viri
               "download_url", "source", "status", "first_seen", "story_ids")
 HISTORY_VERSION_KEYS = ("version", "first_seen", "last_seen", "first_run_id", "last_run_id", "content_hash",
                         "parser_version", "changed")
-EXPORT_FORMATS = ("csv", "json", "jsonl", "atom")
+EXPORT_FORMATS = ("csv", "json", "jsonl", "atom", "warc", "wacz")
 EXPORT_TABLES = ("stories", "images", "events")
 HASH_PREFIX = 12
 TAG_PREFIX = "tag:defwatch,2026:"
@@ -513,19 +513,28 @@ def cmd_images(args: argparse.Namespace) -> int:
 
 def register_export(commands: Any) -> None:
     p = _command(commands, "export",
-                 "Export stories, images or events as CSV, JSON or JSON Lines, or events as an Atom feed.",
-                 "defwatch export --format atom --since 2026-01-01 --output events.atom")
+                 "Export stories, images or events as CSV, JSON or JSON Lines, events as an Atom feed, or the "
+                 "fetches as WARC or WACZ.",
+                 "defwatch export --format atom --since 2026-01-01 --output events.atom\n"
+                 "  defwatch export --format warc --since 2026-01-01 --output site.warc.gz")
     _common(p)
     p.add_argument("--format", required=True, choices=EXPORT_FORMATS)
     p.add_argument("--table", choices=EXPORT_TABLES,
                    help="what to export (default: stories; events for atom, the only table Atom takes)")
     p.add_argument("--since", metavar="ISO",
                    help="only rows new or changed at or after this UTC date/time (events: detected then)")
-    p.add_argument("--output", metavar="FILE", help="write here instead of standard output")
+    p.add_argument("--output", metavar="FILE", help="write here instead of standard output (warc, wacz: required)")
+    p.add_argument("--run", type=int, metavar="N", help="warc, wacz: only the fetches of run N")
     p.set_defaults(handler=cmd_export)
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    if args.format in ("warc", "wacz"):
+        from defwatch.webarchive_commands import export_web_archive
+
+        return export_web_archive(args, _open(args), parse_instant(args.since, "--since") if args.since else None)
+    if args.run is not None:
+        raise UsageError("--run applies to --format warc or wacz only")
     table = args.table or ("events" if args.format == "atom" else "stories")
     if args.format == "atom" and table != "events":
         raise UsageError("--format atom exports events only; use --table events or another format")

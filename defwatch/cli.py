@@ -42,8 +42,10 @@ COMMAND_MODULES: dict[str, str] = {
     **dict.fromkeys(("reparse", "browse"), "reparse_commands"),
     "distributed": "distributed_commands",
     "doctor": "doctor_commands",
+    "import": "webarchive_commands",
 }
-MODULES = ("commands", "analyst_commands", "reparse_commands", "distributed_commands", "doctor_commands")
+MODULES = ("commands", "analyst_commands", "reparse_commands", "distributed_commands", "doctor_commands",
+           "webarchive_commands")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

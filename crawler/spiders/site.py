@@ -334,7 +334,8 @@ class SiteSpider(Spider):
             outcome=outcome, page_type=page_type, subject_id=subject_id, status=response.status,
             etag=_header(response, "ETag"), last_modified=_header(response, "Last-Modified"),
             content_type=_header(response, "Content-Type"), elapsed_ms=response.meta.get("elapsed_ms"),
-            error=reason, fetched_at=utcnow(),
+            error=reason, fetched_at=utcnow(), response_headers=_header_pairs(response.headers),
+            request_headers=_header_pairs(response.request.headers) if response.request else None,
         )
         body = response.body if response.body else None
         if self.parse_in_writer and (outcome == "ok" or page_type in ("feed", "listing") or
@@ -395,6 +396,11 @@ def _landed_elsewhere(page_type: str, subject_id: int | None, final_url: str) ->
         return False
     ref = classify_url(final_url)
     return ref.type != page_type or ref.id != subject_id
+
+
+def _header_pairs(headers: Any) -> list[tuple[str, str]]:
+    """Every header and every value of a repeated one, for a faithful WARC record of the fetch."""
+    return [(name.decode("latin-1"), value.decode("latin-1")) for name, values in headers.items() for value in values]
 
 
 def _header(response: Response, name: str) -> str | None:
