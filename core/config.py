@@ -119,6 +119,22 @@ class MonitorConfig:
 
 
 @dataclass
+class WaybackConfig:
+    """``defwatch import --wayback``: where the Wayback Machine is and how politely to ask it."""
+
+    url: str = "https://web.archive.org"  # captures are read from {url}/web/{timestamp}id_/{original URL}
+    cdx_url: str = ""  # the CDX API; empty: {url}/cdx/search/cdx
+    delay: float = 2.0  # seconds between two requests to the Wayback service
+    retries: int = 4  # tries of a request answered 429 or 5xx (waiting its Retry-After) before giving up
+    max_wait: float = 300.0  # the longest single wait a Retry-After may ask for
+    timeout: float = 60.0
+
+    @property
+    def cdx(self) -> str:
+        return self.cdx_url or f"{self.url.rstrip('/')}/cdx/search/cdx"
+
+
+@dataclass
 class JobConfig:
     name: str
     mode: str  # discover | revisit | sweep | full | flush
@@ -147,6 +163,7 @@ class Config:
     crawl: CrawlConfig = field(default_factory=CrawlConfig)
     revisit: RevisitConfig = field(default_factory=RevisitConfig)
     monitor: MonitorConfig = field(default_factory=MonitorConfig)
+    wayback: WaybackConfig = field(default_factory=WaybackConfig)
     jobs: list[JobConfig] = field(default_factory=default_jobs)
     source: str | None = None  # the file it was read from
 
@@ -163,6 +180,7 @@ SECTIONS: dict[str, type] = {
     "crawl": CrawlConfig,
     "revisit": RevisitConfig,
     "monitor": MonitorConfig,
+    "wayback": WaybackConfig,
 }
 
 # name -> (dotted key, kind); kind "list" means comma-separated addresses.
@@ -177,6 +195,8 @@ ENV_VARS: dict[str, tuple[str, str]] = {
     "DEFWATCH_ALERT_FROM": ("alerts.sender", "str"),
     "DEFWATCH_ALERT_TO": ("alerts.recipients", "list"),
     "DEFWATCH_OPERATOR_TO": ("alerts.operator_recipients", "list"),
+    "DEFWATCH_WAYBACK_URL": ("wayback.url", "str"),
+    "DEFWATCH_WAYBACK_CDX_URL": ("wayback.cdx_url", "str"),
 }
 
 
@@ -396,6 +416,7 @@ def _validate(config: Config, origins: _Origins) -> None:
     _validate_crawl(config.crawl, origins)
     _validate_revisit(config.revisit, origins)
     _validate_monitor(config.monitor, origins)
+    _validate_wayback(config.wayback, origins)
     _validate_jobs(config.jobs, origins)
 
 
@@ -413,6 +434,19 @@ def _validate_top(config: Config, origins: _Origins) -> None:
         origins, "site", f"expected a site root like 'https://www.war.gov', got {config.site!r}",
     )
     config.site = config.site.rstrip("/")
+
+
+def _validate_wayback(wayback: WaybackConfig, origins: _Origins) -> None:
+    for key in ("url", "cdx_url"):
+        value = getattr(wayback, key)
+        parts = urlsplit(value)
+        _check((key == "cdx_url" and not value) or (parts.scheme in ("http", "https") and bool(parts.hostname)),
+               origins, f"wayback.{key}", f"expected an http(s) URL like 'https://web.archive.org', got {value!r}")
+    wayback.url = wayback.url.rstrip("/")
+    _check(wayback.delay >= 0, origins, "wayback.delay", f"expected seconds >= 0, got {wayback.delay}")
+    _check(wayback.retries >= 1, origins, "wayback.retries", f"expected at least 1, got {wayback.retries}")
+    _check(wayback.max_wait >= 0, origins, "wayback.max_wait", f"expected seconds >= 0, got {wayback.max_wait}")
+    _check(wayback.timeout > 0, origins, "wayback.timeout", f"expected seconds > 0, got {wayback.timeout}")
 
 
 def _validate_smtp(smtp: SmtpConfig, origins: _Origins) -> None:

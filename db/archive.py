@@ -90,13 +90,17 @@ class Archive:
         """Store one response and what was parsed from it, atomically."""
         seen_at = fetch.fetched_at or utcnow()
         with self.db.atomic():
+            historical = self._historical(fetch, seen_at)
             sha = self._store_raw(body, fetch.content_type, seen_at) if body else None
-            fetch_id = self._insert_fetch(run_id, fetch, sha, len(body) if body else None, seen_at, record)
+            fetch_id = self._insert_fetch(run_id, fetch, sha, len(body) if body else None, seen_at, record,
+                                          historical)
             result = SaveResult(fetch_id)
             if fetch.outcome == "ok" and isinstance(record, Story):
-                result = self._store_story(record, run_id, fetch_id, sha, fetch, seen_at)
+                result = self._store_story(record, run_id, fetch_id, sha, fetch, seen_at, historical)
             elif fetch.outcome == "ok" and isinstance(record, Photo):
-                result = self._store_photo(record, run_id, fetch_id, sha, fetch, seen_at)
+                result = self._store_photo(record, run_id, fetch_id, sha, fetch, seen_at, historical)
+            elif historical:
+                pass  # an older capture of a page whose later state is known: history, never its state
             elif fetch.outcome == "ok" and isinstance(record, Listing | Feed):
                 self._store_index(fetch, record, seen_at, sha)
                 self._hear_of_items(record, fetch, run_id, seen_at)
@@ -122,7 +126,8 @@ class Archive:
         return read_raw(self.db, sha256)
 
     def _insert_fetch(
-        self, run_id: int, fetch: FetchInfo, sha: str | None, size: int | None, seen_at: str, record: Record | None
+        self, run_id: int, fetch: FetchInfo, sha: str | None, size: int | None, seen_at: str, record: Record | None,
+        historical: bool = False,
     ) -> int:
         parse_status, error = None, fetch.error
         if record is not None:
@@ -134,19 +139,20 @@ class Archive:
         cursor = self.db.execute(
             """INSERT INTO fetches (run_id, url, final_url, page_type, subject_id, status, outcome, parse_status,
                    error, etag, last_modified, bytes, sha256, elapsed_ms, fetched_at, request_headers,
-                   response_headers, source, source_ref, source_key)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                   response_headers, source, source_ref, source_key, historical)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
             [run_id, fetch.url, fetch.final_url, fetch.page_type, fetch.subject_id, fetch.status, fetch.outcome,
              parse_status, error, fetch.etag, fetch.last_modified, size, sha, fetch.elapsed_ms, seen_at,
              _headers_json(fetch.request_headers), _headers_json(fetch.response_headers), fetch.source,
-             fetch.source_ref, fetch.source_key],
+             fetch.source_ref, fetch.source_key, int(historical)],
         )
         return int(cursor.lastrowid)
 
     # -- stories ------------------------------------------------------------------------------
 
     def _store_story(
-        self, story: Story, run_id: int, fetch_id: int, sha: str | None, fetch: FetchInfo, seen_at: str
+        self, story: Story, run_id: int, fetch_id: int, sha: str | None, fetch: FetchInfo, seen_at: str,
+        historical: bool = False,
     ) -> SaveResult:
         record = story.to_dict()
         digest = content_hash(story_content(record))
@@ -154,8 +160,10 @@ class Archive:
         version, new_version = self._upsert_version(
             "story_versions", "story_id", story.id, digest, run_id, fetch_id, sha, seen_at, record,
             {"title": story.title, "subtitle": story.subtitle, "byline": story.byline,
-             "published": story.published, "body_text": story.body_text},
+             "published": story.published, "body_text": story.body_text}, historical=historical,
         )
+        if historical:
+            return SaveResult(fetch_id, version, new_version, False)
         state = {
             "id": story.id, "url": story.url, **story_columns(record), "current_version": version,
             "last_seen": seen_at, "last_fetched": seen_at, "etag": fetch.etag, "last_modified": fetch.last_modified,
@@ -171,11 +179,14 @@ class Archive:
 
     def _upsert_version(
         self, table: str, key: str, subject_id: int, digest: str, run_id: int, fetch_id: int,
-        sha: str | None, seen_at: str, record: dict[str, Any], columns: dict[str, Any],
+        sha: str | None, seen_at: str, record: dict[str, Any], columns: dict[str, Any], historical: bool = False,
     ) -> tuple[int, bool]:
         row = self.db.execute(
             f"SELECT version FROM {table} WHERE {key} = ? AND content_hash = ?", [subject_id, digest]
         ).fetchone()
+        if row and historical:
+            self._widen_version(table, key, subject_id, int(row[0]), run_id, fetch_id, sha, seen_at)
+            return int(row[0]), False
         if row:
             self.db.execute(
                 f"UPDATE {table} SET last_seen = ?, last_run_id = ? WHERE {key} = ? AND version = ?",
@@ -192,6 +203,40 @@ class Archive:
         }
         self._insert(table, values)
         return version, True
+
+    def _widen_version(self, table: str, key: str, subject_id: int, version: int, run_id: int, fetch_id: int,
+                       sha: str | None, seen_at: str) -> None:
+        """An imported capture older than what the archive holds showed a known version: it was seen
+        that early (or that late) too. Seen earlier, its provenance becomes that capture."""
+        self.db.execute(
+            f"""UPDATE {table} SET
+                  fetch_id = CASE WHEN :at < first_seen THEN :fetch ELSE fetch_id END,
+                  raw_sha256 = CASE WHEN :at < first_seen THEN :sha ELSE raw_sha256 END,
+                  first_run_id = CASE WHEN :at < first_seen THEN :run ELSE first_run_id END,
+                  first_seen = MIN(first_seen, :at), last_seen = MAX(last_seen, :at)
+                WHERE {key} = :id AND version = :version""",
+            {"at": seen_at, "fetch": fetch_id, "sha": sha, "run": run_id, "id": subject_id, "version": version},
+        )
+
+    def _historical(self, fetch: FetchInfo, seen_at: str) -> bool:
+        """An imported capture no newer than what the archive last saw of the page: it adds history (a
+        version, an earlier first-seen) but never replaces the page's current state, and change
+        detection skips its fetch (``fetches.historical``), which otherwise reads a page's fetches in
+        order as its timeline. A capture taken at the very time of the last fetch is that fetch seen
+        again (an archive's own export re-imported), so it is history too."""
+        if not fetch.source:
+            return False
+        if fetch.page_type in ("feed", "listing"):
+            sql, params = "SELECT last_fetched FROM index_pages WHERE key = ?", [index_key(fetch.url)]
+        elif fetch.page_type == "story" and fetch.subject_id is not None:
+            sql, params = "SELECT COALESCE(last_fetched, last_seen) FROM stories WHERE id = ?", [fetch.subject_id]
+        elif fetch.page_type == "photo" and fetch.subject_id is not None:
+            sql = "SELECT COALESCE(last_fetched, last_seen) FROM images WHERE media_id = ? AND source = 'photo_page'"
+            params = [fetch.subject_id]
+        else:
+            return False
+        row = self.db.execute(sql, params).fetchone()
+        return bool(row) and row[0] is not None and row[0] >= seen_at
 
     def _upsert_state(
         self, table: str, key: str, state: dict[str, Any], seen_at: str, run_id: int, new_subject: bool
@@ -255,7 +300,8 @@ class Archive:
     # -- photos -------------------------------------------------------------------------------
 
     def _store_photo(
-        self, photo: Photo, run_id: int, fetch_id: int, sha: str | None, fetch: FetchInfo, seen_at: str
+        self, photo: Photo, run_id: int, fetch_id: int, sha: str | None, fetch: FetchInfo, seen_at: str,
+        historical: bool = False,
     ) -> SaveResult:
         if photo.media_id is None:
             return SaveResult(fetch_id)
@@ -264,8 +310,10 @@ class Archive:
         row = self.db.execute("SELECT source FROM images WHERE media_id = ?", [photo.media_id]).fetchone()
         version, new_version = self._upsert_version(
             "image_versions", "media_id", photo.media_id, digest, run_id, fetch_id, sha, seen_at, record,
-            {"title": photo.title, "caption": photo.caption, "credit": photo.credit},
+            {"title": photo.title, "caption": photo.caption, "credit": photo.credit}, historical=historical,
         )
+        if historical:
+            return SaveResult(fetch_id, version, new_version, False)
         state = {
             "media_id": photo.media_id, **image_columns(record), "source": "photo_page", "current_version": version,
             "last_seen": seen_at, "last_fetched": seen_at, "etag": fetch.etag, "last_modified": fetch.last_modified,

@@ -32,10 +32,15 @@ class SubjectFetch:
     fetched_at: str
 
 
-def run_subject_fetches(db: sqlite_utils.Database, run_id: int) -> list[SubjectFetch]:
+def run_subject_fetches(db: sqlite_utils.Database, run_id: int, *, latest_wins: bool = False) -> list[SubjectFetch]:
+    """Each page's decisive fetch in the run. In a crawl a good answer beats a failed retry; in an
+    import (``latest_wins``), whose captures span months, the newest capture is the page's state.
+    Imported captures older than what the archive already knew (``historical``) decide nothing."""
+    order = "fetched_at, id" if latest_wins else "id"
     rows = db.execute(
-        """SELECT page_type, subject_id, outcome, parse_status, version, url, id, fetched_at FROM fetches
-           WHERE run_id = ? AND page_type IN ('story', 'photo') AND subject_id IS NOT NULL ORDER BY id""",
+        f"""SELECT page_type, subject_id, outcome, parse_status, version, url, id, fetched_at FROM fetches
+            WHERE run_id = ? AND page_type IN ('story', 'photo') AND subject_id IS NOT NULL AND historical = 0
+            ORDER BY {order}""",
         [run_id],
     ).fetchall()
     decisive: dict[tuple[str, int], SubjectFetch] = {}
@@ -43,7 +48,7 @@ def run_subject_fetches(db: sqlite_utils.Database, run_id: int) -> list[SubjectF
         fetch = SubjectFetch(*row)
         key = (fetch.page_type, fetch.subject_id)
         earlier = decisive.get(key)
-        if earlier is None or _rank(fetch) >= _rank(earlier):
+        if earlier is None or latest_wins or _rank(fetch) >= _rank(earlier):
             decisive[key] = fetch
     return list(decisive.values())
 
@@ -81,7 +86,7 @@ def previous_version(db: sqlite_utils.Database, page_type: str, subject_id: int,
     """The version this page showed on its last good fetch before the run."""
     row = db.execute(
         """SELECT version FROM fetches WHERE page_type = ? AND subject_id = ? AND run_id < ? AND version IS NOT NULL
-           ORDER BY id DESC LIMIT 1""",
+           AND historical = 0 ORDER BY id DESC LIMIT 1""",
         [page_type, subject_id, run_id],
     ).fetchone()
     return row[0] if row else None
@@ -93,7 +98,7 @@ def recent_versions(
     """The page's last ``count`` distinct versions before the run, oldest first (repeats collapsed)."""
     rows = db.execute(
         """SELECT version FROM fetches WHERE page_type = ? AND subject_id = ? AND run_id < ? AND version IS NOT NULL
-           ORDER BY id DESC LIMIT 50""",
+           AND historical = 0 ORDER BY id DESC LIMIT 50""",
         [page_type, subject_id, run_id],
     ).fetchall()
     history: list[int] = []
@@ -141,8 +146,10 @@ def removal_runs(db: sqlite_utils.Database, page_type: str, subject_id: int, run
     rows = db.execute(
         """SELECT DISTINCT run_id FROM fetches
            WHERE page_type = :type AND subject_id = :id AND run_id <= :run AND outcome IN ('not_found', 'gone')
+             AND historical = 0
              AND id > COALESCE((SELECT MAX(id) FROM fetches WHERE page_type = :type AND subject_id = :id
-                                AND run_id <= :run AND outcome IN ('ok', 'not_modified') AND version IS NOT NULL), 0)
+                                AND run_id <= :run AND outcome IN ('ok', 'not_modified') AND version IS NOT NULL
+                                AND historical = 0), 0)
            ORDER BY run_id""",
         {"type": page_type, "id": subject_id, "run": run_id},
     ).fetchall()
@@ -168,8 +175,27 @@ def runs_needing_detection(db: sqlite_utils.Database, before: int) -> list[int]:
 
 
 def completed_run_before(db: sqlite_utils.Database, run_id: int) -> bool:
-    """Whether a run before ``run_id`` finished its crawl (status ``ok``)."""
-    return db.execute("SELECT 1 FROM runs WHERE id < ? AND status = 'ok' LIMIT 1", [run_id]).fetchone() is not None
+    """Whether a crawl before ``run_id`` finished (status ``ok``); an import is no crawl of the site."""
+    sql = "SELECT 1 FROM runs WHERE id < ? AND status = 'ok' AND mode != 'import' LIMIT 1"
+    return db.execute(sql, [run_id]).fetchone() is not None
+
+
+def is_import_run(db: sqlite_utils.Database, run_id: int) -> bool:
+    """A ``defwatch import`` run: its events are history, never news."""
+    row = db.execute("SELECT mode FROM runs WHERE id = ?", [run_id]).fetchone()
+    return bool(row) and row[0] == "import"
+
+
+def subject_seen_at(db: sqlite_utils.Database, run_id: int, subject_type: str, subject_id: int | None) -> str | None:
+    """When the run's newest capture of a story or image was taken (imported events are dated by it)."""
+    page_type = {"story": "story", "image": "photo"}.get(subject_type)
+    if page_type is None or subject_id is None:
+        return None
+    row = db.execute(
+        "SELECT MAX(fetched_at) FROM fetches WHERE run_id = ? AND page_type = ? AND subject_id = ?",
+        [run_id, page_type, subject_id],
+    ).fetchone()
+    return row[0] if row else None
 
 
 def mark_detected(db: sqlite_utils.Database, run_id: int, at: str) -> None:

@@ -71,9 +71,10 @@ def unalerted_events(db: sqlite_utils.Database, run_id: int | None = None) -> li
 
     With ``run_id`` only that run's events. Without it, events of every run that has finished
     (or of no run): a crawl still writing events is left to its own ``queue_run_alerts`` call,
-    so a background sweep never splits one run's digest in two.
+    so a background sweep never splits one run's digest in two. Imported history (``imported``)
+    is never mailed: it is not news, whenever it was imported.
     """
-    base = "SELECT e.* FROM events e WHERE e.alerted_at IS NULL AND e.held = 0"
+    base = "SELECT e.* FROM events e WHERE e.alerted_at IS NULL AND e.held = 0 AND e.imported = 0"
     if run_id is not None:
         return list(db.query(base + " AND e.run_id = ? ORDER BY e.id", [run_id]))
     sql = (

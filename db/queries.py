@@ -111,8 +111,17 @@ def story_media_ids(db: sqlite_utils.Database, story_ids: list[int]) -> list[Kno
 
 
 def is_baseline(db: sqlite_utils.Database, run_id: int) -> bool:
-    """True for the first run that archived anything: it records the site, it does not announce it."""
-    row = db.execute("SELECT 1 FROM stories WHERE first_run_id < ? LIMIT 1", [run_id]).fetchone()
+    """True for the first run that archived anything: it records the site, it does not announce it.
+
+    Imported history (``defwatch import``, runs of mode ``import``) holds the few pages some archive
+    captured, not the site: a first crawl after it is still the baseline, or it would announce every
+    story the import lacked as new."""
+    row = db.execute(
+        """SELECT 1 FROM runs r WHERE r.id < ? AND r.mode != 'import'
+           AND EXISTS (SELECT 1 FROM fetches f WHERE f.run_id = r.id AND f.page_type = 'story'
+                       AND f.version IS NOT NULL) LIMIT 1""",
+        [run_id],
+    ).fetchone()
     return row is None
 
 

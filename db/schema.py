@@ -364,6 +364,7 @@ ALTER TABLE fetches ADD COLUMN response_headers TEXT;  -- JSON [[name, value], .
 ALTER TABLE fetches ADD COLUMN source TEXT;            -- where the response came from: NULL live crawl | warc | wayback
 ALTER TABLE fetches ADD COLUMN source_ref TEXT;        -- WARC file and record offset, or Wayback timestamp and URL
 ALTER TABLE fetches ADD COLUMN source_key TEXT;  -- the imported capture's identity (WARC-Record-ID, Wayback capture)
+ALTER TABLE fetches ADD COLUMN historical INTEGER NOT NULL DEFAULT 0;  -- 1: an import older than the page's known state
 CREATE UNIQUE INDEX fetches_source_key ON fetches(source_key) WHERE source_key IS NOT NULL;
 ALTER TABLE events ADD COLUMN imported INTEGER NOT NULL DEFAULT 0;  -- 1: found in imported history, never mailed
 """

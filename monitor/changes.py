@@ -126,24 +126,31 @@ def _detect(db: sqlite_utils.Database, run_id: int, policy: MonitorConfig, finis
     # record the rest, they do not announce it as new, until one has finished a crawl.
     baseline = baseline or not q.completed_run_before(db, run_id)
     detection = Detection(run_id, baseline=baseline)
+    imported = q.is_import_run(db, run_id)
     with db.atomic():
-        for fetch in q.run_subject_fetches(db, run_id):
+        for fetch in q.run_subject_fetches(db, run_id, latest_wins=imported):
             for event in _page_events(db, fetch, run_id, policy, now, baseline):
-                _add(db, detection, event, run_id, now)
+                _add(db, detection, event, run_id, now, imported)
         if not baseline:
             for event in _image_new_events(db, run_id) + _related_events(db, run_id):
-                _add(db, detection, event, run_id, now)
+                _add(db, detection, event, run_id, now, imported)
         for event in _health_events(db, run_id, policy, finish_reason, detection):
-            _add(db, detection, {**event, "audience": "operator"}, run_id, now)
+            _add(db, detection, {**event, "audience": "operator"}, run_id, now, imported)
         if detection.degraded:
             q.hold_run_events(db, run_id)
-        elif _healthy(db, run_id, policy):
+        elif not imported and _healthy(db, run_id, policy):  # old captures say nothing of today's site
             q.release_held_events(db)
         q.mark_detected(db, run_id, now)  # in the same transaction: detected exactly once
     return detection
 
 
-def _add(db: sqlite_utils.Database, detection: Detection, event: dict[str, Any], run_id: int, now: str) -> None:
+def _add(db: sqlite_utils.Database, detection: Detection, event: dict[str, Any], run_id: int, now: str,
+         imported: bool = False) -> None:
+    """Record one event. An import run's events are history: marked ``imported`` (never mailed) and
+    dated by the capture that showed them, so they never sort among today's news."""
+    if imported:
+        seen = q.subject_seen_at(db, run_id, event["subject_type"], event.get("subject_id"))
+        event = {**event, "imported": 1, "detected_at": seen or now}
     event_id = q.insert_event(db, {"run_id": run_id, "detected_at": now, **event})
     if event_id is not None:
         detection.event_ids.append(event_id)
