@@ -29,7 +29,7 @@ from urllib.parse import urlencode, urlsplit
 from crawler.warc_import import Capture
 
 if TYPE_CHECKING:
-    from defwatch.config import WaybackConfig
+    from core.config import WaybackConfig
 
 RETRIED_STATUSES = frozenset({429, 500, 502, 503, 504})
 IMPORTED_STATUSES = frozenset({200, 404, 410})  # content, or the evidence of its removal
@@ -82,8 +82,8 @@ class WaybackClient:
     # -- CDX ------------------------------------------------------------------------------------
 
     def captures(self, query: CdxQuery, date_from: str | None, date_to: str | None, limit: int) -> list[CdxRow]:
-        params = {"url": query.url, "matchType": query.match_type, "output": "json",
-                  "fl": "timestamp,original,statuscode,digest,mimetype"}
+        # No ``fl``: the IA and pywb name fields differently; both default to every field.
+        params = {"url": query.url, "matchType": query.match_type, "output": "json"}
         params |= {k: v for k, v in (("from", date_from), ("to", date_to)) if v}
         if limit:
             params["limit"] = str(limit)
@@ -98,7 +98,7 @@ class WaybackClient:
 
     def capture(self, row: CdxRow) -> Capture:
         """The raw capture (``id_``) of a CDX row, dated by its timestamp."""
-        url = f"{self.config.url}/web/{row.timestamp}id_/{row.original}"
+        url = self.capture_url(row)
         status, headers, body = self._get(url, what="a capture")
         memento = _header(headers, "Memento-Datetime")
         if memento is None:  # a Wayback error page, not the capture (both the IA and pywb date captures)
@@ -108,6 +108,9 @@ class WaybackClient:
             headers=_original_headers(headers), body=body or None, source="wayback", source_ref=url,
             source_key=row.key,
         )
+
+    def capture_url(self, row: CdxRow) -> str:
+        return f"{self.config.url}/web/{row.timestamp}id_/{row.original}"
 
     # -- HTTP -----------------------------------------------------------------------------------
 
@@ -177,7 +180,7 @@ def parse_cdx(body: bytes, source: str) -> list[CdxRow]:
             header, *rows = table
             return [_row(dict(zip(header, row, strict=False))) for row in rows]
         return [_row(json.loads(line)) for line in text.splitlines() if line.strip()]
-    except (ValueError, TypeError, AttributeError) as exc:
+    except (ValueError, TypeError, AttributeError, KeyError) as exc:
         raise WaybackError(f"the CDX API {source} answered something that is not CDX JSON: {text[:80]!r}") from exc
 
 

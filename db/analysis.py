@@ -235,7 +235,7 @@ def image_versions(db: sqlite_utils.Database, media_id: int) -> list[dict[str, A
     """Versions of the image's photo page, oldest first (none for an image only seen inline)."""
     rows = _dicts(db.execute(
         """SELECT version, content_hash, title, caption, credit, record, parser_version, first_seen, last_seen,
-                  first_run_id, last_run_id
+                  first_run_id, last_run_id, fetch_id
            FROM image_versions WHERE media_id = ? ORDER BY version""",
         [media_id],
     ))

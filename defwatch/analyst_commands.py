@@ -21,7 +21,7 @@ from xml.etree import ElementTree as ET
 from core.clock import parse_day, parse_instant, stamp
 from core.constants import STORY_KINDS
 from core.progress import Progress
-from db import analysis
+from db import analysis, provenance
 from defwatch import lookups, render
 from defwatch.cli import UsageError, config_from, print_json, read_archive
 from defwatch.commands import _command, _common
@@ -34,7 +34,7 @@ SEARCH_KEYS = ("id", "kind", "title", "url", "published", "snippet", "rank", "st
 STORY_KEYS = ("id", "kind", "url", "canonical_url", "title", "subtitle", "published", "updated", "byline",
               "authors", "organisation", "dateline", "tags", "status", "version", "current_version",
               "first_seen", "last_seen", "missing_since", "removed_at", "body_text", "paragraphs",
-              "images", "related")
+              "images", "related", "source")
 STORY_IMAGE_KEYS = ("position", "media_id", "title", "caption", "credit", "alt", "src", "download_url", "page_url",
                     "size_bytes", "virin", "virin_shot_date", "virin_branch_code", "virin_branch",
                     "virin_originator_id", "virin_sequence", "virin_suffix")
@@ -43,7 +43,7 @@ IMAGE_KEYS = ("media_id", "virin", "virin_shot_date", "virin_branch_code", "viri
               "virin_sequence", "virin_suffix", "title", "caption", "credit", "size_bytes", "page_url",
               "download_url", "source", "status", "first_seen", "story_ids")
 HISTORY_VERSION_KEYS = ("version", "first_seen", "last_seen", "first_run_id", "last_run_id", "content_hash",
-                        "parser_version", "changed")
+                        "parser_version", "changed", "source")
 EXPORT_FORMATS = ("csv", "json", "jsonl", "atom", "warc", "wacz")
 EXPORT_TABLES = ("stories", "images", "events")
 HASH_PREFIX = 12
@@ -234,6 +234,7 @@ def _current_view(db: sqlite_utils.Database, story: dict[str, Any]) -> dict[str,
     current = analysis.story_version(db, story["id"], story["current_version"] or 0)
     paragraphs = (current or {}).get("record", {}).get("paragraphs") or _split_body(story["body_text"])
     view = {**story, "version": story["current_version"], "paragraphs": paragraphs,
+            "source": _source(db, (current or {}).get("fetch_id")),
             "images": [_pick(i, STORY_IMAGE_KEYS) for i in analysis.story_images(db, story["id"])],
             "related": [_pick(r, RELATED_KEYS) for r in analysis.related_links(db, story["id"])]}
     return _pick(view, STORY_KEYS)
@@ -250,10 +251,16 @@ def _version_view(db: sqlite_utils.Database, story: dict[str, Any], version: int
         **record, "status": story["status"], "version": version, "current_version": story["current_version"],
         "first_seen": row["first_seen"], "last_seen": row["last_seen"],
         "missing_since": story["missing_since"], "removed_at": story["removed_at"],
+        "source": _source(db, row["fetch_id"]),
         "images": [_record_image(image, position) for position, image in enumerate(record.get("images") or [])],
         "related": [_record_related(link, archived) for link in record.get("related") or []],
     }
     return _pick(view, STORY_KEYS)
+
+
+def _source(db: sqlite_utils.Database, fetch_id: int | None) -> dict[str, Any] | None:
+    """Where the shown version was first seen (``db.provenance``)."""
+    return provenance.sources(db, [fetch_id]).get(fetch_id) if fetch_id is not None else None
 
 
 def _record_image(image: dict[str, Any], position: int) -> dict[str, Any]:
@@ -281,6 +288,7 @@ def _print_story(view: dict[str, Any]) -> None:
     for line in (view["subtitle"], _byline(view), view["url"]):
         if line:
             print(line)
+    print(f"source: {provenance.label(view['source'])}" + (f"  {view['source']['url']}" if view["source"] else ""))
     print(f"seen {_stamp(view['first_seen'])} .. {_stamp(view['last_seen'])}"
           + (f"  removed {_stamp(view['removed_at'])}" if view["removed_at"] else "")
           + (f"  missing since {_stamp(view['missing_since'])}" if view["missing_since"] else ""))
@@ -332,6 +340,9 @@ def _image_view(
         _story_or_fail(db, story_id)
         raise UsageError(f"image {media_id} is not one of story {story_id}'s images")
     versions = analysis.image_versions(db, media_id)
+    origins = provenance.sources(db, [v["fetch_id"] for v in versions])
+    for row in versions:
+        row["source"] = origins.get(row["fetch_id"])
     view = {**_pick(image, IMAGE_KEYS[:-1]), "alt": image["alt"], "src": image["src"],
             "published": image["published"], "current_version": image["current_version"],
             "last_seen": image["last_seen"], "removed_at": image["removed_at"],
@@ -347,7 +358,7 @@ def _image_view(
 def _image_version(row: dict[str, Any]) -> dict[str, Any]:
     return {"version": row["version"], "content_hash": row["content_hash"][:HASH_PREFIX], "title": row["title"],
             "caption": row["caption"], "credit": row["credit"], "first_seen": row["first_seen"],
-            "last_seen": row["last_seen"], "first_run_id": row["first_run_id"]}
+            "last_seen": row["last_seen"], "first_run_id": row["first_run_id"], "source": row["source"]}
 
 
 def _print_image(view: dict[str, Any]) -> None:
@@ -363,7 +374,7 @@ def _print_image(view: dict[str, Any]) -> None:
     print(f"versions ({len(view['versions'])}):")
     for v in view["versions"]:
         print(f"  v{v['version']}  {_stamp(v['first_seen'])} .. {_stamp(v['last_seen'])}  {v['content_hash']}  "
-              f"{_short(v['caption'] or v['title'], 70)}")
+              f"{provenance.label(v['source'])}  {_short(v['caption'] or v['title'], 60)}")
     if "record" in view:
         print_json(view["record"])
 
@@ -388,10 +399,12 @@ def cmd_history(args: argparse.Namespace) -> int:
     db = _open(args)
     story = _story_or_fail(db, story_id)
     versions, previous = [], None
-    for row in analysis.story_versions(db, story_id):
+    rows = analysis.story_versions(db, story_id)
+    origins = provenance.sources(db, [row["fetch_id"] for row in rows])
+    for row in rows:
         changed = changed_story_fields(previous, row["record"]) if previous is not None else []
-        versions.append(_pick({**row, "content_hash": row["content_hash"][:HASH_PREFIX], "changed": changed},
-                              HISTORY_VERSION_KEYS))
+        versions.append(_pick({**row, "content_hash": row["content_hash"][:HASH_PREFIX], "changed": changed,
+                               "source": origins.get(row["fetch_id"])}, HISTORY_VERSION_KEYS))
         previous = row["record"]
     data = {**_pick(story, ("id", "title", "url", "status", "current_version", "missing_since", "removed_at")),
             "versions": versions}
@@ -407,8 +420,10 @@ def _print_history(data: dict[str, Any]) -> None:
     print(f"{'ver':>4}  {'first seen':<19}  {'last seen':<19}  {'run':>4}  {'hash':<12}  changed")
     for v in data["versions"]:
         changed = ", ".join(v["changed"]) if v["version"] > 1 else "(first version)"
+        imported = v["source"] and v["source"]["type"] != "crawl"  # the run column says which crawl
         print(f"{v['version']:>4}  {_stamp(v['first_seen']):<19}  {_stamp(v['last_seen']):<19}  "
-              f"{v['first_run_id'] or '-':>4}  {v['content_hash']:<12}  {changed or '(no reader-visible change)'}")
+              f"{v['first_run_id'] or '-':>4}  {v['content_hash']:<12}  {changed or '(no reader-visible change)'}"
+              + (f"  [{provenance.label(v['source'])}]" if imported else ""))
 
 
 # -- diff -------------------------------------------------------------------------------------------

@@ -253,18 +253,19 @@ CANNED_QUERIES: dict[str, dict[str, str]] = {
         "title": "Latest changes",
         "description": "Change events, newest first (operator events such as crawl_blocked included).",
         "sql": """SELECT e.id, e.detected_at, e.kind, e.subject_type, e.subject_id, e.title, e.summary,
-       e.changed_fields, e.from_version, e.to_version, e.url, e.run_id, e.audience
+       e.changed_fields, e.from_version, e.to_version, e.url, e.run_id, e.audience, e.imported
 FROM events e
 ORDER BY e.detected_at DESC, e.id DESC
 LIMIT 500""",
     },
     "story_history": {
         "title": "A story's history",
-        "description": "Every stored version of story :id (its article id), oldest first.",
+        "description": "Every stored version of story :id (its article id), oldest first, with where it was first "
+                       "seen: a live crawl, a WARC file and record offset, or a Wayback Machine capture.",
         "sql": """SELECT v.version, v.first_seen, v.last_seen, v.first_run_id, v.last_run_id, v.title, v.byline,
        v.published, substr(v.content_hash, 1, 12) AS hash, v.parser_version, length(v.body_text) AS body_chars,
-       v.fetch_id, v.raw_sha256
-FROM story_versions v
+       v.fetch_id, v.raw_sha256, COALESCE(f.source, 'crawl') AS source, f.source_ref
+FROM story_versions v LEFT JOIN fetches f ON f.id = v.fetch_id
 WHERE v.story_id = :id
 ORDER BY v.version""",
     },

@@ -200,7 +200,7 @@ def cmd_sample_site(args: argparse.Namespace) -> int:
 # -- changes ----------------------------------------------------------------------------------------
 
 EVENT_KEYS = ("id", "kind", "subject_type", "subject_id", "url", "title", "run_id", "detected_at",
-              "changed_fields", "summary", "from_version", "to_version", "audience", "held", "diff")
+              "changed_fields", "summary", "from_version", "to_version", "audience", "held", "diff", "imported")
 
 
 def register_changes(commands: Any) -> None:
@@ -228,7 +228,8 @@ def cmd_changes(args: argparse.Namespace) -> int:
     if events:
         print(f"{'detected (UTC)':<19}  {'run':<8} {'kind':<16} summary")
     for event in events:
-        print(f"{event['detected_at'][:19]}  run {event['run_id']:<4} {event['kind']:<16} {event['summary']}")
+        mark = " [imported]" if event.get("imported") else ""
+        print(f"{event['detected_at'][:19]}  run {event['run_id']:<4} {event['kind']:<16} {event['summary']}{mark}")
         if event["url"]:
             print(f"{'':42}{event['url']}")
     if not events:

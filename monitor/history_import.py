@@ -23,27 +23,21 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from core.config import Config
+from core.fetch import FetchInfo
+from core.urls import SITE_HOSTS, STORY_PREFIX_BY_KIND, classify_url, is_site_url
+from core.urls import urlsplit as safe_urlsplit
 from crawler.outcomes import classify
 from crawler.pages import parse_fetched
-from crawler.urls import (
-    SITE_HOSTS,
-    STORY_PREFIX_BY_KIND,
-    classify_url,
-    is_site_url,
-)
-from crawler.urls import (
-    urlsplit as safe_urlsplit,
-)
 from crawler.warc_import import BadArchiveFile, Capture, CaptureReader, WarcIndex, index_file
 from crawler.wayback import IMPORTED_STATUSES, CdxQuery, CdxRow, WaybackClient, WaybackError
-from db.archive import Archive, FetchInfo
+from db.archive import Archive
 from db.queries import is_baseline
-from defwatch.config import Config
 from monitor.changes import detect_changes
 
 logger = logging.getLogger(__name__)
@@ -70,6 +64,7 @@ class ImportSummary:
     outcomes: Counter[str] = field(default_factory=Counter)
     problems: list[str] = field(default_factory=list)
     requests: int = 0  # to the Wayback service
+    reused: int = 0  # Wayback captures whose body was the page's previous capture's (not fetched again)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -77,6 +72,7 @@ class ImportSummary:
             "stored": self.stored, "already_imported": self.already_imported, "other_site": self.other_site,
             "not_a_page": self.not_a_page, "new_versions": self.new_versions, "events": self.events,
             "outcomes": dict(self.outcomes), "problems": self.problems, "requests": self.requests,
+            "reused": self.reused,
         }
 
     def line(self) -> str:
@@ -176,8 +172,17 @@ def import_wayback(config: Config, targets: list[str], window: tuple[str | None,
         todo = todo[:limit]
 
     def captures() -> Iterator[Capture]:
+        previous: tuple[str, str | None, Capture] | None = None  # the page's last capture: (page, digest, it)
         for row in todo:
-            yield client.capture(row)
+            page = _page_key(row)
+            if previous and previous[0] == page and _same_bytes(row, previous[1], previous[2]):
+                capture = replace(previous[2], captured_at=row.captured_at, source_key=row.key,
+                                  source_ref=client.capture_url(row))
+                summary.reused += 1
+            else:
+                capture = client.capture(row)
+            previous = (page, row.digest, capture)
+            yield capture
 
     try:
         _run_import(config, summary, captures(), len(todo), site_hosts(config.site), progress)
@@ -229,26 +234,24 @@ def _without_scheme(url: str) -> str:
 
 def _listed_captures(client: WaybackClient, queries: list[CdxQuery], window: tuple[str | None, str | None]
                      ) -> list[CdxRow]:
-    """Every capture worth fetching, oldest first: content or a removal, one per distinct body."""
+    """Every capture of a story or photo page worth reading (content, or the evidence of a removal),
+    page by page, each page's oldest first: its versions are numbered in capture order."""
     rows: set[CdxRow] = set()
     for query in queries:
         rows.update(row for row in client.captures(query, *window, 0)
                     if row.status in IMPORTED_STATUSES and classify_url(row.original).type in ("story", "photo"))
-    return _distinct(sorted(rows))
+    return sorted(rows, key=lambda row: (_page_key(row), row.timestamp, row.original))
 
 
-def _distinct(rows: list[CdxRow]) -> list[CdxRow]:
-    """Drop a capture whose body (CDX digest) is the same as the page's capture just before it: it
-    would only stretch a version's last-seen date, and each fetch costs the service a request."""
-    last: dict[str, str | None] = {}
-    kept = []
-    for row in rows:
-        identity = classify_url(row.original)
-        key = f"{identity.type}:{identity.id}"
-        if row.digest is None or last.get(key) != row.digest or row.status != 200:
-            kept.append(row)
-        last[key] = row.digest
-    return kept
+def _page_key(row: CdxRow) -> str:
+    identity = classify_url(row.original)
+    return f"{identity.type}:{identity.id}"
+
+
+def _same_bytes(row: CdxRow, digest: str | None, capture: Capture) -> bool:
+    """The CDX says this capture's body is the page's previous capture's, byte for byte: it is read
+    from that one instead of asking the service again (it still dates the version it shows)."""
+    return bool(row.digest) and row.digest == digest and row.status == 200 and capture.status == 200
 
 
 # -- storing captures -------------------------------------------------------------------------------

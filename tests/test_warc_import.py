@@ -62,6 +62,20 @@ def test_export_then_import_reproduces_every_version(crawled, exported, tmp_path
     assert provenance == [("warc",)]
     refs = rows(fresh, "SELECT source_ref FROM fetches f JOIN story_versions v ON v.fetch_id = f.id LIMIT 1")
     assert refs[0][0].startswith(f"{exported.name}#")
+    history = json.loads(defwatch("history", str(EDITED), "--db", str(fresh), "--json", env=env).stdout)
+    sources = [v["source"] for v in history["versions"]]
+    assert [(s["type"], s["file"]) for s in sources] == [("warc", exported.name)] * 2
+    offsets = [s["offset"] for s in sources]
+    from warcio.archiveiterator import ArchiveIterator
+
+    with open(exported, "rb") as stream:  # each offset is the record of the capture that first showed it
+        for offset, version in zip(offsets, history["versions"], strict=True):
+            stream.seek(offset)
+            record = next(iter(ArchiveIterator(stream)))
+            assert record.rec_headers.get_header("WARC-Date") == version["first_seen"]
+            assert f"/{EDITED}/" in record.rec_headers.get_header("WARC-Target-URI")
+    crawled_history = json.loads(defwatch("history", str(EDITED), "--db", str(db), "--json", env=env).stdout)
+    assert [v["source"]["type"] for v in crawled_history["versions"]] == ["crawl", "crawl"]
 
     again = defwatch("import", "--db", str(fresh), "--site", site_of(db), str(exported), "--json", env=env)
     second = json.loads(again.stdout[again.stdout.index("{"):])
