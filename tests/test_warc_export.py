@@ -180,3 +180,33 @@ def test_wacz_package_has_index_and_pages(crawled):
     validate = subprocess.run([str(BIN / "wacz"), "validate", "-f", str(out)], capture_output=True, text=True,
                               check=False)
     assert validate.returncode == 0, validate.stdout + validate.stderr
+
+
+def test_large_export_streams_in_constant_memory(tmp_path):
+    """Peak memory of an export stays near one body, whatever the archive's size."""
+    import os
+    import tracemalloc
+
+    from db.archive import Archive, FetchInfo
+    from db.warc_export import export_warc
+
+    db_path = tmp_path / "large.db"
+    archive = Archive.open(str(db_path))
+    run_id = archive.start_run("full", "https://www.war.gov")
+    body_size, count = 256 * 1024, 160  # 40 MiB of incompressible bodies
+    archive.begin_batch()
+    for n in range(count):
+        archive.save_response(run_id, FetchInfo(
+            url=f"https://www.war.gov/News/News-Stories/Article/Article/{n}/", outcome="error", status=200,
+            page_type="story", subject_id=n, content_type="text/html", fetched_at=f"2026-01-01T00:00:{n % 60:02d}Z",
+        ), os.urandom(body_size))
+    archive.commit_batch()
+    out = tmp_path / "large.warc.gz"
+    tracemalloc.start()
+    with open(out, "wb") as stream:
+        report = export_warc(archive.db, stream, path=str(out), archive_path=str(db_path))
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    archive.close()
+    assert report.responses == count and out.stat().st_size > count * body_size
+    assert peak < 8 * body_size, f"peak {peak} bytes for {count} bodies of {body_size}"

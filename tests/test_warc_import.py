@@ -288,3 +288,35 @@ def test_a_capture_of_another_site_is_refused(crawled, tmp_path):  # noqa: F811
         f"defwatch import: {warc}: no captures of https://www.war.gov or defense.gov, media.defense.gov, war.gov, "
         f"www.defense.gov, www.war.gov (it holds {host}); pass --site to import a capture of another host"]
     assert _counts(fresh) == before
+
+
+def test_deduplicating_crawlers_revisits_take_the_body_they_name(tmp_path):
+    """Heritrix and Browsertrix write an unchanged page again as an identical-payload-digest revisit:
+    it carries no body; the import reads the one of the record it names and dates the version by it."""
+    from io import BytesIO
+
+    from warcio.statusandheaders import StatusAndHeaders
+    from warcio.warcwriter import WARCWriter
+
+    from samplesite import render_page
+
+    url = f"https://www.war.gov/News/News-Stories/Article/Article/{EDITED}/"
+    status, headers, body = render_page(f"/News/News-Stories/Article/Article/{EDITED}/")
+    assert status == 200
+    warc = tmp_path / "heritrix.warc.gz"
+    with open(warc, "wb") as out:
+        writer = WARCWriter(out, gzip=True)
+        http = StatusAndHeaders("200 OK", list(headers.items()), protocol="HTTP/1.1")
+        response = writer.create_warc_record(url, "response", payload=BytesIO(body), length=len(body),
+                                             http_headers=http, warc_headers_dict={"WARC-Date": "2025-02-01T10:00:00Z"})
+        writer.write_record(response)
+        digest = response.rec_headers.get_header("WARC-Payload-Digest")
+        revisit = writer.create_revisit_record(
+            url, digest, url, "2025-02-01T10:00:00Z", http_headers=http,
+            warc_headers_dict={"WARC-Date": "2025-04-01T10:00:00Z"})
+        writer.write_record(revisit)
+    db = tmp_path / "dedup.db"
+    defwatch("import", "--db", str(db), str(warc), env=crawl_env(tmp_path))
+    assert versions(db)["story"] == [(EDITED, 1, rows(db, "SELECT content_hash FROM story_versions")[0][0],
+                                      "2025-02-01T10:00:00.000000Z", "2025-04-01T10:00:00.000000Z")]
+    assert rows(db, "SELECT outcome, sha256 IS NOT NULL FROM fetches ORDER BY id") == [("ok", 1), ("ok", 1)]
