@@ -513,4 +513,7 @@ def _subject_tables(page_type: str | None) -> tuple[str | None, str, str]:
 
 
 def _headers_json(headers: list[tuple[str, str]] | None) -> str | None:
-    return json.dumps([list(pair) for pair in headers], ensure_ascii=False) if headers is not None else None
+    """Compact JSON: stored with every fetch, so every byte counts over months of revisits."""
+    if headers is None:
+        return None
+    return json.dumps([list(pair) for pair in headers], ensure_ascii=False, separators=(",", ":"))

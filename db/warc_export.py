@@ -26,7 +26,7 @@ import hashlib
 import json
 import socket
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from io import BytesIO
@@ -117,14 +117,17 @@ def count_fetches(db: sqlite_utils.Database, since: str | None, run_id: int | No
 
 def export_warc(
     db: sqlite_utils.Database, out: BinaryIO, *, path: str, archive_path: str, since: str | None = None,
-    run_id: int | None = None, progress: Progress | None = None,
+    run_id: int | None = None, progress: Progress | None = None, filename: str | None = None,
 ) -> ExportReport:
-    """Write the selected fetches to ``out`` as gzipped WARC 1.1 records, oldest fetch first."""
+    """Write the selected fetches to ``out`` as gzipped WARC 1.1 records, oldest fetch first.
+
+    ``path`` is what the report names; ``filename`` the WARC's own name (``WARC-Filename``), which
+    differs when the WARC goes into a WACZ package."""
     writer = WARCWriter(out, gzip=True, warc_version="1.1")
     report = ExportReport(path)
     total, report.skipped_no_response = count_fetches(db, since, run_id)
-    writer.write_record(writer.create_warcinfo_record(path.rsplit("/", 1)[-1], _warcinfo(archive_path, since,
-                                                                                         run_id)))
+    name = filename or path.rsplit("/", 1)[-1]
+    writer.write_record(writer.create_warcinfo_record(name, _warcinfo(archive_path, since, run_id)))
     clause, params = selected_fetches(db, since, run_id)
     last_copy: dict[str, tuple[str, str]] = {}  # feed/listing URI -> (date, sha) of its last 200 in this file
     cursor = db.conn.execute(f"SELECT {_COLUMNS} FROM fetches WHERE {clause} ORDER BY id", params)
@@ -262,8 +265,3 @@ def _warc_digest(body: bytes) -> str:
     """The ``sha1:BASE32`` digest warcio writes, so a revisit's digest matches its copy's record."""
     return "sha1:" + base64.b32encode(hashlib.sha1(body).digest()).decode("ascii")
 
-
-def iter_exportable(db: sqlite_utils.Database, since: str | None, run_id: int | None) -> Iterator[tuple[int, str]]:
-    """(fetch id, URI) of every fetch an export writes a record for: what its CDXJ index must list."""
-    clause, params = selected_fetches(db, since, run_id)
-    yield from db.execute(f"SELECT id, COALESCE(final_url, url) FROM fetches WHERE {clause} ORDER BY id", params)

@@ -59,7 +59,7 @@ def _write_warc(db: sqlite_utils.Database, warc: Path, output: Path, archive_pat
     progress = Progress("export warc", unit="fetches")
     with open(warc, "wb") as out:
         report = export_warc(db, out, path=str(output), archive_path=archive_path, since=since, run_id=run_id,
-                             progress=progress.update)
+                             progress=progress.update, filename=warc.name)
     progress.finish()
     return report
 
