@@ -23,12 +23,19 @@ def sources(db: sqlite_utils.Database, fetch_ids: list[int | None]) -> dict[int,
     if not wanted:
         return {}
     marks = ",".join("?" * len(wanted))
+    # An archive from before schema v6 is read as it is (readers never migrate): all of it was crawled.
+    imported = "source, source_ref" if has_provenance(db) else "NULL, NULL"
     rows = db.execute(
-        f"""SELECT id, run_id, source, source_ref, fetched_at, COALESCE(final_url, url) FROM fetches
+        f"""SELECT id, run_id, {imported}, fetched_at, COALESCE(final_url, url) FROM fetches
             WHERE id IN ({marks})""",
         wanted,
     ).fetchall()
     return {row[0]: describe(*row) for row in rows}
+
+
+def has_provenance(db: sqlite_utils.Database) -> bool:
+    """Whether the archive's fetches say where they came from (schema v6 and later)."""
+    return "source" in {row[1] for row in db.execute("PRAGMA table_info(fetches)")}
 
 
 def describe(fetch_id: int, run_id: int, source: str | None, ref: str | None, at: str, url: str) -> dict[str, Any]:

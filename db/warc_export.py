@@ -92,6 +92,14 @@ class _Fetch:
 
 _COLUMNS = ("id, url, final_url, page_type, subject_id, status, etag, last_modified, sha256, fetched_at, "
             "request_headers, response_headers, version")
+_WITHOUT_HEADERS = _COLUMNS.replace("request_headers, response_headers", "NULL, NULL")
+
+
+def _columns(db: sqlite_utils.Database) -> str:
+    """The fetch columns an export reads; an archive from before schema v6 (readers never migrate)
+    kept no headers, so its records are all rebuilt from what it did keep."""
+    present = {row[1] for row in db.execute("PRAGMA table_info(fetches)")}
+    return _COLUMNS if "response_headers" in present else _WITHOUT_HEADERS
 
 
 def selected_fetches(db: sqlite_utils.Database, since: str | None, run_id: int | None) -> tuple[str, list[Any]]:
@@ -130,7 +138,7 @@ def export_warc(
     writer.write_record(writer.create_warcinfo_record(name, _warcinfo(archive_path, since, run_id)))
     clause, params = selected_fetches(db, since, run_id)
     last_copy: dict[str, tuple[str, str]] = {}  # feed/listing URI -> (date, sha) of its last 200 in this file
-    cursor = db.conn.execute(f"SELECT {_COLUMNS} FROM fetches WHERE {clause} ORDER BY id", params)
+    cursor = db.conn.execute(f"SELECT {_columns(db)} FROM fetches WHERE {clause} ORDER BY id", params)
     for done, row in enumerate(cursor, 1):
         fetch = _Fetch(*row)
         if fetch.status == 304:

@@ -152,8 +152,12 @@ def test_older_fetches_get_reconstructed_headers(crawled):
     tmp, db, env = crawled
     old = tmp / "old.db"
     shutil.copy(db, old)
-    with sqlite3.connect(old) as conn:
-        conn.execute("UPDATE fetches SET response_headers = NULL, request_headers = NULL")
+    with sqlite3.connect(old) as conn:  # the archive as schema v5 left it: readers never migrate it
+        conn.execute("DROP INDEX fetches_source_key")
+        for column in ("request_headers", "response_headers", "source", "source_ref", "source_key", "historical"):
+            conn.execute(f"ALTER TABLE fetches DROP COLUMN {column}")
+        conn.execute("ALTER TABLE events DROP COLUMN imported")
+        conn.execute("PRAGMA user_version = 5")
     out = tmp / "old.warc.gz"
     defwatch("export", "--db", str(old), "--format", "warc", "--output", str(out), env=env)
     with open(out, "rb") as stream:
@@ -162,6 +166,10 @@ def test_older_fetches_get_reconstructed_headers(crawled):
     assert all(r.http_headers.get_header("Content-Type") for r in records if r.http_headers.get_statuscode() == "200")
     check = subprocess.run([str(BIN / "warcio"), "check", str(out)], capture_output=True, text=True, check=False)
     assert check.returncode == 0, check.stdout
+    history = json.loads(defwatch("history", str(EDITED), "--db", str(old), "--json", env=env).stdout)
+    assert [v["source"]["type"] for v in history["versions"]] == ["crawl", "crawl"]
+    with sqlite3.connect(old) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone() == (5,)  # still as it was
 
 
 def test_wacz_package_has_index_and_pages(crawled):
