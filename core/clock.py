@@ -15,12 +15,20 @@ TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 # For tests only, never in production: shift every time stamp defwatch takes by this many seconds,
 # to run real crawls (child processes) under a wall clock that jumped (NTP step, VM snapshot).
 TEST_CLOCK_OFFSET = "DEFWATCH_TEST_CLOCK_OFFSET"
+# For benchmarks only: time runs this many times faster than the real clock from the real Unix time in
+# TEST_CLOCK_EPOCH on (``bench/time_to_alert.py --end-to-end`` lives a simulated day in minutes).
+TEST_CLOCK_SPEED = "DEFWATCH_TEST_CLOCK_SPEED"
+TEST_CLOCK_EPOCH = "DEFWATCH_TEST_CLOCK_EPOCH"
 
 
 def wall_clock() -> datetime:
     """The wall clock every archive, event and outbox time stamp comes from (tests move it here)."""
     offset = os.environ.get(TEST_CLOCK_OFFSET)
     now = datetime.now(UTC)
+    speed = os.environ.get(TEST_CLOCK_SPEED)
+    if speed:
+        epoch = datetime.fromtimestamp(float(os.environ[TEST_CLOCK_EPOCH]), UTC)
+        now = epoch + (now - epoch) * float(speed)
     return now + timedelta(seconds=float(offset)) if offset else now
 
 

@@ -135,6 +135,30 @@ class WaybackConfig:
 
 
 @dataclass
+class FrontierConfig:
+    """The daemon's budgeted frontier (``--mode frontier`` slices); see ``monitor.frontier``.
+
+    The defaults are polite for the live site: 1,800 requests an hour is 0.5 a second on average."""
+
+    requests_per_hour: float = 1800.0
+    burst: int = 300  # most requests one slice may spend, and the most over any burst/rate window
+    slice_minutes: float = 5.0  # one run per slice: events and mails come at its end
+    index_interval_minutes: float = 30.0  # feeds and first listing pages, never behind other work
+    verify_days: float = 30.0  # every archived page fetched at least once in this period
+    # every listing page walked once in this period: a story gone from the site is a candidate within
+    # two walks at most, so 1.5 days keeps removals under 3 days (10,000 listing pages: 6,700 requests a day)
+    enumerate_days: float = 1.5
+    fresh_days: float = 7.0  # pages this young are revisited at least every fresh_max_interval_hours
+    fresh_max_interval_hours: float = 2.0
+    min_interval_hours: float = 0.5
+    prior_fresh_rate: float = 2.0  # expected changes a day at publication...
+    prior_halflife_days: float = 1.0  # ...halving every this many days...
+    prior_old_rate: float = 0.002  # ...down to this floor
+    prior_weight: float = 4.0  # how many checks of history weigh as much as the age prior
+    retry_minutes: float = 60.0  # a blocked or failed fetch is tried again this much later
+
+
+@dataclass
 class JobConfig:
     name: str
     mode: str  # discover | revisit | sweep | full | flush
@@ -145,11 +169,13 @@ class JobConfig:
 
 
 def default_jobs() -> list[JobConfig]:
-    """Discovery often, revisits every two hours, the slow removal sweep at night, mail every 10 min."""
+    """The budgeted frontier in slices, mail every 10 min.
+
+    The former defaults (discover every 30 min, revisit every 2 h, sweep nightly) still work as
+    ``[[jobs]]``, but at the live site's size a nightly sweep of 400,000 pages never finishes at a
+    polite rate and every discovery waits behind it; the frontier spends one budget by priority."""
     return [
-        JobConfig(name="discover", mode="discover", interval_minutes=30.0),
-        JobConfig(name="revisit", mode="revisit", interval_minutes=120.0),
-        JobConfig(name="sweep", mode="sweep", cron="0 3 * * *"),
+        JobConfig(name="frontier", mode="frontier", interval_minutes=FrontierConfig.slice_minutes),
         JobConfig(name="flush", mode="flush", interval_minutes=10.0),
     ]
 
@@ -164,6 +190,7 @@ class Config:
     revisit: RevisitConfig = field(default_factory=RevisitConfig)
     monitor: MonitorConfig = field(default_factory=MonitorConfig)
     wayback: WaybackConfig = field(default_factory=WaybackConfig)
+    frontier: FrontierConfig = field(default_factory=FrontierConfig)
     jobs: list[JobConfig] = field(default_factory=default_jobs)
     source: str | None = None  # the file it was read from
 
@@ -181,6 +208,7 @@ SECTIONS: dict[str, type] = {
     "revisit": RevisitConfig,
     "monitor": MonitorConfig,
     "wayback": WaybackConfig,
+    "frontier": FrontierConfig,
 }
 
 # name -> (dotted key, kind); kind "list" means comma-separated addresses.
@@ -417,6 +445,7 @@ def _validate(config: Config, origins: _Origins) -> None:
     _validate_revisit(config.revisit, origins)
     _validate_monitor(config.monitor, origins)
     _validate_wayback(config.wayback, origins)
+    _validate_frontier(config.frontier, origins)
     _validate_jobs(config.jobs, origins)
 
 
@@ -508,6 +537,18 @@ def _validate_monitor(monitor: MonitorConfig, origins: _Origins) -> None:
     for key in ("parser_health_threshold", "block_threshold"):
         value = getattr(monitor, key)
         _check(0 <= value <= 1, origins, f"monitor.{key}", f"expected a share from 0 to 1, got {value}")
+
+
+def _validate_frontier(frontier: FrontierConfig, origins: _Origins) -> None:
+    positive = ("requests_per_hour", "slice_minutes", "index_interval_minutes", "verify_days", "enumerate_days",
+                "fresh_max_interval_hours", "min_interval_hours", "prior_halflife_days", "prior_old_rate",
+                "retry_minutes")
+    for key in positive:
+        value = getattr(frontier, key)
+        _check(value > 0, origins, f"frontier.{key}", f"expected a number > 0, got {value}")
+    _at_least(frontier.burst, 1, origins, "frontier.burst")
+    for key in ("fresh_days", "prior_fresh_rate", "prior_weight"):
+        _at_least(getattr(frontier, key), 0, origins, f"frontier.{key}")
 
 
 def _at_least(value: float, low: float, origins: _Origins, key: str) -> None:

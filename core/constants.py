@@ -7,8 +7,9 @@ fourth crawl mode accepted by ``--mode`` but refused by the daemon's jobs); here
 from __future__ import annotations
 
 # What a crawl fetches: discover (feeds, first listing pages, new stories), revisit (archived pages
-# that are due), sweep (every archived page), full (all of it).
-CRAWL_MODES = ("discover", "revisit", "sweep", "full")
+# that are due), sweep (every archived page), full (all of it), frontier (one slice of the daemon's
+# budgeted frontier, monitor.frontier).
+CRAWL_MODES = ("discover", "revisit", "sweep", "full", "frontier")
 
 # The live site a crawl starts from when no --site / config site says otherwise.
 DEFAULT_SITE = "https://www.war.gov"

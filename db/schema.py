@@ -331,6 +331,38 @@ CREATE TABLE known_pages (  -- story and photo pages heard of (a link, an inline
 CREATE INDEX known_pages_due ON known_pages(first_heard) WHERE archived_at IS NULL;
 """
 
+SCHEMA_V7 = """
+CREATE TABLE frontier (  -- the budgeted crawl frontier: one row per archived story or photo page, what to fetch next
+    page_type TEXT NOT NULL,            -- story | photo
+    subject_id INTEGER NOT NULL,        -- article id or media id
+    url TEXT NOT NULL,
+    kind TEXT,                          -- the story's kind (its listing), NULL for photo pages
+    published TEXT,                     -- publication date: a page's age sets its prior change rate
+    urgency INTEGER NOT NULL DEFAULT 0, -- 3 removal unconfirmed, 2 not archived yet, 1 gone from its listing, 0 none
+    due_at TEXT NOT NULL,               -- when its next revisit is due (expected change rate and budget)
+    change_rate REAL,                   -- estimated changes per day (age prior blended with the page's own history)
+    checks INTEGER NOT NULL DEFAULT 0,  -- answered fetches counted by the estimator (past the fresh window)
+    changes INTEGER NOT NULL DEFAULT 0, -- of those, fetches that showed a new version
+    observed_days REAL NOT NULL DEFAULT 0,  -- time those checks covered
+    version INTEGER,                    -- the version its last answered fetch showed
+    last_checked TEXT,                  -- last fetch of any outcome
+    verified_at TEXT,                   -- last time the site answered for it (200, 304, 404 or 410)
+    listed_at TEXT,                     -- last time a listing enumeration showed it (stories)
+    added_at TEXT,                      -- when it entered the frontier (a listing walk begun earlier cannot miss it)
+    band INTEGER NOT NULL DEFAULT 0,    -- due revisits, higher first: 2 under fresh_days old, 1 changed before, 0 rest
+    PRIMARY KEY (page_type, subject_id)
+);
+CREATE INDEX frontier_due ON frontier(urgency, band, due_at);
+CREATE INDEX frontier_verified ON frontier(verified_at);
+CREATE INDEX frontier_listed ON frontier(kind, listed_at);
+CREATE INDEX fetches_time ON fetches(fetched_at);
+
+CREATE TABLE frontier_state (  -- the frontier's small shared state: last index check, revisit scale, listing cursors
+    key TEXT PRIMARY KEY,               -- index_at | scale | scale_at | listing:<kind> (enumeration cursor)
+    value TEXT NOT NULL                 -- JSON
+);
+"""
+
 # Text edited out of a story stays findable (``search --all-versions``). The current text is in
 # stories_fts already; only the versions a story has moved on from are indexed here, so the index
 # grows with edits, not with the archive (most stories never change). Its rowid is story_versions.id.
@@ -370,7 +402,7 @@ ALTER TABLE events ADD COLUMN imported INTEGER NOT NULL DEFAULT 0;  -- 1: found 
 """
 
 # Every table's DDL with its comments, for generated docs and Datasette descriptions.
-SCHEMA_TEXT = SCHEMA_V1 + SCHEMA_V2 + SCHEMA_V3 + SCHEMA_V4 + SCHEMA_V5 + SCHEMA_V6
+SCHEMA_TEXT = SCHEMA_V1 + SCHEMA_V2 + SCHEMA_V3 + SCHEMA_V4 + SCHEMA_V5 + SCHEMA_V6 + SCHEMA_V7
 
 
 def _add_missing(db: sqlite_utils.Database, script: str) -> None:
@@ -443,6 +475,26 @@ def _v6(db: sqlite_utils.Database) -> None:
     (Content-Type, ETag, Last-Modified, Content-Length) and says so in the record."""
     _add_missing(db, SCHEMA_V6)
 
+def _v7(db: sqlite_utils.Database) -> None:
+    """The budgeted crawl frontier: per-page revisit state (next due time, change-rate estimate, last
+    verification, last listing sighting), indexed so the next due batch is a short index range even at
+    400,000 pages. Existing pages enter it due in the order they were last fetched, this week's stories
+    in the first band, so the backlog of a whole archive due at once cannot hold back fresh pages."""
+    _execute_script(db, SCHEMA_V7)
+    db.execute(
+        """INSERT OR IGNORE INTO frontier (page_type, subject_id, url, kind, published, urgency, due_at,
+                                            version, last_checked, verified_at, added_at, band)
+           SELECT 'story', id, url, kind, published, CASE status WHEN 'missing' THEN 3 ELSE 0 END,
+                  COALESCE(last_fetched, first_seen), current_version, last_fetched, last_fetched, first_seen,
+                  CASE WHEN published >= date('now', '-7 days') THEN 2 ELSE 0 END
+           FROM stories""")
+    db.execute(
+        """INSERT OR IGNORE INTO frontier (page_type, subject_id, url, published, urgency, due_at,
+                                            version, last_checked, verified_at, added_at)
+           SELECT 'photo', media_id, page_url, published, CASE status WHEN 'missing' THEN 3 ELSE 0 END,
+                  COALESCE(last_fetched, first_seen), current_version, last_fetched, last_fetched, first_seen
+           FROM images WHERE source = 'photo_page' AND page_url IS NOT NULL""")
+
 
 def _v8(db: sqlite_utils.Database) -> None:
     """Past versions into their own full-text index (see SCHEMA_V8), filled with every version an
@@ -459,7 +511,7 @@ def _v8(db: sqlite_utils.Database) -> None:
 # work ahead of time, so a branch may carry a later step before an earlier one exists: an archive
 # is brought up step by step over the numbers present, and a missing number is no step at all.
 MIGRATIONS: dict[int, Callable[[sqlite_utils.Database], None]] = {
-    1: _v1, 2: _v2, 3: _v3, 4: _v4, 5: _v5, 6: _v6, 8: _v8,
+    1: _v1, 2: _v2, 3: _v3, 4: _v4, 5: _v5, 6: _v6, 7: _v7, 8: _v8,
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 

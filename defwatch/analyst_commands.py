@@ -697,7 +697,12 @@ def register_stats(commands: Any) -> None:
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
-    stats = analysis.archive_stats(_open(args))
+    from core.clock import wall_clock
+    from monitor.frontier import summary
+
+    db = _open(args)
+    stats = analysis.archive_stats(db)
+    stats["frontier"] = summary(db, config_from(args).frontier, wall_clock())
     for run in stats["runs"]:
         run["stats"] = _run_summary(run["stats"])
     if args.json:
@@ -724,6 +729,7 @@ def _print_stats(stats: dict[str, Any]) -> None:
     for week, count in events["by_week"].items():
         print(f"          {week}  {count}")
     _print_known(stats["known_pages"])
+    _print_frontier(stats["frontier"])
     print("last runs:")
     if stats["runs"]:
         print(f"  {'run':>5}  {'mode':<8} {'status':<11} {'started (UTC)':<19}  {'duration':>8}  figures")
@@ -744,6 +750,19 @@ def _print_known(known: dict[str, Any]) -> None:
                  else "not fetched yet")
         print(f"          oldest: {oldest['page_type']} {oldest['id']} heard of {_stamp(oldest['first_heard'])}"
               f" on {oldest['heard_from']}; {tried}")
+
+
+def _print_frontier(front: dict[str, Any]) -> None:
+    """The crawl frontier: what is due, the budget spent, how old the oldest verification is."""
+    age = front["oldest_verification_age_hours"]
+    horizon = front["expected_days_to_verify_all"]
+    print(f"frontier  {front['pages']:>7}  due {front['due']} (awaiting removal confirmation "
+          f"{front['awaiting_confirmation']}, listing candidates {front['listing_candidates']}, "
+          f"not archived {front['unarchived']}); never verified {front['never_verified']}")
+    print(f"          budget {front['budget_requests_per_hour']:g}/h: used {front['requests_last_hour']} in the last "
+          f"hour ({front['budget_used_share']:.0%}), {front['requests_last_day']} in the last day; oldest "
+          f"verification {'-' if age is None else f'{age:g} h ago'}; everything verified again in "
+          f"{'-' if horizon is None else f'{horizon:g} days'} at the last day's pace")
 
 
 def _counts(counts: dict[str, int]) -> str:

@@ -60,6 +60,10 @@ TABLE_PURPOSES: dict[str, str] = {
     "events": "One row per detected change (story_new, story_updated, story_removed, ...) or operator event "
               "(crawl_blocked, crawl_failed, parser_degraded), with the changed fields and the diff.",
     "outbox": "Alert mails, rendered before they are sent: pending ones are retried, sent ones never sent again.",
+    "frontier": "The daemon's budgeted crawl frontier: per archived story or photo page, when its next "
+                "revisit is due, its estimated change rate and history, and when the site last answered for it.",
+    "frontier_state": "The frontier's small shared state: when feeds were last read, the hourly census and "
+                      "revisit scale, each listing walk's cursor and the last slice's plan.",
     "stories_fts": "FTS5 full-text index (porter stemming) over the stories' title, subtitle, body_text and "
                    "captions, kept in sync by triggers; its rowid is stories.id.",
     "story_versions_fts": "FTS5 full-text index (porter stemming) of the versions stories have moved on from "
@@ -300,6 +304,37 @@ FROM images i
 WHERE i.virin IS NOT NULL
 GROUP BY branch, code, shot_month
 ORDER BY shot_month DESC, images DESC, branch""",
+    },
+    "frontier": {
+        "title": "Crawl frontier",
+        "description": "The daemon's budgeted frontier now: pages due, removals awaiting confirmation, listing "
+                       "candidates, requests spent in the last hour against the budget, the oldest verification "
+                       "and, at the last day's pace, the days until every page is verified again "
+                       "(`defwatch stats` shows the same).",
+        "sql": """WITH now(t) AS (SELECT strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+SELECT (SELECT COUNT(*) FROM frontier) AS pages,
+       (SELECT COUNT(*) FROM frontier, now WHERE urgency > 0 OR due_at <= now.t) AS due,
+       (SELECT COUNT(*) FROM frontier WHERE urgency = 3) AS awaiting_confirmation,
+       (SELECT COUNT(*) FROM frontier WHERE urgency = 1) AS listing_candidates,
+       (SELECT COUNT(*) FROM fetches WHERE fetched_at >= strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-1 hour'))
+         AS requests_last_hour,
+       (SELECT value FROM frontier_state WHERE key = 'slice') AS last_slice,
+       (SELECT MIN(verified_at) FROM frontier) AS oldest_verified_at,
+       ROUND((julianday('now') - julianday((SELECT MIN(verified_at) FROM frontier))) * 24, 1)
+         AS oldest_verification_age_hours,
+       ROUND((SELECT COUNT(*) FROM frontier) * 1.0 / NULLIF((SELECT COUNT(*) FROM frontier
+         WHERE verified_at >= strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-1 day')), 0), 1)
+         AS expected_days_to_verify_all""",
+    },
+    "frontier_next": {
+        "title": "Next pages the frontier fetches",
+        "description": "Pages in the order the next slices take them: urgency (3 removal awaiting confirmation, "
+                       "2 not archived yet, 1 gone from its listing), then the most overdue revisit.",
+        "sql": """SELECT page_type, subject_id, urgency, due_at, ROUND(change_rate, 4) AS changes_per_day, checks,
+       changes, verified_at, listed_at, url
+FROM frontier
+ORDER BY urgency DESC, due_at
+LIMIT 200""",
     },
     "related_graph": {
         "title": "Related-story graph",

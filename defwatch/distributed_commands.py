@@ -22,6 +22,9 @@ from core.constants import CRAWL_MODES
 from defwatch.cli import UsageError, config_from, print_json
 from defwatch.commands import _command
 
+# A frontier slice is planned by the run that crawls it (monitor.runner); workers sharing a Redis
+# frontier have their own queue, so the distributed commands keep the whole-crawl modes.
+DISTRIBUTED_MODES = tuple(mode for mode in CRAWL_MODES if mode != "frontier")
 EXTRA_HINT = "distributed mode needs scrapy-redis and redis: pip install -e '.[distributed]'"
 
 
@@ -49,7 +52,7 @@ def _register_writer(steps: Any) -> None:
     p = _base(steps, "writer", "Start a run: seed the frontier from the archive, store every result, then "
               "detect changes and queue alerts. One per site.")
     p.add_argument("--db", metavar="PATH", help="archive file (default: $DEFWATCH_DB or ./defwatch.db)")
-    p.add_argument("--mode", choices=CRAWL_MODES, default="discover", help="what to fetch (default: discover)")
+    p.add_argument("--mode", choices=DISTRIBUTED_MODES, default="discover", help="what to fetch (default: discover)")
     p.add_argument("--no-mail", action="store_true", help="queue alert mails but do not send them now")
     p.add_argument("--wait", type=float, default=600, metavar="SECONDS",
                    help="end the run (interrupted) after this long without a live worker (default: 600; 0: never)")
@@ -59,7 +62,7 @@ def _register_writer(steps: Any) -> None:
 
 def _register_worker(steps: Any) -> None:
     p = _base(steps, "worker", "Crawl a share of the seeded run until the whole run is done. Any number.")
-    p.add_argument("--mode", choices=CRAWL_MODES, help="refuse to work unless the seeded run has this mode")
+    p.add_argument("--mode", choices=DISTRIBUTED_MODES, help="refuse to work unless the seeded run has this mode")
     p.add_argument("--wait", type=float, default=600, metavar="SECONDS",
                    help="how long to wait for the writer to seed a run (default: 600; 0: forever)")
     p.add_argument("--name", help="worker name in Redis and summaries (default: HOST-PID)")

@@ -24,6 +24,7 @@ from monitor.changes import Detection, detect_changes, detect_missed_runs
 logger = logging.getLogger(__name__)
 
 FINISHED = ("finished", "closespider_pagecount")
+SLICE_PACE = 0.9  # a frontier slice's requests are spaced this share of the budget's interval
 
 
 @dataclass
@@ -44,6 +45,7 @@ class RunSummary:
     outcomes: dict[str, int] = field(default_factory=dict)
     cpu_seconds: dict[str, float] = field(default_factory=dict)  # the crawl's reactor thread and archive writer
     stop_signals: list[str] = field(default_factory=list)  # what stopped the run early (SIGINT: Ctrl-C)
+    candidates: int = 0  # pages a finished listing walk made removal candidates (fetched soon, never removed by it)
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -85,7 +87,8 @@ def run_once(
 def _run(archive: Archive, run_id: int, config: Config, mode: str, max_pages: int, send_mail: bool,
          overrides: dict | None, stop: StopSignals) -> RunSummary:
     detect_missed_runs(archive.db, config.monitor, before=run_id)  # a killed run's changes, before this crawl
-    result = _crawl(config, run_id, mode, max_pages, overrides, stop)
+    frontier = _frontier_args(archive, config, run_id) if mode == "frontier" else {}
+    result = _crawl(config, run_id, mode, max_pages, overrides, stop, frontier)
     if result.finish_reason == "archive_writer_failed":  # its last batch was rolled back: count what is stored
         result.stats = _counted_in_archive(result.stats, stored_run_stats(archive.db, run_id))
     baseline = is_baseline(archive.db, run_id)
@@ -94,10 +97,33 @@ def _run(archive: Archive, run_id: int, config: Config, mode: str, max_pages: in
     )
     summary = summarise(run_id, mode, result.finish_reason, result.stats, detection)
     summary.stop_signals = list(stop.received)
+    summary.candidates = _learn(archive, run_id, config)
     send = send_mail and not stop.received
     summary.mails_queued, summary.mails_sent = queue_and_send_alerts(archive, run_id, config, send)
     archive.finish_run(run_id, summary.status, summary.as_json() | {"config": config.redacted()})
     return summary
+
+
+def _frontier_args(archive: Archive, config: Config, run_id: int) -> dict[str, Any]:
+    """Spider arguments for a frontier slice, planned from the archive at this run's start."""
+    from core.clock import wall_clock
+    from db.queries import KnownPage
+    from monitor.frontier_runs import plan_run
+
+    plan = plan_run(archive.db, config, wall_clock(), run_id)
+    pages = [KnownPage(row.page_type, row.subject_id, row.url, row.kind) for row in plan.pages]
+    return {"frontier_pages": pages, "frontier_index": plan.index, "frontier_listings": plan.listings}
+
+
+def _learn(archive: Archive, run_id: int, config: Config) -> int:
+    """Teach the frontier this run's fetches (any mode); never fails the run that was crawled."""
+    from monitor.frontier_runs import record_run
+
+    try:
+        return record_run(archive.db, run_id, config)
+    except Exception as exc:  # noqa: BLE001 - the run's pages and events are stored; the frontier catches up
+        logger.warning("could not update the crawl frontier after run %s: %s", run_id, exc)
+        return 0
 
 
 def _counted_in_archive(stats: dict[str, Any], stored: dict[str, int]) -> dict[str, Any]:
@@ -147,9 +173,16 @@ def transport_values(config: Config, transport: str | None = None) -> dict[str, 
 
 
 def _crawl(config: Config, run_id: int, mode: str, max_pages: int, overrides: dict | None,
-           stop: StopSignals | None = None) -> Any:
+           stop: StopSignals | None = None, frontier: dict[str, Any] | None = None) -> Any:
     crawl = config.crawl
     revisit = asdict(config.revisit)
+    if mode == "frontier" and crawl.polite and not is_local(config.site):
+        # One request at a time, paced so a slice's share ends a little before the next slice fires:
+        # paced at exactly the budget's rate it would overrun its interval and the scheduler would skip
+        # every other firing. The average stays the budget's: the allowance is what bounds it.
+        pace = {"CONCURRENT_REQUESTS_PER_DOMAIN": 1,
+                "DOWNLOAD_DELAY": SLICE_PACE * 3600 / config.frontier.requests_per_hour}
+        overrides = pace | (overrides or {})
     return run_crawl(
         crawl_settings(config, run_id, overrides),
         stop=stop,
@@ -158,6 +191,7 @@ def _crawl(config: Config, run_id: int, mode: str, max_pages: int, overrides: di
         listing_pages=crawl.discover_listing_pages,
         feeds=list(crawl.feeds),
         revisit=revisit,
+        **(frontier or {}),
     )
 
 

@@ -119,6 +119,21 @@ def test_removed_stories(datasette_app):
     assert rows[0]["removed_at"] and rows[0]["title"] == "Navy Christens Newest Expeditionary Sea Base"
 
 
+def test_frontier_queries_show_the_archives_frontier(datasette_app, archive):
+    overview, upcoming = get_all(datasette_app, "/archive/frontier.json?_shape=array",
+                                 "/archive/frontier_next.json?_shape=array&_size=max")
+    pages = query(archive, "SELECT COUNT(*) FROM frontier")[0][0]
+    archived = query(archive, "SELECT (SELECT COUNT(*) FROM stories) + (SELECT COUNT(*) FROM images"
+                              " WHERE source = 'photo_page')")[0][0]
+    assert pages == archived > 0  # every archived story and photo page is in the frontier
+    assert overview[0]["pages"] == pages
+    assert overview[0]["requests_last_hour"] == query(archive, "SELECT COUNT(*) FROM fetches")[0][0]
+    assert overview[0]["oldest_verified_at"] == query(archive, "SELECT MIN(verified_at) FROM frontier")[0][0]
+    assert len(upcoming) == pages
+    order = [(-r["urgency"], r["due_at"]) for r in upcoming]
+    assert order == sorted(order)
+
+
 def test_virin_counts_by_branch_and_month(datasette_app, archive):
     (rows,) = get_all(datasette_app, "/archive/virin_by_branch_month.json?_shape=array&_size=max")
     expected = Counter(query(archive, "SELECT virin_branch, substr(virin_shot_date, 1, 7) FROM images"
@@ -156,7 +171,8 @@ def test_metadata_describes_tables_and_columns_from_the_schema_comments(datasett
     assert tables["stories"]["fts_table"] == "stories_fts" and tables["stories"]["fts_pk"] == "id"
     assert all(tables[t]["description"] for t in tables)
     assert set(meta["databases"]["archive"]["queries"]) == set(CANNED_QUERIES) == {
-        "latest_changes", "story_history", "search", "removed_stories", "virin_by_branch_month", "related_graph"}
+        "latest_changes", "story_history", "search", "removed_stories", "virin_by_branch_month", "related_graph",
+        "frontier", "frontier_next"}
 
 
 def test_fallback_notes_name_real_tables_and_columns(archive):

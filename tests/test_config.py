@@ -60,9 +60,7 @@ def test_defaults_without_file_or_env(tmp_path, monkeypatch):
     assert config.crawl.feeds == [1, 9, 400, 800]
     assert config.crawl.max_response_bytes == 20 * 1024 * 1024
     assert [(j.name, j.mode, j.interval_minutes, j.cron) for j in config.jobs] == [
-        ("discover", "discover", 30.0, None),
-        ("revisit", "revisit", 120.0, None),
-        ("sweep", "sweep", None, "0 3 * * *"),
+        ("frontier", "frontier", 5.0, None),
         ("flush", "flush", 10.0, None),
     ]
 
@@ -72,7 +70,7 @@ def test_default_lists_are_not_shared():
     a.alerts.recipients.append("x@example.org")
     a.crawl.feeds.append(5)
     a.jobs.pop()
-    assert b.alerts.recipients == [] and b.crawl.feeds == [1, 9, 400, 800] and len(b.jobs) == 4
+    assert b.alerts.recipients == [] and b.crawl.feeds == [1, 9, 400, 800] and len(b.jobs) == 2
 
 
 def test_implicit_defwatch_toml_in_cwd(tmp_path, monkeypatch):
@@ -245,7 +243,7 @@ def test_redacted_never_contains_the_password():
     assert "hunter2-secret" not in repr(config)
     assert data["smtp"]["password"] == "<redacted>"
     assert data["smtp"]["user"] == "bot"
-    assert data["jobs"][0] == {"name": "discover", "mode": "discover", "interval_minutes": 30.0, "cron": None,
+    assert data["jobs"][0] == {"name": "frontier", "mode": "frontier", "interval_minutes": 5.0, "cron": None,
                                "max_pages": 0, "misfire_grace_seconds": 300}
     assert set(data) == {f.name for f in dataclasses.fields(Config)}
     assert Config().redacted()["smtp"]["password"] is None
@@ -284,7 +282,7 @@ BAD_FILES = [
     ('[[jobs]]\nname = "j"\nmode = "discover"\ncron = "0 3 * *"\n', {}, "jobs[0].cron: expected a crontab"),
     ('[[jobs]]\nname = "j"\nmode = "discover"\ncron = "0 3 1 * 1"\n', {}, "jobs[0].cron: expected a crontab"),
     ('[[jobs]]\nname = "j"\nmode = "crawl"\ninterval_minutes = 5\n', {},
-     "jobs[0].mode: expected one of discover, revisit, sweep, full, flush, got 'crawl'"),
+     "jobs[0].mode: expected one of discover, revisit, sweep, full, frontier, flush, got 'crawl'"),
     ('[[jobs]]\nmode = "discover"\ninterval_minutes = 5\n', {}, "jobs[0].name: missing (required)"),
     ('[[jobs]]\nname = "j"\nmode = "discover"\ninterval_minutes = 0\n', {},
      "jobs[0].interval_minutes: expected a number of minutes > 0, got 0.0"),

@@ -77,7 +77,7 @@ def test_reference_lists_every_table_and_column_of_a_fresh_archive(tmp_path):
     db.conn.close()
     assert "| `mode` | TEXT | not null | discover \\| revisit \\| sweep \\| full |" in rendered
     assert "| `run_id` | INTEGER | not null, → `runs(id)` | the run (runs.id) |" in rendered
-    assert "Indexes: `(page_type, subject_id, id)`, `(run_id)`, `UNIQUE (source_key)`." in rendered
+    assert "Indexes: `(fetched_at)`, `(page_type, subject_id, id)`, `(run_id)`, `UNIQUE (source_key)`." in rendered
 
 
 def test_write_and_check_keep_the_text_around_the_block(tmp_path):

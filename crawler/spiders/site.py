@@ -6,6 +6,9 @@ Modes (``defwatch crawl --mode``):
 - ``revisit``: archived stories that are due by age (fresh often, old rarely) and their photos.
 - ``sweep``: every archived story and photo page, slowly; finds removals and restorations.
 - ``full``: every feed, listing page and archived page, and every story and photo they lead to.
+- ``frontier``: one slice of the daemon's budgeted frontier (``monitor.frontier``): the pages it
+  picked from the archive, the index pages when they are due, and listing pages of its walk; new
+  stories and photos they lead to are fetched as in ``discover``.
 
 Pages the archive has heard of (a related-story link, an inline photo, a feed or listing item) and
 never archived (``known_pages``) go first in every mode but ``revisit``: a run that died or failed
@@ -68,6 +71,9 @@ class SiteSpider(Spider):
         listing_pages: int | str = 3,
         feeds: str | Sequence[int] = DEFAULT_FEEDS,
         revisit: dict[str, float] | None = None,
+        frontier_pages: list[queries.KnownPage] | None = None,
+        frontier_index: bool = False,
+        frontier_listings: list[tuple[str, int]] | None = None,
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
@@ -78,6 +84,9 @@ class SiteSpider(Spider):
         self.listing_pages = int(listing_pages)
         self.feeds = [int(f) for f in feeds.split(",")] if isinstance(feeds, str) else list(feeds)
         self.revisit = revisit or {}
+        self.frontier_pages = list(frontier_pages or [])
+        self.frontier_index = bool(frontier_index)
+        self.frontier_listings = list(frontier_listings or [])
         self.site = DEFAULT_SITE
         self.db_path = "./defwatch.db"
         self.scheduled: set[tuple[str, int]] = set()  # identity is the id, not the URL (slugs vary)
@@ -115,7 +124,9 @@ class SiteSpider(Spider):
         try:
             self.known = {"story": queries.known_ids(db, "story"), "photo": queries.known_ids(db, "photo")}
             self.index_next = queries.index_next_pages(db)
-            if self.mode != "revisit":  # heard of, never archived: due first, whatever became of the referrer
+            # Heard of, never archived: due first, whatever became of the referrer. A frontier slice
+            # has them in its plan already, within its budget (monitor.frontier).
+            if self.mode not in ("revisit", "frontier"):
                 yield from self._heard_of_requests(queries.pages_heard_of(db, include_gone=self.mode != "discover"))
             if self.mode in ("discover", "full"):
                 yield from self._index_requests()
@@ -125,6 +136,8 @@ class SiteSpider(Spider):
                 yield from self._revisit_requests(db)
             elif self.mode == "sweep":  # discover never re-fetches what is archived: that is a sweep
                 yield from self._known_page_requests(queries.all_known_pages(db))
+            elif self.mode == "frontier":
+                yield from self._frontier_requests()
         finally:
             db.conn.close()
 
@@ -136,6 +149,22 @@ class SiteSpider(Spider):
         for kind in LISTING_BY_KIND:
             request = self._index_request(listing_url(kind, 1, self.site), "listing", LISTING_PRIORITY, page=1)
             if request is not None:
+                yield request
+
+    def _frontier_requests(self) -> Iterator[Request]:
+        """The slice the frontier planned: index pages first (highest priority), then its pages in
+        priority order, then the listing walk's pages (not followed to their next page)."""
+        if self.frontier_index:
+            yield from self._index_requests()
+        for rank, page in enumerate(self.frontier_pages):
+            request = self._page_request(page.url, page.page_type, page.id, force=True)
+            if request is not None:  # Scrapy takes higher priorities first: keep the frontier's order
+                yield request.replace(priority=PHOTO_PRIORITY - 1 - rank // 50)
+        for kind, page in self.frontier_listings:
+            request = self._index_request(listing_url(kind, page, self.site), "listing", PHOTO_PRIORITY - 100,
+                                          page=page)
+            if request is not None:
+                request.meta["walk"] = True
                 yield request
 
     def _revisit_requests(self, db: Any) -> Iterator[Request]:
@@ -234,7 +263,7 @@ class SiteSpider(Spider):
             yield next_request
 
     def _next_listing(self, response: Response, follow: Followups) -> Request | None:
-        if follow.record_type != "listing" or not follow.next_page:
+        if follow.record_type != "listing" or not follow.next_page or response.meta.get("walk"):
             return None
         page = response.meta.get("listing_page", 1) + 1
         if self.mode != "full" and page > self.listing_pages:
@@ -243,7 +272,7 @@ class SiteSpider(Spider):
 
     def _next_unchanged_listing(self, response: Response) -> Request | None:
         """A 304 listing's next page, as it was when last parsed (a full crawl still walks them all)."""
-        if response.meta.get("page_type") != "listing":
+        if response.meta.get("page_type") != "listing" or response.meta.get("walk"):
             return None
         next_key = self.index_next.get(index_key(response.request.url if response.request else response.url))
         page = response.meta.get("listing_page", 1) + 1

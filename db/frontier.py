@@ -1,0 +1,246 @@
+"""The frontier table's queries: pick what is due, store what a fetch taught, read the totals.
+
+Every pick is one short range of an index (``frontier_due`` on (urgency, due_at), ``frontier_verified``
+on verified_at), so choosing a slice's batch costs the same at 400 pages or 400,000. The policy that
+decides *when* a page is due lives in ``monitor.frontier``; this module only moves rows.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sqlite3
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, fields
+from operator import attrgetter
+from typing import Any
+
+import sqlite_utils
+
+URGENCY_CONFIRM = 3  # answered 404/410 once: its removal waits for a second one on a later run
+URGENCY_UNARCHIVED = 2  # known (linked) but not archived yet
+URGENCY_CANDIDATE = 1  # gone from its listing: fetched soon, removed only by its own 404/410
+URGENCY_NONE = 0
+
+
+@dataclass
+class FrontierRow:
+    """One page's revisit state (a row of ``frontier``)."""
+
+    page_type: str
+    subject_id: int
+    url: str
+    kind: str | None = None
+    published: str | None = None
+    urgency: int = URGENCY_NONE
+    due_at: str = ""
+    change_rate: float | None = None
+    checks: int = 0
+    changes: int = 0
+    observed_days: float = 0.0
+    version: int | None = None
+    last_checked: str | None = None
+    verified_at: str | None = None
+    listed_at: str | None = None
+    added_at: str | None = None
+    band: int = 0  # among due revisits, higher first (monitor.frontier.band)
+
+
+COLUMNS = tuple(f.name for f in fields(FrontierRow))
+_AS_TUPLE = attrgetter(*COLUMNS)  # dataclasses.astuple deep-copies every value: most of a slice's cost
+_SELECT = f"SELECT {', '.join(COLUMNS)} FROM frontier"
+
+
+def _rows(cursor: Any) -> list[FrontierRow]:
+    return [FrontierRow(*row) for row in cursor]
+
+
+def _has_known_pages(db: sqlite_utils.Database) -> bool:
+    return db.execute("SELECT 1 FROM sqlite_master WHERE name = 'known_pages'").fetchone() is not None
+
+
+def count_unarchived(db: sqlite_utils.Database) -> int:
+    """Pages heard of, neither archived nor confirmed gone (``known_pages``, issue 15)."""
+    if not _has_known_pages(db):
+        return 0
+    return db.execute("SELECT COUNT(*) FROM known_pages WHERE archived_at IS NULL AND gone_at IS NULL").fetchone()[0]
+
+
+ALL_URGENCIES = (URGENCY_CONFIRM, URGENCY_UNARCHIVED, URGENCY_CANDIDATE)
+
+
+def pick_urgent(db: sqlite_utils.Database, now: str, limit: int,
+                urgencies: Sequence[int] = ALL_URGENCIES) -> list[FrontierRow]:
+    """Due pages with an urgency, highest first (removal confirmation, unarchived, listing candidates)."""
+    picked: list[FrontierRow] = []
+    for urgency in urgencies:  # one index range each
+        if len(picked) >= limit:
+            break
+        picked += _rows(db.execute(f"{_SELECT} WHERE urgency = ? AND due_at <= ? ORDER BY due_at LIMIT ?",
+                                   [urgency, now, limit - len(picked)]))
+    return picked
+
+
+def pick_unarchived(db: sqlite_utils.Database, retry_before: str, limit: int) -> list[tuple[str, int, str | None]]:
+    """(page_type, id, url) of pages heard of but never archived (``known_pages``, issue 15, when the
+    archive has it), oldest first; one that failed is asked again only after ``retry_before``."""
+    if limit <= 0 or not _has_known_pages(db):
+        return []
+    return db.execute(
+        """SELECT page_type, id, url FROM known_pages
+           WHERE archived_at IS NULL AND gone_at IS NULL AND (last_attempt IS NULL OR last_attempt < ?)
+           ORDER BY first_heard LIMIT ?""", [retry_before, limit]).fetchall()
+
+
+def pick_due(db: sqlite_utils.Database, now: str, limit: int) -> list[FrontierRow]:
+    """Revisits whose time has come: the highest band first (fresh, then pages that changed before),
+    most overdue first within a band, so a backlog of cold pages never holds back the ones that change."""
+    picked: list[FrontierRow] = []
+    for band in (2, 1, 0):  # one index range each
+        if len(picked) >= limit:
+            break
+        picked += _rows(db.execute(f"{_SELECT} WHERE urgency = 0 AND band = ? AND due_at <= ? ORDER BY due_at LIMIT ?",
+                                   [band, now, limit - len(picked)]))
+    return picked
+
+
+def pick_least_verified(db: sqlite_utils.Database, limit: int, exclude: set[tuple[str, int]]) -> list[FrontierRow]:
+    """The verification pass: pages the site has not answered for the longest (never first)."""
+    if limit <= 0:
+        return []
+    rows = _rows(db.execute(f"{_SELECT} ORDER BY verified_at LIMIT ?", [limit + len(exclude)]))
+    return [r for r in rows if (r.page_type, r.subject_id) not in exclude][:limit]
+
+
+def load_rows(db: sqlite_utils.Database, keys: Iterable[tuple[str, int]]) -> dict[tuple[str, int], FrontierRow]:
+    """Rows by (page_type, subject_id), for the pages a run fetched."""
+    found: dict[tuple[str, int], FrontierRow] = {}
+    by_type: dict[str, list[int]] = {}
+    for page_type, subject_id in keys:
+        by_type.setdefault(page_type, []).append(subject_id)
+    for page_type, ids in by_type.items():
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            for row in _rows(db.execute(f"{_SELECT} WHERE page_type = ? AND subject_id IN ({marks})",
+                                        [page_type, *chunk])):
+                found[(row.page_type, row.subject_id)] = row
+    return found
+
+
+def save_rows(db: sqlite_utils.Database, rows: Sequence[FrontierRow]) -> None:
+    """Insert or replace rows (one statement per row, one transaction for all)."""
+    if not rows:
+        return
+    marks = ",".join("?" * len(COLUMNS))
+    with db.atomic():
+        db.conn.executemany(f"INSERT OR REPLACE INTO frontier ({', '.join(COLUMNS)}) VALUES ({marks})",
+                            [_AS_TUPLE(r) for r in rows])
+
+
+def mark_listed(db: sqlite_utils.Database, story_ids: Sequence[int], at: str) -> None:
+    """A listing page showed these stories: they are on the site's listings as of ``at`` (the caller's
+    transaction; one per listing page would cost more than the update)."""
+    for start in range(0, len(story_ids), 500):
+        chunk = list(story_ids[start:start + 500])
+        marks = ",".join("?" * len(chunk))
+        db.conn.execute(f"UPDATE frontier SET listed_at = ? WHERE page_type = 'story' AND subject_id IN ({marks})",
+                        [at, *chunk])
+
+
+def unlisted_stories(db: sqlite_utils.Database, kind: str, cycle_start: str) -> list[int]:
+    """Stories of ``kind`` archived before a listing walk began that the walk never showed."""
+    rows = db.execute(
+        """SELECT subject_id FROM frontier WHERE kind = ? AND page_type = 'story' AND +urgency = 0
+             AND (listed_at IS NULL OR listed_at < ?) AND added_at < ?""",
+        [kind, cycle_start, cycle_start])
+    return [r[0] for r in rows]
+
+
+def mark_candidates(db: sqlite_utils.Database, story_ids: Sequence[int], due_at: str) -> int:
+    """Stories gone from their listing, and their photo pages, become removal candidates (urgency 1).
+
+    A candidate is only fetched sooner: its removal still needs its own 404/410 (twice, on two runs)."""
+    marked = 0
+    with db.atomic():
+        for start in range(0, len(story_ids), 500):
+            chunk = list(story_ids[start:start + 500])
+            marks = ",".join("?" * len(chunk))
+            marked += db.execute(
+                f"""UPDATE frontier SET urgency = {URGENCY_CANDIDATE}, due_at = ?
+                    WHERE urgency = 0 AND ((page_type = 'story' AND subject_id IN ({marks}))
+                       OR (page_type = 'photo' AND subject_id IN
+                           (SELECT media_id FROM story_images WHERE story_id IN ({marks}))))""",
+                [due_at, *chunk, *chunk]).rowcount
+    return marked
+
+
+def state(db: sqlite_utils.Database, key: str) -> Any:
+    row = db.execute("SELECT value FROM frontier_state WHERE key = ?", [key]).fetchone()
+    return json.loads(row[0]) if row else None
+
+
+def set_state(db: sqlite_utils.Database, key: str, value: Any) -> None:
+    db.execute("INSERT OR REPLACE INTO frontier_state (key, value) VALUES (?, ?)", [key, json.dumps(value)])
+
+
+def census(db: sqlite_utils.Database, old_rate: float) -> dict[str, Any]:
+    """Page count, stories per kind and the sum of sqrt(change rate): one scan, done about hourly."""
+    sql = "SELECT COUNT(*), TOTAL(sqrt(COALESCE(change_rate, ?))) FROM frontier WHERE urgency = 0"
+    try:
+        pages, root_sum = db.execute(sql, [old_rate]).fetchone()
+    except sqlite3.OperationalError:  # an SQLite built without its math functions
+        db.conn.create_function("sqrt", 1, math.sqrt, deterministic=True)
+        pages, root_sum = db.execute(sql, [old_rate]).fetchone()
+    by_kind = dict(db.execute(
+        "SELECT kind, COUNT(*) FROM frontier WHERE page_type = 'story' AND kind IS NOT NULL GROUP BY kind"))
+    return {"pages": pages, "root_rate_sum": root_sum, "stories_by_kind": by_kind}
+
+
+def requests_since(db: sqlite_utils.Database, since: str) -> int:
+    """Requests the crawler made since ``since`` (every fetch row is one request; ``fetches_time``)."""
+    return db.execute("SELECT COUNT(*) FROM fetches WHERE fetched_at >= ?", [since]).fetchone()[0]
+
+
+def verified_since(db: sqlite_utils.Database, since: str) -> int:
+    """Pages the site answered for since ``since`` (``frontier_verified``)."""
+    return db.execute("SELECT COUNT(*) FROM frontier WHERE verified_at >= ?", [since]).fetchone()[0]
+
+
+def run_fetches(db: sqlite_utils.Database, run_id: int) -> list[tuple[Any, ...]]:
+    """(page_type, subject_id, url, outcome, version, fetched_at, sha256, content_type) of a run, in order."""
+    return db.execute(
+        """SELECT page_type, subject_id, url, outcome, version, fetched_at, sha256, NULL FROM fetches
+           WHERE run_id = ? AND page_type IN ('story', 'photo', 'listing') ORDER BY id""", [run_id]).fetchall()
+
+
+def page_facts(db: sqlite_utils.Database, keys: Iterable[tuple[str, int]]) -> dict[tuple[str, int], tuple[Any, ...]]:
+    """(url, kind, published, status, current_version) of archived stories and photo pages."""
+    facts: dict[tuple[str, int], tuple[Any, ...]] = {}
+    stories = [i for t, i in keys if t == "story"]
+    photos = [i for t, i in keys if t == "photo"]
+    for page_type, ids, sql in (
+        ("story", stories, "SELECT id, url, kind, published, status, current_version FROM stories WHERE id IN ({})"),
+        ("photo", photos, "SELECT media_id, page_url, NULL, published, status, current_version FROM images "
+                          "WHERE page_url IS NOT NULL AND media_id IN ({})"),
+    ):
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            for row in db.execute(sql.format(",".join("?" * len(chunk))), chunk):
+                facts[(page_type, row[0])] = tuple(row[1:])
+    return facts
+
+
+def totals(db: sqlite_utils.Database, now: str) -> dict[str, Any]:
+    """What ``defwatch stats`` shows of the frontier; index-only counts and two ends of an index."""
+    count = db.execute("SELECT COUNT(*) FROM frontier").fetchone()[0]
+    due = db.execute("SELECT COUNT(*) FROM frontier WHERE urgency = 0 AND band IN (0, 1, 2) AND due_at <= ?",
+                     [now]).fetchone()[0]
+    urgent = dict(db.execute("SELECT urgency, COUNT(*) FROM frontier WHERE urgency > 0 GROUP BY urgency"))
+    never = db.execute("SELECT COUNT(*) FROM frontier WHERE verified_at IS NULL").fetchone()[0]
+    unarchived = count_unarchived(db)
+    oldest = db.execute("SELECT MIN(verified_at) FROM frontier WHERE verified_at IS NOT NULL").fetchone()[0]
+    return {"pages": count, "due": due + sum(urgent.values()), "due_revisits": due,
+            "awaiting_confirmation": urgent.get(URGENCY_CONFIRM, 0), "unarchived": unarchived,
+            "listing_candidates": urgent.get(URGENCY_CANDIDATE, 0), "never_verified": never,
+            "oldest_verified_at": oldest}

@@ -1,0 +1,379 @@
+"""The budgeted crawl frontier: which pages one slice of the daemon fetches, and why.
+
+At the live site's size (about 100,000 stories and 300,000 photo pages, fetched politely at about
+one request a second) whole-mode runs cannot keep up: a sweep takes days and every discovery waits
+behind it. The frontier spends one request budget (``requests_per_hour`` on average, never more than
+``burst`` in one slice or over one burst/rate window) by priority:
+
+1. feeds and the first listing pages every ``index_interval_minutes``, before anything else;
+2. revisits by expected change rate: pages awaiting removal confirmation first, then listing
+   candidates, then pages whose revisit is due. A page's rate blends a prior by age (stories are
+   edited mostly in their first days) with its own history past the fresh window, estimated as Cho &
+   Garcia-Molina do from n checks that saw X changes: ``-ln((n - X + 0.5) / (n + 0.5)) / mean interval``.
+   Intervals follow ``scale / sqrt(rate)``, the allocation that minimizes the mean time from a change
+   to its detection for a fixed number of requests; ``scale`` is set from the archive so the
+   revisits fit their share of the budget, pages under ``fresh_days`` are never left longer than
+   ``fresh_max_interval_hours`` and no page longer than the verification period;
+3. a verification pass, least recently verified first, at the pace that covers the whole archive in
+   ``verify_days`` (and with whatever the slice has left);
+4. a walk of every listing page within ``enumerate_days``: a story the whole walk never showed (and
+   its photo pages) becomes a removal *candidate*, fetched soon. Only its own 404/410, seen on two
+   runs as for any page (``monitor.changes``), ever removes it.
+
+Every function takes the time as an argument: the daemon passes the wall clock, the time-to-alert
+benchmark a simulated one, and both run this same code over the same ``frontier`` table.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlite_utils
+
+from core.clock import parse_stamp, stamp
+from core.config import FrontierConfig
+from db import frontier as store
+from db.frontier import URGENCY_CANDIDATE, URGENCY_CONFIRM, URGENCY_NONE, URGENCY_UNARCHIVED, FrontierRow
+
+logger = logging.getLogger(__name__)
+
+ANSWERED = frozenset({"ok", "not_modified"})
+ABSENT = frozenset({"not_found", "gone"})
+NEW_PAGE_RESERVE = 20  # requests kept for the new stories and photos an index check leads to
+CENSUS_EVERY = timedelta(hours=1)
+CENSUS_SMALL = 10_000  # below this many pages the census scan costs nothing: it is taken every slice
+LISTING_PAGE_SIZE = 10  # items per listing page on the site, until a walk says otherwise
+REMOVED_RECHECK = 1 / 6  # a removed page is fetched again this share of the verification period later
+MAX_CANDIDATE_SHARE = 0.10  # more unlisted stories than this says the walk or the parser broke, not the site
+
+
+# -- budget -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Budget:
+    """A token bucket read from the request log: over any window of ``window`` the crawler may spend
+    ``rate * window`` requests, and one slice at most ``burst``. Stateless, so a restarted daemon
+    (or a crash mid-slice) cannot overspend: what was spent is counted from the fetches themselves."""
+
+    requests_per_hour: float
+    burst: int
+    slice_minutes: float
+
+    @classmethod
+    def from_config(cls, config: FrontierConfig) -> Budget:
+        return cls(config.requests_per_hour, config.burst, config.slice_minutes)
+
+    @property
+    def window(self) -> timedelta:
+        return timedelta(seconds=max(self.slice_minutes * 60, self.burst / self.requests_per_hour * 3600))
+
+    @property
+    def lookback(self) -> timedelta:
+        """How far back spent requests count against the next slice: the slice's own requests land in
+        the next ``slice_minutes``, so the window that ends with them began ``window - slice`` ago."""
+        return self.window - timedelta(minutes=self.slice_minutes)
+
+    def allowance(self, used_in_lookback: int) -> int:
+        """Requests the next slice may spend, given those spent within ``lookback``: steady state is
+        ``rate * slice`` a slice; after a quiet spell, up to ``burst`` at once."""
+        refill = int(self.requests_per_hour * self.window.total_seconds() / 3600)
+        return max(0, min(self.burst, refill - used_in_lookback))
+
+    def per_slice(self) -> float:
+        return self.requests_per_hour * self.slice_minutes / 60
+
+
+# -- change rate ------------------------------------------------------------------------------------
+
+
+def age_days(published: str | None, now: datetime) -> float | None:
+    if not published:
+        return None
+    try:
+        return max(0.0, (now - parse_stamp(published)).total_seconds() / 86400)
+    except ValueError:
+        return None
+
+
+def prior_rate(age: float | None, config: FrontierConfig) -> float:
+    """Expected changes a day at this age: high at publication, halving every ``prior_halflife_days``."""
+    if age is None:
+        return config.prior_old_rate
+    return config.prior_old_rate + config.prior_fresh_rate * 0.5 ** (age / config.prior_halflife_days)
+
+
+def cho_garcia_molina(checks: int, changes: int, observed_days: float) -> float | None:
+    """Changes a day from ``checks`` regular checks of which ``changes`` saw a change (Cho & Garcia-Molina,
+    "Estimating frequency of change", 2003): unbiased where the naive X/T undercounts changes that
+    happened twice between checks, and finite when every check saw a change."""
+    if checks <= 0 or observed_days <= 0:
+        return None
+    changes = min(changes, checks)
+    return -math.log((checks - changes + 0.5) / (checks + 0.5)) / (observed_days / checks)
+
+
+def estimated_rate(row: FrontierRow, now: datetime, config: FrontierConfig) -> float:
+    """The age prior, and the page's own history weighted by how much of it there is."""
+    prior = prior_rate(age_days(row.published, now), config)
+    history = cho_garcia_molina(row.checks, row.changes, row.observed_days)
+    if history is None:
+        return prior
+    weight = config.prior_weight
+    return max((weight * prior + row.checks * history) / (weight + row.checks), 1e-6)
+
+
+def revisit_interval(rate: float, age: float | None, scale: float, config: FrontierConfig) -> timedelta:
+    """``scale / sqrt(rate)`` days, within [min interval, verification period]; fresh pages capped."""
+    days = scale / math.sqrt(max(rate, 1e-9))
+    hours = min(days * 24, config.verify_days * 24)
+    if age is not None and age < config.fresh_days:
+        hours = min(hours, config.fresh_max_interval_hours)
+    return timedelta(hours=max(hours, config.min_interval_hours))
+
+
+def revisit_scale(root_rate_sum: float, revisits_per_day: float) -> float:
+    """The ``scale`` that makes ``sum(1 / interval)`` equal the revisit share of the budget."""
+    return root_rate_sum / max(revisits_per_day, 1.0)
+
+
+# -- observations -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Observation:
+    """One fetch of a story or photo page, as the frontier needs it."""
+
+    page_type: str
+    subject_id: int
+    url: str
+    outcome: str  # ok | not_modified | not_found | gone | blocked | error
+    at: datetime
+    version: int | None = None  # the version it showed (ok, not_modified)
+    status: str = "live"  # the page's status after change detection: live | missing | removed
+    kind: str | None = None
+    published: str | None = None
+
+
+def observe(row: FrontierRow | None, seen: Observation, scale: float, config: FrontierConfig) -> FrontierRow:
+    """The page's next state after one fetch: history, estimate, next due time and urgency."""
+    now, ts = seen.at, stamp(seen.at)
+    if row is None:
+        row = FrontierRow(seen.page_type, seen.subject_id, seen.url, due_at=ts, added_at=ts, version=seen.version)
+    row.url = seen.url or row.url
+    row.kind = seen.kind or row.kind
+    row.published = seen.published or row.published
+    row.last_checked = ts
+    age = age_days(row.published, now)
+    if seen.outcome in ANSWERED:
+        _count_history(row, seen, age, config)
+        row.version = seen.version if seen.version is not None else row.version
+        row.verified_at, row.urgency = ts, URGENCY_NONE
+        row.change_rate = estimated_rate(row, now, config)
+        row.due_at = stamp(now + revisit_interval(row.change_rate, age, scale, config))
+        row.band = band(row, age, config)
+    elif seen.outcome in ABSENT:
+        row.verified_at = ts
+        if seen.status == "removed":  # confirmed: looked at again for its return, well within the period
+            row.urgency, row.due_at = URGENCY_NONE, stamp(now + timedelta(days=config.verify_days * REMOVED_RECHECK))
+        elif row.urgency != URGENCY_CONFIRM:  # a first 404/410: confirmed or cleared by the next run
+            row.urgency, row.due_at = URGENCY_CONFIRM, ts
+        else:  # still missing after another run ([monitor] removal_delay_hours): ask again later, not every slice
+            row.due_at = stamp(now + timedelta(minutes=config.retry_minutes))
+    else:  # blocked, 5xx, timeout: says nothing about the page; try again later, urgency kept
+        row.due_at = stamp(now + timedelta(minutes=config.retry_minutes))
+    return row
+
+
+def band(row: FrontierRow, age: float | None, config: FrontierConfig) -> int:
+    """Which due revisits go first when not all fit the budget (a backlog after downtime, or right after
+    the migration made every page due): fresh pages, then pages seen changing, then the rest."""
+    if age is not None and age < config.fresh_days:
+        return 2
+    return 1 if row.changes > 0 else 0
+
+
+def _count_history(row: FrontierRow, seen: Observation, age: float | None, config: FrontierConfig) -> None:
+    """Count a check past the fresh window: first-days edits say little about a page's later years."""
+    if row.verified_at is None or (age is not None and age < config.fresh_days):
+        return
+    elapsed = (seen.at - parse_stamp(row.verified_at)).total_seconds() / 86400
+    if elapsed <= 0:
+        return
+    row.checks += 1
+    row.observed_days += elapsed
+    if row.version is not None and seen.version is not None and seen.version != row.version:
+        row.changes += 1
+
+
+def record_observations(db: sqlite_utils.Database, observations: Sequence[Observation], config: FrontierConfig) -> None:
+    """Apply a run's fetches to their rows (new pages enter the frontier here)."""
+    if not observations:
+        return
+    census = store.state(db, "census")
+    scale = float(census["scale"]) if census else 1.0
+    rows = store.load_rows(db, {(o.page_type, o.subject_id) for o in observations})
+    for seen in observations:  # in fetch order: a page fetched twice ends in its last state
+        key = (seen.page_type, seen.subject_id)
+        rows[key] = observe(rows.get(key), seen, scale, config)
+    store.save_rows(db, list(rows.values()))
+
+
+# -- listing enumeration ------------------------------------------------------------------------------
+
+
+def record_listing(db: sqlite_utils.Database, kind: str, page: int, story_ids: Sequence[int], *, last: bool,
+                   at: datetime) -> int:
+    """Listing page ``page`` of ``kind`` showed ``story_ids``. When it is the end of the listing and the
+    walk's cursor has passed it, the walk is over: stories archived before it began that no page of it
+    showed (and their photo pages) become candidates. Returns how many pages became candidates."""
+    ts = stamp(at)
+    store.mark_listed(db, story_ids, ts)
+    cursor = store.state(db, f"listing:{kind}") or {}
+    if not last or not cursor.get("cycle_start") or page >= cursor.get("next", 1):
+        return 0  # not the end, or not a page of the walk under way (a discover read, a page past the end)
+    store.set_state(db, f"listing:{kind}", {"next": 1, "cycle_start": None})
+    unlisted = store.unlisted_stories(db, kind, cursor["cycle_start"])
+    census = store.state(db, "census") or {}
+    known = census.get("stories_by_kind", {}).get(kind, 0)
+    if len(unlisted) > max(50, MAX_CANDIDATE_SHARE * known):
+        logger.warning("listing walk of %s missed %d of %d stories: taken as a broken walk or parser, "
+                       "not as removals; no candidates marked", kind, len(unlisted), known)
+        return 0
+    return store.mark_candidates(db, unlisted, ts)
+
+
+def _advance_listings(db: sqlite_utils.Database, quota: int, census: dict[str, Any],
+                      kinds: Sequence[str], at: datetime) -> list[tuple[str, int]]:
+    """The next ``quota`` listing pages of the walk, shared between kinds by their size."""
+    sizes = {k: math.ceil(census.get("stories_by_kind", {}).get(k, 0) / LISTING_PAGE_SIZE) for k in kinds}
+    total = sum(sizes.values())
+    chosen: list[tuple[str, int]] = []
+    for kind, pages in sizes.items():
+        if not pages or quota <= 0:
+            continue
+        share = max(1, math.ceil(quota * pages / total))
+        cursor = store.state(db, f"listing:{kind}") or {"next": 1, "cycle_start": None}
+        if cursor["next"] > pages + 2 * LISTING_PAGE_SIZE:  # the walk's end was never seen (a failed fetch)
+            cursor = {"next": 1, "cycle_start": None}
+        if cursor["next"] == 1:
+            cursor["cycle_start"] = stamp(at)
+        chosen += [(kind, page) for page in range(cursor["next"], cursor["next"] + share)]
+        cursor["next"] += share
+        store.set_state(db, f"listing:{kind}", cursor)
+    return chosen
+
+
+# -- slices -------------------------------------------------------------------------------------------
+
+
+@dataclass
+class SlicePlan:
+    """What one slice fetches: the index pages (when due), pages in priority order, listing pages."""
+
+    at: datetime
+    allowance: int
+    index: bool = False
+    pages: list[FrontierRow] = field(default_factory=list)
+    listings: list[tuple[str, int]] = field(default_factory=list)
+    tiers: dict[str, int] = field(default_factory=dict)
+    pick_ms: float = 0.0
+
+    @property
+    def requests(self) -> int:
+        return len(self.pages) + len(self.listings)
+
+
+def plan_slice(db: sqlite_utils.Database, config: FrontierConfig, now: datetime, *, used_in_lookback: int,
+               index_cost: int, listing_kinds: Sequence[str]) -> SlicePlan:
+    """Choose one slice's requests and advance the frontier's shared state (index time, listing cursors)."""
+    budget = Budget.from_config(config)
+    counts = census(db, config, now)
+    plan = SlicePlan(now, budget.allowance(used_in_lookback))
+    remaining = plan.allowance
+    index_at = store.state(db, "index_at")
+    tolerance = timedelta(minutes=min(config.slice_minutes, config.index_interval_minutes) / 2)
+    if remaining > 0 and (index_at is None or
+                          now >= parse_stamp(index_at) + timedelta(minutes=config.index_interval_minutes) - tolerance):
+        plan.index = True
+        remaining -= min(remaining, index_cost + NEW_PAGE_RESERVE)
+        store.set_state(db, "index_at", stamp(now))
+    slices_per_day = 24 * 60 / config.slice_minutes
+    verify_quota = min(remaining, math.ceil(counts["pages"] / (config.verify_days * slices_per_day)))
+    listing_pages = sum(math.ceil(n / LISTING_PAGE_SIZE) for k, n in counts["stories_by_kind"].items()
+                        if k in listing_kinds)
+    enumerate_quota = min(remaining - verify_quota, math.ceil(listing_pages / (config.enumerate_days * slices_per_day)))
+    started = time.perf_counter()
+    ts = stamp(now)
+    left = remaining - verify_quota - enumerate_quota
+    urgent = store.pick_urgent(db, ts, left, (URGENCY_CONFIRM,))
+    urgent += _unarchived(db, now - timedelta(minutes=config.retry_minutes), left - len(urgent))
+    urgent += store.pick_urgent(db, ts, left - len(urgent), (URGENCY_UNARCHIVED, URGENCY_CANDIDATE))
+    due = store.pick_due(db, ts, left - len(urgent))
+    picked = {(r.page_type, r.subject_id) for r in urgent + due}
+    verify = store.pick_least_verified(db, remaining - enumerate_quota - len(picked), picked)
+    plan.pick_ms = (time.perf_counter() - started) * 1000
+    plan.pages = urgent + due + verify
+    plan.listings = _advance_listings(db, enumerate_quota, counts, listing_kinds, now)
+    plan.tiers = {"index": index_cost if plan.index else 0, "urgent": len(urgent), "due": len(due),
+                  "verify": len(verify), "enumerate": len(plan.listings)}
+    return plan
+
+
+def _unarchived(db: sqlite_utils.Database, retry_before: datetime, limit: int) -> list[FrontierRow]:
+    """Pages known but not archived yet (a related link, an inline photo): first after confirmations."""
+    from core.urls import photo_page_url
+
+    return [FrontierRow(page_type, subject_id, url or photo_page_url(subject_id), urgency=URGENCY_UNARCHIVED)
+            for page_type, subject_id, url in store.pick_unarchived(db, stamp(retry_before), limit)
+            if url or page_type == "photo"]
+
+
+def census(db: sqlite_utils.Database, config: FrontierConfig, now: datetime) -> dict[str, Any]:
+    """Archive size and the revisit scale, recomputed about hourly (one scan of the table)."""
+    census = store.state(db, "census")
+    fresh = census and timedelta(0) <= now - parse_stamp(census["at"]) < CENSUS_EVERY
+    if fresh and census["pages"] >= CENSUS_SMALL:  # a small archive (a new one) is counted every slice
+        return census
+    counted = store.census(db, config.prior_old_rate)
+    slices_per_day = 24 * 60 / config.slice_minutes
+    budget_per_day = Budget.from_config(config).per_slice() * slices_per_day
+    index_per_day = 24 * 60 / config.index_interval_minutes * 20  # feeds, first listings, what they lead to
+    verify_per_day = counted["pages"] / config.verify_days
+    enumerate_per_day = sum(counted["stories_by_kind"].values()) / LISTING_PAGE_SIZE / config.enumerate_days
+    revisits_per_day = budget_per_day - index_per_day - verify_per_day - enumerate_per_day
+    census = {**counted, "at": stamp(now), "scale": revisit_scale(counted["root_rate_sum"], revisits_per_day)}
+    store.set_state(db, "census", census)
+    return census
+
+
+def summary(db: sqlite_utils.Database, config: FrontierConfig, now: datetime) -> dict[str, Any]:
+    """The frontier for ``defwatch stats``: due pages, budget used, verification age and horizon."""
+    totals = store.totals(db, stamp(now))
+    budget = Budget.from_config(config)
+    used_hour = store.requests_since(db, stamp(now - timedelta(hours=1)))
+    used_day = store.requests_since(db, stamp(now - timedelta(days=1)))
+    oldest = totals.pop("oldest_verified_at")
+    verified_day = store.verified_since(db, stamp(now - timedelta(days=1)))
+    return {
+        **totals,
+        "budget_requests_per_hour": config.requests_per_hour,
+        "budget_burst": config.burst,
+        "requests_last_hour": used_hour,
+        "requests_last_day": used_day,
+        "budget_used_share": round(used_hour / config.requests_per_hour, 3) if config.requests_per_hour else None,
+        "slice_allowance_now": budget.allowance(store.requests_since(db, stamp(now - budget.lookback))),
+        "oldest_verified_at": oldest,
+        "oldest_verification_age_hours": round((now - parse_stamp(oldest)).total_seconds() / 3600, 1)
+        if oldest else None,
+        "verified_last_day": verified_day,
+        # at the last day's pace, how long until every page has been verified once more
+        "expected_days_to_verify_all": round(totals["pages"] / verified_day, 1) if verified_day else None,
+        "verify_days": config.verify_days,
+    }
