@@ -74,7 +74,7 @@ def apply(page: str, mode: str) -> str:
     if mode == "redesign":
         for old, new in _REDESIGN.items():
             page = page.replace(old, new)
-        return re.sub(r'<meta property="og:title"[^>]*>\n', "", page)
+        return re.sub(r'<meta property="og:title"[^>]*>\n?', "", page)
     if mode == "garbage":
         return _garbage(page)
     if mode == "shell":
@@ -94,7 +94,7 @@ def _untemplated(page: str) -> str:
 def _shell(page: str) -> str:
     """A client-side-rendered shell: site chrome, no title, no article; only a script would fill it."""
     page = re.sub(r"<title>.*?</title>", "<title>U.S. Department of War</title>", page, flags=re.S)
-    page = re.sub(r'<(meta (property|name)="(og|twitter):[^"]*"|link rel="canonical")[^>]*>\n', "", page)
+    page = re.sub(r'<(meta (property|name)="(og|twitter):[^"]*"|link rel="canonical")[^>]*>\n?', "", page)
     app = ('<div id="app" data-loading="true"></div>\n'
            "<noscript>Please enable JavaScript to view this page.</noscript>\n")
     return re.sub(r"(<main[^>]*>).*?(</main>)", lambda m: m.group(1) + "\n" + app + m.group(2), page, flags=re.S)
@@ -110,10 +110,16 @@ def _truncate(page: str) -> str:
     return page[:cut] + '<div class="media-inl'
 
 
+def _article_end(page: str) -> int:
+    """Where the article ends: ``</article>`` (template before 2025), else the end of its DNN module."""
+    end = page.find("</article>")
+    return end if end >= 0 else page.find("<!-- End_Module_1663 -->")
+
+
 def _garbage(page: str) -> str:
     """Unclosed and mis-nested tags, a stray closer and a bare ampersand: tag soup a browser still shows."""
     start = page.find('<div class="body">')
-    end = page.find("</article>")
+    end = _article_end(page)
     if start < 0 or end < 0:
         return page
     middle = page[start:end].replace("</p>", "").replace("</div>", "", 3)

@@ -17,6 +17,7 @@ from typing import Any
 
 from samplesite.changes import ADMIN_ACTIONS
 from samplesite.site import Site
+from samplesite.variants import DEFAULT_HELD_OUT
 
 ADMIN_PREFIX = "/__admin__/"
 
@@ -30,8 +31,8 @@ class SampleSite(Site):
     """
 
     def __init__(self, data: dict[str, Any] | str | Path | None = None, *, synthetic: int = 0,
-                 seed: int = 1) -> None:
-        super().__init__(data, synthetic=synthetic, seed=seed)
+                 seed: int = 1, held_out: bool = DEFAULT_HELD_OUT) -> None:
+        super().__init__(data, synthetic=synthetic, seed=seed, held_out=held_out)
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self.base_url = ""

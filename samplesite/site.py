@@ -17,6 +17,7 @@ import random
 import threading
 import time
 from email.utils import parsedate_to_datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -25,10 +26,12 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from samplesite import breakage
 from samplesite.changes import ChangesMixin, story_paragraphs
+from samplesite.chrome import chrome
 from samplesite.content import Content, load_data
 from samplesite.faults import LOGIN_PAGE, DropConnection, Faults, ShortBody, gzip_bomb, matches
 from samplesite.paths import DEFAULT_SITE, listing_url, route
 from samplesite.response import LoggedRequest, Response
+from samplesite.variants import DEFAULT_HELD_OUT
 from samplesite.views import (
     Page,
     feed_page,
@@ -47,7 +50,9 @@ ENV = Environment(
     keep_trailing_newline=True,
 )
 ORIGIN_SERVER = "Microsoft-IIS/10.0"
+SITE_NAME = "U.S. Department of War"
 DEFAULT_FEED_MAX = 10
+VIEWSTATE_BYTES = 7_400
 MAX_FEED_MAX = 1000
 
 
@@ -55,12 +60,14 @@ class Site(ChangesMixin):
     """Content + faults + request log, safe to share between server threads."""
 
     def __init__(self, data: dict[str, Any] | str | Path | None = None, *, synthetic: int = 0,
-                 seed: int = 1) -> None:
+                 seed: int = 1, held_out: bool = DEFAULT_HELD_OUT) -> None:
+        """``held_out`` adds the markup variants the parsers are known to misread (``samplesite.variants``)."""
         if data is None or isinstance(data, (str, Path)):
             data = load_data(data)
         self.lock = threading.RLock()
         self.content = Content(data, synthetic=synthetic, seed=seed)
         self.faults = Faults()
+        self.held_out = held_out
         self._log: list[LoggedRequest] = []
         self._hits = random.randrange(1000, 50000)
         self._markup_mtime = 0.0
@@ -157,7 +164,7 @@ class Site(ChangesMixin):
             story = self.content.story(ref.id)
             if story is None or story["kind"] != ref.kind:
                 return self._error(404)
-            page = story_page(self.content, story, base)
+            page = story_page(self.content, story, base, self.held_out)
             page.mtime = max(page.mtime or 0.0, self._markup_mtime)
             self._add_offsite_related(page, path)
             mode = self._broken_mode(path)
@@ -168,7 +175,7 @@ class Site(ChangesMixin):
             img = self.content.image(ref.id)
             return photo_page(self.content, img, base) if img else self._error(404)
         if ref.page == "listing" and ref.kind:
-            return listing_page(self.content, ref.kind, _int(params.get("page"), 1, 1), base, hidden)
+            return listing_page(self.content, ref.kind, _int(params.get("page"), 1, 1), base, hidden, self.held_out)
         if ref.page == "feed":
             ctype = _int(params.get("contenttype"), None, 0)
             max_items = min(_int(params.get("max"), DEFAULT_FEED_MAX, 0) or 0, MAX_FEED_MAX)
@@ -217,21 +224,37 @@ class Site(ChangesMixin):
         minutes = self._hits % 59 + 1
         ctx = page.ctx | {
             "site": base,
-            "site_name": "U.S. Department of War",
+            "site_name": SITE_NAME,
             "request_path": path,
             "views": f"{self._hits:,}",
             "rendered_ago": f"{minutes} minute{'s' if minutes > 1 else ''} ago",
-            "viewstate": base64.b64encode(os.urandom(48)).decode(),
+            # ASP.NET view state: about 10 KB of opaque base64 on the real pages, new on every answer
+            "viewstate": base64.b64encode(os.urandom(VIEWSTATE_BYTES)).decode(),
+            "chrome_html": chrome_html(base),
             "cdv": random.randrange(10**8, 10**9),
             "build_date": rfc822(_now()),
         }
         if page.template == "listing.html":
             kind, site = page.ctx["kind"], base
             ctx["page_url"] = lambda n: _listing_url(kind, n, site)
-        body = ENV.get_template(page.template).render(ctx)
+        body = ENV.get_template(page.template).render(ctx).replace(CDV_SENTINEL, str(ctx["cdv"]))
         if page.ctx.get("broken"):
             body = breakage.apply(body, page.ctx["broken"])
         return body.encode("utf-8")
+
+
+CDV_SENTINEL = "__samplesite_cdv__"
+CHROME_PARTS = ("head_links", "head_tail", "postback", "top", "bottom", "tail", "end")
+
+
+@lru_cache(maxsize=16)
+def chrome_html(base: str) -> dict[str, str]:
+    """The page chrome of a site served at ``base``, rendered once (about 120 KB of a story page's
+    130-180 KB): rendering the menus and scripts on every answer would make the site, not the
+    crawler, the bottleneck of a crawl benchmark. The per-answer cache-buster is a sentinel that
+    ``_render`` replaces."""
+    ctx = {"chrome": chrome(base), "site": base, "site_name": SITE_NAME, "cdv": CDV_SENTINEL}
+    return {part: ENV.get_template(f"_chrome_{part}.html").render(ctx) for part in CHROME_PARTS}
 
 
 def _redirect(status: int, location: str, base: str) -> Response:

@@ -16,13 +16,15 @@ from email.utils import format_datetime
 from typing import Any
 
 from samplesite.content import Content, default_time, story_timestamp
-from samplesite.dates import ap_date
+from samplesite.dates import ap_date, full_date
 from samplesite.paths import FEED_KIND, SECTIONS, feed_url, listing_url, photo_url, story_url
+from samplesite.variants import CONTRACT_2025, IMAGE_MODE, PINNED, TEMPLATE_FILE, story_variant
 
 PAGE_SIZE = 10
 SITE_NAME = "U.S. Department of War"
 MEDIA = "https://media.defense.gov"
 DEFAULT_SOCIAL_IMAGE = f"{MEDIA}/2021/Sep/30/2002865211/825/780/0/210930-D-EX074-013.JPG"
+SOCIAL_IMAGE_1280 = f"{MEDIA}/2021/Sep/30/2002865254/1280/1280/0/210930-D-EX074-055.JPG"
 DEFAULT_SOCIAL_ALT = "Social media image for the Department of Defense website."
 NEWSROOM_KINDS = frozenset({"release", "transcript", "contract", "speech", "advisory"})
 KIND_LABEL = {
@@ -45,6 +47,12 @@ CONTENT_TYPE_NAME = {
     "contract": "Contracts",
 }
 CONTENT_TYPE_BY_KIND = {kind: n for n, kind in FEED_KIND.items()}
+# The section name the 2025 article header prints above the title (``div.cont-type``).
+CONT_TYPE_LABEL = {
+    "news-story": "News", "feature-story": "Feature", "release": "Release", "transcript": "Transcript",
+    "speech": "Speech", "advisory": "Advisory", "contract": "Contracts",
+}
+_AGENCY_HEADER = re.compile(r"^[A-Z][A-Z .,&'-]{1,60}$")
 ROBOTS_MTIME = 1672531200.0  # 2023-01-01: robots.txt never changes here
 _TAG_RE = re.compile(r"<[^>]+>")
 
@@ -109,6 +117,9 @@ def image_view(img: dict[str, Any], base: str) -> dict[str, Any]:
         "og_image": media_url(img),
         "download_url": media_url(img, "-1/-1"),
         "page_path": photo_url(img["media_id"], site=base),
+        # the same renditions on the site's own /media/ path (a variant the parsers must read)
+        "site_inline_src": base + "/media" + media_url(img).removeprefix(MEDIA),
+        "site_download_url": base + "/media" + media_url(img, "-1/-1").removeprefix(MEDIA),
         "published_ap": ap_date(img["uploaded"]),
     }
 
@@ -118,15 +129,22 @@ def story_images(content: Content, story: dict[str, Any]) -> list[dict[str, Any]
     return [img for img in (content.image(i) for i in ids) if img is not None]
 
 
-def story_page(content: Content, story: dict[str, Any], base: str) -> Page:
+def story_page(content: Content, story: dict[str, Any], base: str, held_out: bool = False) -> Page:
+    """A story in its markup variant (``samplesite.variants``); the variant is part of the context,
+    so it moves the ETag like any content."""
+    markup = story_variant(story, held_out)
     body: list[dict[str, Any]] = []
     for block in story["body"]:
-        if block["type"] != "image":
+        if block["type"] == "image":
+            img = content.image(block["media_id"])
+            if img is not None:
+                body.append({"type": "image", "align": block.get("align", "right"), "image": image_view(img, base)})
+        elif block["type"] == "p" and story["kind"] == "contract" and _AGENCY_HEADER.match(plain(block["html"])):
+            # 2025 Contracts pages print agency headers centred and bold: <p style=..><strong>NAVY</strong></p>
+            html_text = block["html"] if "<strong>" in block["html"] else f"<strong>{block['html']}</strong>"
+            body.append({"type": "p", "html": html_text, "style": "text-align: center;"})
+        else:
             body.append(block)
-            continue
-        img = content.image(block["media_id"])
-        if img is not None:
-            body.append({"type": "image", "align": block.get("align", "right"), "image": image_view(img, base)})
     related = []
     rel_mtimes = []
     for rid in story.get("related", []):
@@ -136,23 +154,46 @@ def story_page(content: Content, story: dict[str, Any], base: str) -> Page:
                             "published_ap": ap_date(rel["published"])})
             rel_mtimes.append(content.edited_at(rid))
     images = [b["image"] for b in body if b["type"] == "image"]
+    canonical = the_story_url(story, base)
     ctx = {
         "story": story,
+        "markup": markup,
+        "template_file": TEMPLATE_FILE[markup],
+        "image_mode": IMAGE_MODE.get(markup, {}),
+        "inline_images": markup != "br",
+        "body_noise": story["id"] not in PINNED and zlib.crc32(f"noise:{story['id']}".encode()) % 4 == 0,
         "body": body,
+        "images": images,
         "related": related,
         "tags": [{"name": t, "path": tag_path(base, t)} for t in story.get("tags", [])],
         "kind_label": KIND_LABEL[story["kind"]],
+        "cont_type": CONT_TYPE_LABEL[story["kind"]],
+        "content_type_val": CONTENT_TYPE_BY_KIND.get(story["kind"], ""),
         "newsroom": story["kind"] in NEWSROOM_KINDS,
         "listing_path": listing_url(story["kind"], site=base),
         "published_ap": ap_date(story["published"]),
-        "canonical": the_story_url(story, base),
+        "canonical": canonical,
+        # the real Contracts pages say og:url ".../Article/4319114//" (an empty slug)
+        "share_url": canonical + "/" if markup == CONTRACT_2025 else canonical,
+        "og_title": _contract_og_title(story) if markup == CONTRACT_2025 else story["title"],
         "description": summary_of(story),
         "keywords": ", ".join(story.get("tags", [])),
         "og_image": images[0]["og_image"] if images else DEFAULT_SOCIAL_IMAGE,
+        "social_image": media_url_of(images[0], "1280/1280") if images else SOCIAL_IMAGE_1280,
     }
     mtimes = [content.story_mtime(story["id"]), *rel_mtimes]
     mtimes += [content.image_mtime(i["media_id"]) for i in images]
     return Page(200, "story.html", ctx, mtime=max(mtimes))
+
+
+def _contract_og_title(story: dict[str, Any]) -> str:
+    """og:title of a 2025 Contracts page: the date with the month written out ("September 30, 2025")."""
+    return f"Contracts for {full_date(story['published'])}"
+
+
+def media_url_of(view: dict[str, Any], size: str) -> str:
+    """Another rendition of an image view's inline URL (same upload path, another size)."""
+    return view["inline_src"].replace("/825/780/", f"/{size}/", 1)
 
 
 def photo_page(content: Content, img: dict[str, Any], base: str) -> Page:
@@ -183,7 +224,10 @@ def listing_item(content: Content, story: dict[str, Any], base: str) -> dict[str
     }
 
 
-def listing_page(content: Content, kind: str, page: int, base: str, hidden: set[int]) -> Page:
+def listing_page(content: Content, kind: str, page: int, base: str, hidden: set[int], held_out: bool = False) -> Page:
+    """One listing page. Held out (``samplesite.variants``): the pager as the 2024 listings print it
+    (``div.apager > div.nextprev > a[aria-label=Next]``, twice) and, for contracts, the
+    ``<listing-titles-only>`` items with an empty ``article-title``."""
     ids = content.ordered_ids(kind, hidden)
     last = max(1, -(-len(ids) // PAGE_SIZE))
     chosen = [content.story(i) for i in ids[(page - 1) * PAGE_SIZE: page * PAGE_SIZE]]
@@ -198,6 +242,8 @@ def listing_page(content: Content, kind: str, page: int, base: str, hidden: set[
         "next_url": listing_url(kind, page + 1, site=base) if page < last else None,
         "kind": kind,
         "base": base,
+        "div_pager": held_out,
+        "titles_only": held_out and kind == "contract",
         "description": f"{KIND_LABEL[kind]} from the {SITE_NAME}.",
     }
     mtimes = [content.kind_mtime(kind)] + [content.story_mtime(s["id"]) for s in chosen if s]

@@ -506,7 +506,9 @@ def test_mutated_story_pages_never_raise(edits: list[tuple[int, int, bytes]]) ->
 def test_related_links_to_other_hosts_are_not_related_stories() -> None:
     """Another AFPIMS site uses the same /Article/<id>/ grammar with its own ids."""
     body, ctype = fetch(STORY_3610656)
-    body = body.replace(b'<div class="related">', b'<div class="related"><div class="item"><a class="title" '
+    assert b'<div class="related ntext">' in body  # the 2025 template's related-stories block
+    related = b'<div class="related ntext">'
+    body = body.replace(related, related + b'<div class="item"><a class="title" '
                         b'href="https://www.af.mil/News/Article/Article/999/x/">Elsewhere</a></div>'
                         b'<div class="item"><a href="https://www.defense.gov/News/News-Stories/Article/Article/'
                         b'3500874/guard/">Old host</a></div>')
