@@ -3,7 +3,7 @@
 Why this comparison: on a local site the network costs almost nothing, so a bare Scrapy spider with
 the same settings fetching the same pages is the ceiling; ``full / bare`` is the share of that
 ceiling the pipeline keeps, i.e. how much parsing, validation, SQLite writes and FTS indexing slow
-the crawl down. The target is >= 0.8.
+the crawl down. The target is >= 0.6 on real-size pages (stories of 130-180 KiB, as on war.gov).
 
 How: a ``SampleSite(synthetic=--stories)`` is started in this process on a free port and warmed
 (stories generated, templates compiled), so neither contender pays the site's first-render cost.
@@ -45,7 +45,10 @@ from core.constants import DEFAULT_SITE
 from core.urls import photo_page_url, story_url
 from samplesite import SampleSite
 
-TARGET = 0.8  # the full pipeline must keep this share of the bare spider's pages/s
+# The full pipeline must keep this share of the bare spider's pages/s. Issue 11: 0.6x on real-size
+# pages (the sample site's pages weigh 130-180 KiB like war.gov's; the 0.8x of the first issue was
+# measured on 10 KiB pages, where parsing and storing cost little next to a fetch).
+TARGET = 0.6
 REPO = Path(__file__).resolve().parent.parent
 BARE_SPIDER = Path(__file__).resolve().parent / "bare_spider.py"
 CONFIG_TEXT = "[crawl]\npolite = false\n"
@@ -89,6 +92,27 @@ def start_site(stories: int) -> SampleSite:
     site.clear_requests()
     site.start(port=0)
     return site
+
+
+def page_sizes(site: SampleSite, sample: int = 200) -> str:
+    """Median and range of story and photo page sizes (KiB) over a sample: the pages are real-size."""
+    ids = site.content.all_story_ids()[:sample]
+    stories, photos = [], []
+    for story_id in ids:
+        story = site.content.story(story_id)
+        stories.append(len(site.respond("GET", _path(story_url(story["kind"], story_id, story.get("slug") or "")),
+                                        {}).body) / 1024)
+        for block in story["body"][:2]:
+            if block.get("type") == "image":
+                photos.append(len(site.respond("GET", _path(photo_page_url(block["media_id"])), {}).body) / 1024)
+    site.clear_requests()
+    stories.sort()
+    photos.sort()
+
+    def span(sizes: list[float]) -> str:
+        return f"median {sizes[len(sizes) // 2]:.0f} KiB ({sizes[0]:.0f}-{sizes[-1]:.0f})" if sizes else "none"
+
+    return f"page sizes: stories {span(stories)}, photo pages {span(photos)}"
 
 
 def _path(url: str) -> str:
@@ -283,6 +307,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         print(f"sample site: {site.base_url}, {len(site.content.all_story_ids())} stories; "
               f"work dir {work}; {os.cpu_count()} CPUs")
+        print(page_sizes(site))
         fulls, bares = [], []
         for n in range(args.repeat):
             fulls.append(run_full(site.base_url, work, env, n))
