@@ -33,6 +33,9 @@ BODY_BLOCKS: dict[str, str] = {
     "disclaimer": "skip", "header": "skip", "footer": "skip", "caption": "skip", "credit": "skip", "virin": "skip",
     "mtitle": "skip", "minfo": "skip", "image-wrapper": "skip", "category": "skip", "byline": "skip",
     "date": "skip", "info": "skip", "dateline": "skip", "maintitle": "skip", "subtitle": "skip",
+    # war.gov 2025 chrome after the article, which unclosed wrappers in a body pull into it: another
+    # DNN module (the newsletter box), the footer
+    "DnnModule": "skip", "subscribe": "skip", "footer-inner": "skip", "skin-footer-banner": "skip",
 }
 # Class token fragments of furniture whatever the exact name (share menus, galleries, video players).
 _SKIP_FRAGMENTS = ("a2a", "addtoany", "share", "social", "gallery", "video", "audio", "carousel", "slideshow")
