@@ -535,8 +535,10 @@ def test_five_megabyte_attributes(spot: str) -> None:
     elif spot == "img-src":
         body = body.replace(b'<img src="', b'<img src="https://media.defense.gov/' + huge, 1)
     elif spot == "related-href":
-        body = body.replace(b'<div class="related">', b'<div class="related"><a href="/News/News-Stories/Article/'
-                            b'Article/1/' + huge + b'/">x</a>', 1)
+        related = b'<div class="related ntext">'  # the 2025 template's related-stories block
+        assert related in body
+        link = b'<a href="/News/News-Stories/Article/Article/1/' + huge + b'/">x</a>'
+        body = body.replace(related, related + link, 1)
     elif spot == "article-class":
         body = body.replace(b'class="adetail', b'class="' + huge + b' adetail', 1)
     elif spot == "meta-content":
