@@ -187,13 +187,15 @@ def register_sample_site(commands: Any) -> None:
                  "defwatch sample-site --port 8000 --stories 2000")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--stories", type=int, default=0, metavar="N", help="add N synthetic stories (benchmarks)")
+    p.add_argument("--held-out", action="store_true",
+                   help="also serve the markup variants the parsers are known to misread (samplesite/variants.py)")
     p.set_defaults(handler=cmd_sample_site)
 
 
 def cmd_sample_site(args: argparse.Namespace) -> int:
     from samplesite.server import serve_forever
 
-    serve_forever(args.port, synthetic=args.stories)
+    serve_forever(args.port, synthetic=args.stories, held_out=args.held_out)
     return 0
 
 

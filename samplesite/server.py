@@ -165,9 +165,10 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True  # the client gave up (e.g. timed out during delay())
 
 
-def serve_forever(port: int = 8000, synthetic: int = 0, host: str = "127.0.0.1") -> None:
-    """Serve until interrupted (``defwatch sample-site --port N``)."""
-    site = SampleSite(synthetic=synthetic)
+def serve_forever(port: int = 8000, synthetic: int = 0, host: str = "127.0.0.1",
+                  held_out: bool = DEFAULT_HELD_OUT) -> None:
+    """Serve until interrupted (``defwatch sample-site --port N [--held-out]``)."""
+    site = SampleSite(synthetic=synthetic, held_out=held_out)
     url = site.start(port, host=host)
     print(f"sample site at {url}/  (admin: POST {url}{ADMIN_PREFIX}<command>)", flush=True)
     try:
