@@ -10,8 +10,8 @@ from pathlib import Path
 import lxml.html
 import pytest
 
+from core.records import Story
 from crawler.parsers import parse_page
-from crawler.records import Story
 from samplesite.site import Site
 from samplesite.truth import expected_story
 from samplesite.variants import (
