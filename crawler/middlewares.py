@@ -20,7 +20,6 @@ from scrapy.http import Response
 
 from core.urls import MEDIA_HOST, SITE_HOSTS
 from crawler.outcomes import BLOCKED_STATUSES
-from db.archive import Archive
 
 logger = logging.getLogger(__name__)
 
@@ -70,11 +69,8 @@ class ConditionalGetMiddleware:
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> ConditionalGetMiddleware:
-        archive = Archive.open(crawler.settings.get("DEFWATCH_DB"))
-        try:
-            return cls(archive.validators())
-        finally:
-            archive.close()
+        """The spider reads them, through the run's open archive: a crawl opens the file once."""
+        return cls(crawler.spider.validators())
 
     def process_request(self, request: Request, spider: Spider | None = None) -> None:
         key = request.meta.get("subject") or request.meta.get("validator_key")

@@ -32,10 +32,12 @@ from scrapy.crawler import Crawler, CrawlerProcess
 from scrapy.exceptions import DropItem, IgnoreRequest
 from scrapy.http import Response
 from scrapy.settings import Settings
+from scrapy.settings.default_settings import DEFAULT_REQUEST_HEADERS as SCRAPY_DEFAULT_HEADERS
 from scrapy.utils.asyncio import is_asyncio_available
 from twisted.internet import task
 from twisted.python.failure import Failure
 
+from core.config import Config, ConfigError
 from crawler import settings as default_settings
 from crawler.gc_tuning import crawl_gc
 from crawler.spiders.site import SiteSpider
@@ -75,6 +77,46 @@ def build_settings(
     settings.setdict({"DEFWATCH_DB": db_path, "DEFWATCH_SITE": site, "DEFWATCH_RUN_ID": run_id}, priority="cmdline")
     settings.setdict(overrides or {}, priority="cmdline")
     return settings
+
+
+def crawl_settings(config: Config, run_id: int, overrides: dict[str, Any] | None = None) -> Settings:
+    """Scrapy settings for a run of ``config``: shared by ``defwatch crawl`` and distributed workers."""
+    values = crawl_politeness(config) | transport_values(config)
+    values["LOG_LEVEL"] = logging.getLevelName(logging.getLogger().getEffectiveLevel())
+    return build_settings(
+        db_path=config.db, site=config.site, run_id=run_id, polite=config.crawl.polite,
+        overrides=values | (overrides or {}),
+    )
+
+
+def crawl_politeness(config: Config) -> dict[str, Any]:
+    """The configured User-Agent, caps, timeout and (for the live site) per-host pace: every request
+    to the site is made with these, the crawl's and ``defwatch doctor``'s alike."""
+    crawl = config.crawl
+    values: dict[str, Any] = {
+        "USER_AGENT": crawl.user_agent,
+        "DOWNLOAD_MAXSIZE": crawl.max_response_bytes,
+        "DOWNLOAD_TIMEOUT": crawl.timeout,  # not a politeness setting: it applies to local sites too
+    }
+    if crawl.polite and not is_local(config.site):
+        values |= {"CONCURRENT_REQUESTS_PER_DOMAIN": crawl.concurrency_per_host, "DOWNLOAD_DELAY": crawl.download_delay}
+    return values
+
+
+def transport_values(config: Config, transport: str | None = None) -> dict[str, Any]:
+    """The settings of the configured transport (or ``transport``), and the operator's ``From`` header.
+
+    A certificate is verified on the live site; a site on this machine (the sample site over HTTPS)
+    has a self-signed one, and Scrapy's own client verifies none, so the two transports agree there."""
+    from crawler.transport import impersonate_problem, transport_settings
+
+    chosen = transport or config.crawl.transport
+    if chosen == "impersonate" and (problem := impersonate_problem()) is not None:
+        raise ConfigError(f"crawl.transport = \"impersonate\": {problem}")
+    values = transport_settings(chosen, config.crawl.impersonate, verify_tls=not is_local(config.site))
+    if config.crawl.contact:
+        values["DEFAULT_REQUEST_HEADERS"] = dict(SCRAPY_DEFAULT_HEADERS) | {"From": config.crawl.contact}
+    return values
 
 
 def _stoppable(settings: Settings) -> dict[str, Any]:

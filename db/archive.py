@@ -26,6 +26,7 @@ from core.fetch import FetchInfo, SaveResult
 from core.process import pid_alive
 from core.records import Feed, Listing, Photo, Record, Story
 from core.urls import index_key, same_site
+from db import queries
 from db.rows import image_columns, marks, read_raw, story_columns, write_tags
 from db.schema import check_writable, connect
 from db.versions import content_hash, image_content, story_content
@@ -485,23 +486,8 @@ class Archive:
     # -- reads the crawler needs --------------------------------------------------------------
 
     def validators(self) -> dict[tuple[str, Any], tuple[str | None, str | None]]:
-        """Stored ETag/Last-Modified of every archived page, feed and listing, for conditional GET.
-
-        Keys are ``(page_type, id)`` for stories and photos and ``("index", path?query)`` for feeds
-        and listings.
-        """
-        found: dict[tuple[str, Any], tuple[str | None, str | None]] = {}
-        for key_, etag, last_modified in self.db.execute(
-            "SELECT key, etag, last_modified FROM index_pages WHERE etag IS NOT NULL OR last_modified IS NOT NULL"
-        ):
-            found[("index", key_)] = (etag, last_modified)
-        for page_type, table, key in (("story", "stories", "id"), ("photo", "images", "media_id")):
-            rows = self.db.execute(
-                f"SELECT {key}, etag, last_modified FROM {table} WHERE etag IS NOT NULL OR last_modified IS NOT NULL"
-            )
-            for subject_id, etag, last_modified in rows:
-                found[(page_type, subject_id)] = (etag, last_modified)
-        return found
+        """Stored ETag/Last-Modified of every archived page, feed and listing (``queries.validators``)."""
+        return queries.validators(self.db)
 
 
 def _subject_tables(page_type: str | None) -> tuple[str | None, str, str]:

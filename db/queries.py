@@ -146,3 +146,23 @@ def index_next_pages(db: sqlite_utils.Database) -> dict[str, str]:
     """Listing page key -> its next page's key, as last parsed: a 304 listing is still followed."""
     rows = db.execute("SELECT key, next_page FROM index_pages WHERE next_page IS NOT NULL")
     return {key: next_page for key, next_page in rows}
+
+
+def validators(db: sqlite_utils.Database) -> dict[tuple[str, Any], tuple[str | None, str | None]]:
+    """Stored ETag/Last-Modified of every archived page, feed and listing, for conditional GET.
+
+    Keys are ``(page_type, id)`` for stories and photos and ``("index", path?query)`` for feeds
+    and listings.
+    """
+    found: dict[tuple[str, Any], tuple[str | None, str | None]] = {}
+    for key_, etag, last_modified in db.execute(
+        "SELECT key, etag, last_modified FROM index_pages WHERE etag IS NOT NULL OR last_modified IS NOT NULL"
+    ):
+        found[("index", key_)] = (etag, last_modified)
+    for page_type, table, key in (("story", "stories", "id"), ("photo", "images", "media_id")):
+        rows = db.execute(
+            f"SELECT {key}, etag, last_modified FROM {table} WHERE etag IS NOT NULL OR last_modified IS NOT NULL"
+        )
+        for subject_id, etag, last_modified in rows:
+            found[(page_type, subject_id)] = (etag, last_modified)
+    return found

@@ -45,7 +45,7 @@ def register_crawl(commands: Any) -> None:
 
 def cmd_crawl(args: argparse.Namespace) -> int:
     from db.schema import ArchiveUnavailable, storage_errors
-    from monitor.runner import run_once
+    from monitor.run import run_once
 
     if args.max_pages < 0:
         raise UsageError("--max-pages must be 0 or more")

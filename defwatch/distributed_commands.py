@@ -14,7 +14,6 @@ import os
 import signal
 import socket
 import sys
-from dataclasses import asdict
 from typing import Any
 
 from core.config import Config
@@ -22,7 +21,7 @@ from core.constants import CRAWL_MODES
 from defwatch.cli import UsageError, config_from, print_json
 from defwatch.commands import _command
 
-# A frontier slice is planned by the run that crawls it (monitor.runner); workers sharing a Redis
+# A frontier slice is planned by the run that crawls it (monitor.run); workers sharing a Redis
 # frontier have their own queue, so the distributed commands keep the whole-crawl modes.
 DISTRIBUTED_MODES = tuple(mode for mode in CRAWL_MODES if mode != "frontier")
 EXTRA_HINT = "distributed mode needs scrapy-redis and redis: pip install -e '.[distributed]'"
@@ -106,66 +105,21 @@ def cmd_writer(args: argparse.Namespace) -> int:
 def run_writer(
     config: Config, redis_url: str, mode: str, *, send_mail: bool, wait: float = 600
 ) -> tuple[Any, dict[str, Any]]:
-    """``monitor.runner.run_once`` with the crawl replaced by seed + drain: same detection, same alerts."""
+    """A run (``monitor.run.run``) whose crawl is seed + drain: same detection, same alerts."""
     from crawler.distributed.keys import Keys
-    from crawler.distributed.writer import WriterClaim
+    from crawler.distributed.writer import DistributedCrawl, WriterClaim
+    from monitor.run import run
 
     client, keys = _connect(redis_url), Keys.for_site(config.site)
     claim = WriterClaim(client, keys)
     if not claim.acquire():
         raise UsageError(f"another writer is running for {config.site} on this Redis (key {keys.writer})")
     try:
-        return _write_run(client, keys, claim, config, redis_url, mode, send_mail=send_mail, wait=wait)
+        crawl = DistributedCrawl(client, keys, claim, config, redis_url, mode, wait)
+        summary = run(config, mode, crawl, send_mail=send_mail)
+        return summary, crawl.facts
     finally:
         _quietly(claim.release)
-
-
-def _write_run(client: Any, keys: Any, claim: Any, config: Config, redis_url: str, mode: str, *,
-               send_mail: bool, wait: float) -> tuple[Any, dict[str, Any]]:
-    from crawler.distributed.writer import ResultDrain, end_run
-    from db.archive import Archive
-    from db.queries import is_baseline
-    from monitor.changes import detect_changes
-    from monitor.runner import queue_and_send_alerts, summarise
-
-    archive = Archive.open(config.db)
-    run_id = archive.start_run(mode, config.site)
-    try:
-        seeded = _seed(client, keys, archive, config, redis_url, run_id, mode)
-        drained = ResultDrain(client, keys, archive, run_id, claim.renew, wait_seconds=wait).run()
-        baseline = is_baseline(archive.db, run_id)
-        detection = detect_changes(
-            archive.db, run_id, config.monitor, finish_reason=drained.finish_reason, baseline=baseline
-        )
-        summary = summarise(run_id, mode, drained.finish_reason, drained.stats, detection)
-        summary.mails_queued, summary.mails_sent = queue_and_send_alerts(archive, run_id, config, send_mail)
-        extra = {"namespace": keys.ns, "seeded": seeded, "workers": drained.by_worker, "lost": drained.lost}
-        stats = summary.as_json() | {"config": config.redacted(), "distributed": extra}
-        archive.finish_run(run_id, summary.status, stats)
-        return summary, extra
-    except BaseException as exc:
-        archive.commit_batch()  # what was stored stays: each response is complete on its own
-        stopped = isinstance(exc, KeyboardInterrupt)
-        archive.finish_run(run_id, "interrupted" if stopped else "failed",
-                           {"error": "writer stopped" if stopped else "distributed run aborted; see the log"})
-        raise
-    finally:
-        _quietly(end_run, client, keys)  # workers see the run is over and stop
-        archive.close()
-
-
-def _seed(client: Any, keys: Any, archive: Any, config: Config, redis_url: str, run_id: int, mode: str) -> int:
-    from crawler.distributed.worker import frontier_settings
-    from crawler.distributed.writer import seed, seed_spider
-    from monitor.runner import crawl_settings
-
-    settings = frontier_settings(crawl_settings(config, run_id), redis_url=redis_url, keys=keys, run_id=run_id,
-                                 worker_id=None)
-    spider = seed_spider(settings, mode=mode, listing_pages=config.crawl.discover_listing_pages,
-                         feeds=list(config.crawl.feeds), revisit=asdict(config.revisit))
-    meta = {"run_id": run_id, "mode": mode, "site": config.site,
-            "listing_pages": config.crawl.discover_listing_pages}
-    return seed(client, keys, spider, meta, archive.validators(), archive.index_bodies())
 
 
 # -- worker -----------------------------------------------------------------------------------------
@@ -175,7 +129,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     _need_extra()
     from crawler.distributed.keys import Keys
     from crawler.distributed.worker import frontier_settings, run_worker, wait_for_run
-    from monitor.runner import crawl_settings
+    from crawler.run import crawl_settings
 
     if args.wait < 0:
         raise UsageError("--wait must be 0 (forever) or more seconds")

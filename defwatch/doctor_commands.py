@@ -35,8 +35,8 @@ def register_doctor(commands: Any) -> None:
 
 def cmd_doctor(args: argparse.Namespace) -> int:
     from crawler.doctor import examine
+    from crawler.run import crawl_politeness, transport_values
     from crawler.transport import TRANSPORTS
-    from monitor.runner import crawl_politeness, transport_values
 
     config = config_from(args)
     transports: dict[str, dict[str, Any] | str] = {}

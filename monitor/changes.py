@@ -94,7 +94,7 @@ def detect_missed_runs(
     next run would compare its pages with the dead run's and find nothing, so the change would never
     be reported. Each such run is detected now, in order, as the run it was (its events carry its
     run id); they are mailed with the next run's pending alerts. Runs still ``running`` are left
-    alone: their process may be alive. ``monitor.runner`` calls this before the next crawl, so the
+    alone: their process may be alive. ``monitor.run`` calls this before the next crawl, so the
     state it compares against is the one the dead run left.
     """
     policy = policy or MonitorConfig()

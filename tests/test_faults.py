@@ -55,12 +55,12 @@ ERROR_TEXT = {
 }
 OPERATOR_KINDS = {"crawl_failed", "crawl_blocked", "parser_degraded"}
 
-# `defwatch crawl`, with Scrapy settings on top (a short DOWNLOAD_TIMEOUT): monitor.runner.run_once.
+# `defwatch crawl`, with Scrapy settings on top (a short DOWNLOAD_TIMEOUT): monitor.run.run_once.
 RUN_ONCE = """
 import json, logging, sys
 from dataclasses import replace
 from core.config import load_config
-from monitor.runner import run_once
+from monitor.run import run_once
 db, site, mode, settings = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
 logging.basicConfig(level=logging.WARNING)
 summary = run_once(replace(load_config(), db=db, site=site), mode=mode, send_mail=False, settings_overrides=settings)

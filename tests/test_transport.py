@@ -186,7 +186,7 @@ def test_doctor_text_and_exit_status_when_every_transport_gets_in_or_none_answer
 
 
 def test_an_impersonate_transport_that_cannot_run_here_fails_before_the_run(tmp_path, monkeypatch):
-    from monitor.runner import transport_values
+    from crawler.run import transport_values
 
     monkeypatch.setattr(transport, "_MISSING", ImportError("No module named 'curl_cffi'"))
     config = Config(site="https://www.war.gov", crawl=CrawlConfig(transport="impersonate"))

@@ -1,5 +1,8 @@
 """The writer's side: seed a run's frontier from the archive, then drain results into it.
 
+``DistributedCrawl`` is that crawl as ``monitor.run.run`` runs it: the run, its change detection
+and its alerts are the same as a local crawl's; only the fetching is done by workers.
+
 One writer per site (a Redis claim with a TTL it keeps renewing, besides the archive's file lock):
 it is the only process that opens the archive during a run. It computes the start requests exactly
 as ``defwatch crawl`` would (same spider code, same archive), publishes what workers need to know
@@ -14,7 +17,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 from urllib.parse import urljoin
 
@@ -22,12 +25,14 @@ import redis
 from scrapy.crawler import Crawler
 from scrapy.settings import Settings
 
+from core.config import Config
 from crawler.distributed.frontier import ClaimingPriorityQueue, SubjectDupeFilter
 from crawler.distributed.keys import POLL_SECONDS, Keys, Progress, read_progress
 from crawler.distributed.results import decode, encode_followups
-from crawler.distributed.worker import PAGE_TYPES, FrontierSpider
+from crawler.distributed.worker import PAGE_TYPES, FrontierSpider, frontier_settings
 from crawler.outcomes import count_result
 from crawler.pages import unchanged_index
+from crawler.run import CrawlResult, crawl_settings
 from db.archive import Archive
 
 logger = logging.getLogger(__name__)
@@ -54,6 +59,64 @@ class WriterClaim:
     def release(self) -> None:
         if self.client.get(self.keys.writer) == self.token.encode():
             self.client.delete(self.keys.writer)
+
+
+class DistributedCrawl:
+    """Seed the frontier, drain the workers' results into the archive, then tell workers it is over.
+
+    A ``monitor.run.Crawl``: the writer's Ctrl-C or SIGTERM (``KeyboardInterrupt``) ends the run
+    ``interrupted``; after the call, ``facts`` says what the workers did."""
+
+    def __init__(self, client: redis.Redis, keys: Keys, claim: WriterClaim, config: Config, redis_url: str,
+                 mode: str, wait: float):
+        self.client = client
+        self.keys = keys
+        self.claim = claim
+        self.config = config
+        self.redis_url = redis_url
+        self.mode = mode
+        self.wait = wait
+        self.facts: dict[str, Any] = {}
+
+    def __call__(self, archive: Archive, run_id: int) -> CrawlResult:
+        try:
+            seeded = self._seed(archive, run_id)
+            drained = ResultDrain(self.client, self.keys, archive, run_id, self.claim.renew,
+                                  wait_seconds=self.wait).run()
+        finally:
+            _quietly(end_run, self.client, self.keys)  # workers see the run is over and stop
+        self.facts = {"namespace": self.keys.ns, "seeded": seeded, "workers": drained.by_worker,
+                      "lost": drained.lost}
+        return CrawlResult(drained.finish_reason, drained.stats)
+
+    def _seed(self, archive: Archive, run_id: int) -> int:
+        config = self.config
+        settings = frontier_settings(crawl_settings(config, run_id), redis_url=self.redis_url, keys=self.keys,
+                                     run_id=run_id, worker_id=None)
+        spider = seed_spider(settings, mode=self.mode, listing_pages=config.crawl.discover_listing_pages,
+                             feeds=list(config.crawl.feeds), revisit=asdict(config.revisit), archive_db=archive.db)
+        meta = {"run_id": run_id, "mode": self.mode, "site": config.site,
+                "listing_pages": config.crawl.discover_listing_pages}
+        return seed(self.client, self.keys, spider, meta, archive.validators(), archive.index_bodies())
+
+    def stop_signals(self) -> list[str]:
+        return []  # a stop raises KeyboardInterrupt in the writer: see aborted
+
+    def aborted(self, exc: BaseException) -> tuple[str, str]:
+        if isinstance(exc, KeyboardInterrupt):
+            return "interrupted", "writer stopped"
+        return "failed", "distributed run aborted; see the log"
+
+    def run_facts(self) -> dict[str, Any]:
+        return {"distributed": self.facts}
+
+
+def _quietly(action: Callable[..., Any], *args: Any) -> None:
+    """Cleanup that must not hide the error that brought us here."""
+    try:
+        action(*args)
+    except Exception as exc:  # noqa: BLE001
+        logger.warning("cleanup step failed: %s", exc)
 
 
 def seed_spider(settings: Settings, **spider_args: Any) -> FrontierSpider:

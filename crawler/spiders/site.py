@@ -30,9 +30,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
+import sqlite_utils
 from scrapy import Request, Spider, signals
 from scrapy.crawler import Crawler
 from scrapy.exceptions import CloseSpider
@@ -74,6 +76,7 @@ class SiteSpider(Spider):
         frontier_pages: list[queries.KnownPage] | None = None,
         frontier_index: bool = False,
         frontier_listings: list[tuple[str, int]] | None = None,
+        archive_db: sqlite_utils.Database | None = None,
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
@@ -87,6 +90,7 @@ class SiteSpider(Spider):
         self.frontier_pages = list(frontier_pages or [])
         self.frontier_index = bool(frontier_index)
         self.frontier_listings = list(frontier_listings or [])
+        self.archive_db = archive_db  # the run's open archive (monitor.run); None: open DEFWATCH_DB to read it
         self.site = DEFAULT_SITE
         self.db_path = "./defwatch.db"
         self.scheduled: set[tuple[str, int]] = set()  # identity is the id, not the URL (slugs vary)
@@ -119,9 +123,25 @@ class SiteSpider(Spider):
         for request in self._start_requests():
             yield request
 
-    def _start_requests(self) -> Iterator[Request]:
+    def validators(self) -> dict[tuple[str, Any], tuple[str | None, str | None]]:
+        """The archive's validators for conditional GET (``ConditionalGetMiddleware`` asks for them)."""
+        with self._archive() as db:
+            return queries.validators(db)
+
+    @contextmanager
+    def _archive(self) -> Iterator[sqlite_utils.Database]:
+        """The run's connection when the runner gave one; else the archive opened for this read."""
+        if self.archive_db is not None:
+            yield self.archive_db
+            return
         db = connect(self.db_path)
         try:
+            yield db
+        finally:
+            db.conn.close()
+
+    def _start_requests(self) -> Iterator[Request]:
+        with self._archive() as db:
             self.known = {"story": queries.known_ids(db, "story"), "photo": queries.known_ids(db, "photo")}
             self.index_next = queries.index_next_pages(db)
             # Heard of, never archived: due first, whatever became of the referrer. A frontier slice
@@ -138,8 +158,6 @@ class SiteSpider(Spider):
                 yield from self._known_page_requests(queries.all_known_pages(db))
             elif self.mode == "frontier":
                 yield from self._frontier_requests()
-        finally:
-            db.conn.close()
 
     def _index_requests(self) -> Iterator[Request]:
         for content_type in self.feeds:
