@@ -20,7 +20,7 @@ The verdict uses wall-clock time of each child (start to exit: what an operator 
 crawl phase alone (first to last response) is printed next to it. Prints figures; not a test.
 
     .venv/bin/python bench/crawl_speed.py [--stories 2000] [--repeat 1] [--bare walk|urls] [--bare-gc stock|tuned]
-                                          [--profile]
+                                          [--parse-in writer|spider] [--profile]
 """
 
 from __future__ import annotations
@@ -154,15 +154,31 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def full_cmd(db: Path, base: str, profile_out: Path | None = None) -> list[str]:
+# ``defwatch crawl --mode full --no-mail`` with the spider parsing in its callbacks (Scrapy's own shape:
+# the pipeline only hands parsed records to the archive writer process, and the spider follows links
+# without waiting for the writer's answers). ``--parse-in spider`` measures it against the default.
+SPIDER_PARSES = """
+import json, sys
+from dataclasses import replace
+from core.config import load_config
+from monitor.run import run_once
+config = replace(load_config(), db=sys.argv[1], site=sys.argv[2])
+summary = run_once(config, mode="full", send_mail=False, settings_overrides={"DEFWATCH_PARSE_IN_WRITER": False})
+print(json.dumps(summary.as_json()))
+"""
+
+
+def full_cmd(db: Path, base: str, profile_out: Path | None = None, parse_in: str = "writer") -> list[str]:
     prefix = [sys.executable, "-m", "cProfile", "-o", str(profile_out)] if profile_out else [sys.executable]
+    if parse_in == "spider":
+        return [*prefix, "-c", SPIDER_PARSES, str(db), base]
     return [*prefix, "-m", "defwatch", "crawl", "--db", str(db), "--site", base, "--mode", "full", "--json",
             "--no-mail"]
 
 
-def run_full(base: str, work: Path, env: dict[str, str], n: int) -> Trial:
+def run_full(base: str, work: Path, env: dict[str, str], n: int, parse_in: str = "writer") -> Trial:
     db = work / f"full{n}.db"
-    summary, wall = run_child(full_cmd(db, base), env, work / f"full{n}.log")
+    summary, wall = run_child(full_cmd(db, base, parse_in=parse_in), env, work / f"full{n}.log")
     facts = archive_facts(db)
     return Trial("full pipeline", int(summary.get("pages", 0)), facts["by_type"], wall, facts["crawl"],
                  {"summary": summary, **facts, "cpu_child": summary["cpu_child"], "cpu_site": summary["cpu_site"]})
@@ -293,6 +309,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bare-gc", choices=("stock", "tuned"), default="stock",
                         help="bare spider with Python's stock garbage collector settings (the yardstick) or "
                              "tuned as defwatch crawl tunes them (crawler.gc_tuning), to see that tuning's share")
+    parser.add_argument("--parse-in", choices=("writer", "spider"), default="writer",
+                        help="full pipeline as shipped: the archive writer process parses and answers the spider "
+                             "with what to follow (writer), or the spider parses in its callbacks and the pipeline "
+                             "only stores (spider: Scrapy's own shape)")
     parser.add_argument("--profile", action="store_true", help="then profile one more full crawl (cProfile, top 25)")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (archives, logs, profile)")
     args = parser.parse_args(argv)
@@ -310,7 +330,7 @@ def main(argv: list[str] | None = None) -> int:
         print(page_sizes(site))
         fulls, bares = [], []
         for n in range(args.repeat):
-            fulls.append(run_full(site.base_url, work, env, n))
+            fulls.append(run_full(site.base_url, work, env, n, args.parse_in))
             urls = fetched_urls(work / f"full{n}.db") if args.bare == "urls" else None
             bares.append(run_bare(site.base_url, work, env, n, urls, args.bare_gc == "tuned"))
         report(fulls, bares)
