@@ -46,6 +46,8 @@ from core.constants import (
     DOWNLOAD_TIMEOUT_SECONDS,
     MAX_RESPONSE_BYTES,
     SECURITY_MODES,
+    STORY_KINDS,
+    SUBSCRIBER_EVENT_KINDS,
     TRANSPORTS,
     USER_AGENT,
 )
@@ -54,6 +56,7 @@ if typing.TYPE_CHECKING:
     from apscheduler.triggers.cron import CronTrigger
 
 JOB_MODES = (*CRAWL_MODES, "flush")
+CADENCES = ("each_run", "hourly", "daily")
 DEFAULT_CONFIG_FILE = "defwatch.toml"
 
 
@@ -81,6 +84,29 @@ class AlertConfig:
     max_attempts: int = 10
     retry_base_seconds: float = 60.0
     site_name: str = "war.gov"
+
+
+@dataclass
+class SubscriberConfig:
+    """One reader of the digest and what they want from it (``[[subscribers]]``).
+
+    Empty ``events``, ``sections`` or ``keywords`` mean "all". ``cadence`` says when their digest
+    goes: after each run with changes, at most hourly, or once a day, each gathering everything
+    since their last one. ``DEFWATCH_ALERT_TO`` / ``[alerts] recipients`` stay what they were:
+    everything, after each run.
+    """
+
+    address: str
+    events: list[str] = field(default_factory=list)  # event kinds, e.g. ["story_new", "story_removed"]
+    sections: list[str] = field(default_factory=list)  # story kinds, e.g. ["release", "contract"]
+    keywords: list[str] = field(default_factory=list)  # any of these words in the title, text or change
+    cadence: str = "each_run"  # each_run | hourly | daily
+
+
+@dataclass
+class DaemonConfig:
+    crawl_at_start: bool = True  # run one crawl job as soon as the daemon starts, not one interval later
+    start_job: str = ""  # which job; empty: the first crawl job in [[jobs]]
 
 
 @dataclass
@@ -192,6 +218,8 @@ class Config:
     wayback: WaybackConfig = field(default_factory=WaybackConfig)
     frontier: FrontierConfig = field(default_factory=FrontierConfig)
     jobs: list[JobConfig] = field(default_factory=default_jobs)
+    subscribers: list[SubscriberConfig] = field(default_factory=list)
+    daemon: DaemonConfig = field(default_factory=DaemonConfig)
     source: str | None = None  # the file it was read from
 
     def redacted(self) -> dict[str, Any]:
@@ -209,6 +237,7 @@ SECTIONS: dict[str, type] = {
     "monitor": MonitorConfig,
     "wayback": WaybackConfig,
     "frontier": FrontierConfig,
+    "daemon": DaemonConfig,
 }
 
 # name -> (dotted key, kind); kind "list" means comma-separated addresses.
@@ -283,13 +312,17 @@ class _Origins:
         self._by_key[key] = origin
 
     def error(self, key: str, problem: str) -> ConfigError:
-        origin = self._by_key.get(key) or self._by_key.get(key.split("[")[0]) or "default configuration"
-        return ConfigError(f"{origin}: {key}: {problem}")
+        """Name where ``key`` (or the nearest table or list holding it) was set."""
+        candidate, origin = key, None
+        while candidate and origin is None:
+            origin = self._by_key.get(candidate)
+            candidate = re.sub(r"(\[\d+\]|\.[^.\[]+)$", "", candidate) if re.search(r"[.\[]", candidate) else ""
+        return ConfigError(f"{origin or 'default configuration'}: {key}: {problem}")
 
 
 def _from_table(data: dict[str, Any], origins: _Origins) -> Config:
     src = origins.source or "config"
-    allowed = ["db", "site", *SECTIONS, "jobs"]
+    allowed = ["db", "site", *SECTIONS, "jobs", "subscribers"]
     _reject_unknown(data, allowed, "", src)
     kwargs: dict[str, Any] = {}
     for key in ("db", "site"):
@@ -301,6 +334,8 @@ def _from_table(data: dict[str, Any], origins: _Origins) -> Config:
             kwargs[name] = _build_section(cls, data[name], name, src, origins)
     if "jobs" in data:
         kwargs["jobs"] = _build_jobs(data["jobs"], src, origins)
+    if "subscribers" in data:
+        kwargs["subscribers"] = _build_tables(SubscriberConfig, data["subscribers"], "subscribers", src, origins)
     return Config(**kwargs)
 
 
@@ -316,9 +351,13 @@ def _build_section(cls: type, table: Any, name: str, src: str, origins: _Origins
 
 
 def _build_jobs(value: Any, src: str, origins: _Origins) -> list[JobConfig]:
+    return _build_tables(JobConfig, value, "jobs", src, origins)
+
+
+def _build_tables(cls: type, value: Any, name: str, src: str, origins: _Origins) -> list[Any]:
     if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
-        raise ConfigError(f"{src}: jobs: expected [[jobs]] tables, got {_describe(value)}")
-    return [_build(JobConfig, table, f"jobs[{i}]", src, origins) for i, table in enumerate(value)]
+        raise ConfigError(f"{src}: {name}: expected [[{name}]] tables, got {_describe(value)}")
+    return [_build(cls, table, f"{name}[{i}]", src, origins) for i, table in enumerate(value)]
 
 
 def _build(cls: type, table: dict[str, Any], prefix: str, src: str, origins: _Origins,
@@ -447,6 +486,8 @@ def _validate(config: Config, origins: _Origins) -> None:
     _validate_wayback(config.wayback, origins)
     _validate_frontier(config.frontier, origins)
     _validate_jobs(config.jobs, origins)
+    _validate_subscribers(config.subscribers, origins)
+    _validate_daemon(config.daemon, config.jobs, origins)
 
 
 def _check(ok: bool, origins: _Origins, key: str, problem: str) -> None:
@@ -577,6 +618,47 @@ def _validate_jobs(jobs: list[JobConfig], origins: _Origins) -> None:
                                     f"'0 3 * * *', got {job.cron!r}: {exc}") from None
         _at_least(job.max_pages, 0, origins, f"{key}.max_pages")
         _at_least(job.misfire_grace_seconds, 1, origins, f"{key}.misfire_grace_seconds")
+
+
+def _validate_subscribers(subscribers: list[SubscriberConfig], origins: _Origins) -> None:
+    seen: set[str] = set()
+    for i, sub in enumerate(subscribers):
+        key = f"subscribers[{i}]"
+        _check(is_valid_address(sub.address), origins, f"{key}.address",
+               f"expected an email address like 'someone@example.org', got {sub.address!r}")
+        _check(sub.address.lower() not in seen, origins, f"{key}.address",
+               f"{sub.address!r} is subscribed twice; merge the two [[subscribers]] tables")
+        seen.add(sub.address.lower())
+        for field_name, allowed in (("events", SUBSCRIBER_EVENT_KINDS), ("sections", STORY_KINDS)):
+            for j, value in enumerate(getattr(sub, field_name)):
+                _check(value in allowed, origins, f"{key}.{field_name}[{j}]",
+                       f"expected one of {', '.join(allowed)}, got {value!r}")
+        for j, word in enumerate(sub.keywords):
+            _check(bool(word.strip()), origins, f"{key}.keywords[{j}]", "expected a word or phrase, got ''")
+        _check(sub.cadence in CADENCES, origins, f"{key}.cadence",
+               f"expected one of {', '.join(CADENCES)}, got {sub.cadence!r}")
+
+
+def _validate_daemon(daemon: DaemonConfig, jobs: list[JobConfig], origins: _Origins) -> None:
+    if daemon.start_job:
+        crawl_jobs = [job.name for job in jobs if job.mode in CRAWL_MODES]
+        _check(daemon.start_job in crawl_jobs, origins, "daemon.start_job",
+               f"expected the name of a crawl job ({', '.join(crawl_jobs) or 'none configured'}), "
+               f"got {daemon.start_job!r}")
+
+
+def start_job(config: Config) -> JobConfig | None:
+    """The crawl job the daemon runs at start-up, or None (``[daemon] crawl_at_start = false``)."""
+    if not config.daemon.crawl_at_start:
+        return None
+    crawl_jobs = [job for job in config.jobs if job.mode in CRAWL_MODES]
+    named = [job for job in crawl_jobs if job.name == config.daemon.start_job]
+    return (named or crawl_jobs or [None])[0]
+
+
+def all_recipients(config: Config) -> list[str]:
+    """Every address that gets subscriber mail: ``[alerts] recipients`` and ``[[subscribers]]``."""
+    return list(dict.fromkeys([*config.alerts.recipients, *(sub.address for sub in config.subscribers)]))
 
 
 # ---------------------------------------------------------------------------------------------

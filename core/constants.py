@@ -14,8 +14,10 @@ CRAWL_MODES = ("discover", "revisit", "sweep", "full", "frontier")
 # The live site a crawl starts from when no --site / config site says otherwise.
 DEFAULT_SITE = "https://www.war.gov"
 
-# An honest User-Agent with a contact URL: what every request to the site says it is.
-USER_AGENT = "defwatch/0.1 (+https://github.com/defwatch/defwatch; archive and change monitor)"
+# An honest User-Agent with a contact URL: what every request to the site says it is. The contact
+# is the project's: whoever runs a daemon against the live site should put their own (it warns).
+TEMPLATE_CONTACT = "https://github.com/defwatch/defwatch"
+USER_AGENT = f"defwatch/0.1 (+{TEMPLATE_CONTACT}; archive and change monitor)"
 
 # ArticleCS RSS ContentType values read by a discover crawl: news stories, releases, contracts, features.
 DEFAULT_FEEDS = (1, 9, 400, 800)
@@ -35,3 +37,9 @@ STORY_KINDS = ("news-story", "feature-story", "release", "transcript", "speech",
 
 # How a mail connection is secured.
 SECURITY_MODES = ("none", "starttls", "ssl")
+
+# The change events readers subscribe to (operator events are in monitor.health).
+SUBSCRIBER_EVENT_KINDS = (
+    "story_new", "story_updated", "story_removed", "story_restored", "related_added", "related_removed",
+    "image_new", "image_updated", "image_removed", "image_restored",
+)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import zlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -270,3 +271,69 @@ def list_events(
         event["diff"] = json.loads(event["diff"]) if event["diff"] else None
         events.append(event)
     return events
+
+
+# -- run health, for operator events ---------------------------------------------------------------
+
+HEALTH_FAMILIES = {  # problem -> the event that opens it and the one that closes it
+    "blocked": ("crawl_blocked", "crawl_unblocked"),
+    "failed": ("crawl_failed", "crawl_recovered"),
+    "degraded": ("parser_degraded", "parser_recovered"),
+}
+
+
+def open_health_problems(db: sqlite_utils.Database, before: int) -> dict[str, dict[str, Any]]:
+    """Each run-health problem whose latest event before run ``before`` opened it, with that event.
+
+    A problem stays open until an event closes it, however many inconclusive runs (a crawl stopped
+    after two pages) fall in between: the operator hears of the block once and of its end once.
+    """
+    problems = {}
+    for problem, (opened, closed) in HEALTH_FAMILIES.items():
+        row = db.execute(
+            """SELECT kind, run_id, detected_at, diff FROM events WHERE kind IN (?, ?) AND run_id < ?
+               ORDER BY run_id DESC, id DESC LIMIT 1""",
+            [opened, closed, before],
+        ).fetchone()
+        if row and row[0] == opened:
+            first = db.execute(  # the run that opened it: an older archive may hold one event per run
+                """SELECT MIN(run_id) FROM events WHERE kind = ? AND run_id <= ? AND run_id > COALESCE(
+                     (SELECT MAX(run_id) FROM events WHERE kind = ? AND run_id < ?), 0)""",
+                [opened, row[1], closed, row[1]],
+            ).fetchone()[0]
+            problems[problem] = {"run_id": first or row[1], "detected_at": row[2]}
+    return problems
+
+
+def run_statuses(db: sqlite_utils.Database, run_id: int, outcomes: tuple[str, ...]) -> dict[str, int]:
+    """How the run's fetches with these outcomes ended: ``HTTP 403``, ``timeout`` ... -> count, most first."""
+    marks = ", ".join("?" * len(outcomes))
+    rows = db.execute(
+        f"""SELECT CASE WHEN status IS NOT NULL AND status != 200 THEN 'HTTP ' || status
+                        ELSE COALESCE(error, 'no answer') END AS what, COUNT(*) AS n
+            FROM fetches WHERE run_id = ? AND outcome IN ({marks}) GROUP BY what ORDER BY n DESC, what""",
+        [run_id, *outcomes],
+    ).fetchall()
+    return {what: n for what, n in rows}
+
+
+def run_block_page(db: sqlite_utils.Database, run_id: int) -> tuple[int | None, str | None, bytes | None]:
+    """The status, block reason and stored body of the run's first refused request."""
+    row = db.execute(
+        """SELECT f.status, f.error, r.content FROM fetches f LEFT JOIN raw_pages r ON r.sha256 = f.sha256
+           WHERE f.run_id = ? AND f.outcome = 'blocked' ORDER BY f.id LIMIT 1""",
+        [run_id],
+    ).fetchone()
+    if row is None:
+        return None, None, None
+    status, reason, content = row
+    return status, reason, zlib.decompress(content) if content else None
+
+
+def run_finished_at(db: sqlite_utils.Database, run_id: int) -> str | None:
+    row = db.execute("SELECT COALESCE(ended_at, started_at) FROM runs WHERE id = ?", [run_id]).fetchone()
+    return row[0] if row else None
+
+
+def held_event_count(db: sqlite_utils.Database) -> int:
+    return db.execute("SELECT COUNT(*) FROM events WHERE held = 1").fetchone()[0]

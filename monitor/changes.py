@@ -10,8 +10,10 @@ the state before the run:
   is ``live`` once more, and ``*_restored`` if its removal had been announced;
 - 403 blocks, 5xx, timeouts and connection errors change nothing at all, and pages a run did not
   visit are untouched, so a run cut short cannot make anything look removed;
-- run health becomes operator events: ``crawl_blocked``, ``crawl_failed`` and ``parser_degraded``
-  (which also holds the run's subscriber events until the parser recovers).
+- run health becomes operator events (``monitor.health``) when it changes: ``crawl_blocked``,
+  ``crawl_failed`` and ``parser_degraded`` (which also holds the run's subscriber events until the
+  parser recovers) when a problem starts, ``crawl_unblocked``, ``crawl_recovered`` and
+  ``parser_recovered`` when it ends.
 
 A page flapping between two versions (A, B, A, B...) is reported for its first change and its
 first revert only. Detection is idempotent: events are unique per run, kind and subject, so running it twice for a run
@@ -36,24 +38,19 @@ import sqlite_utils
 
 from core.clock import parse_stamp, stamp, utcnow
 from core.config import MonitorConfig
+from core.constants import SUBSCRIBER_EVENT_KINDS
 from db import events as q
 from db.queries import is_baseline
 from db.versions import changed_image_fields, changed_story_fields
 from monitor.diff import field_diffs
+from monitor.health import CLOSING_KINDS, OPENING_KINDS, health_events, healthy
 
 logger = logging.getLogger(__name__)
 
-SUBSCRIBER_KINDS = (
-    "story_new", "story_updated", "story_removed", "story_restored", "related_added", "related_removed",
-    "image_new", "image_updated", "image_removed", "image_restored",
-)
-OPERATOR_KINDS = ("crawl_failed", "crawl_blocked", "parser_degraded")
+SUBSCRIBER_KINDS = SUBSCRIBER_EVENT_KINDS
+OPERATOR_KINDS = (*OPENING_KINDS, *CLOSING_KINDS)
 TEXT_DIFF_FIELDS = {"body": "paragraphs"}
 NOUN = {"story": "story", "photo": "image"}
-
-
-# Fewer story pages than this in a run say nothing about parser health or blocking.
-MIN_PAGES_FOR_HEALTH = 3
 
 
 @dataclass
@@ -134,11 +131,11 @@ def _detect(db: sqlite_utils.Database, run_id: int, policy: MonitorConfig, finis
         if not baseline:
             for event in _image_new_events(db, run_id) + _related_events(db, run_id):
                 _add(db, detection, event, run_id, now, imported)
-        for event in _health_events(db, run_id, policy, finish_reason, detection):
-            _add(db, detection, {**event, "audience": "operator"}, run_id, now, imported)
+        for event in health_events(db, run_id, policy, finish_reason, detection):
+            _add(db, detection, event, run_id, now, imported)
         if detection.degraded:
             q.hold_run_events(db, run_id)
-        elif not imported and _healthy(db, run_id, policy):  # old captures say nothing of today's site
+        elif not imported and healthy(q.run_fetch_counts(db, run_id), policy):  # old captures: not today
             q.release_held_events(db)
         q.mark_detected(db, run_id, now)  # in the same transaction: detected exactly once
     return detection
@@ -325,57 +322,6 @@ def _related_events(db: sqlite_utils.Database, run_id: int) -> list[dict[str, An
     return events
 
 
-# -- run health ---------------------------------------------------------------------------------
-
-
-def _health_events(
-    db: sqlite_utils.Database, run_id: int, policy: MonitorConfig, finish_reason: str, detection: Detection
-) -> list[dict[str, Any]]:
-    counts = q.run_fetch_counts(db, run_id)
-    events = []
-    blocked = counts.get("blocked", 0)
-    if finish_reason == "blocked" or (
-        counts["total"] >= MIN_PAGES_FOR_HEALTH and blocked / counts["total"] >= policy.block_threshold
-    ):
-        detection.blocked = True
-        events.append(_run_event("crawl_blocked", run_id, f"Blocked: {blocked} of {counts['total']} requests refused"))
-    good = counts.get("ok", 0) + counts.get("not_modified", 0)
-    if finish_reason not in ("finished", "closespider_pagecount", "blocked", "shutdown") or (
-        counts["total"] and not good and not detection.blocked
-    ):
-        detection.failed = True
-        events.append(_run_event("crawl_failed", run_id, f"Crawl failed ({finish_reason}): {counts}"))
-    if _degraded(counts, policy):
-        detection.degraded = True
-        share = counts["story_parsed"] / counts["story_ok"]
-        events.append(_run_event(
-            "parser_degraded", run_id,
-            f"Parser degraded: {counts['story_parsed']} of {counts['story_ok']} story pages parsed ({share:.0%})"
-            + (f", {counts['story_generic']} read only by the generic extractor (template gone?)"
-               if counts.get("story_generic") else "")
-            + "; subscriber alerts held",
-        ))
-    return events
-
-
-def _degraded(counts: dict[str, int], policy: MonitorConfig) -> bool:
-    if counts["story_ok"] < MIN_PAGES_FOR_HEALTH:
-        return False
-    return counts["story_parsed"] / counts["story_ok"] < policy.parser_health_threshold
-
-
-def _healthy(db: sqlite_utils.Database, run_id: int, policy: MonitorConfig) -> bool:
-    """Enough story pages answered, and those that sent a body parsed: held alerts may go out.
-
-    A 304 counts as a healthy answer: it says the page still matches a version that parsed well.
-    """
-    counts = q.run_fetch_counts(db, run_id)
-    answered = counts["story_ok"] + counts["story_not_modified"]
-    return answered >= MIN_PAGES_FOR_HEALTH and not _degraded(counts, policy)
-
-
-def _run_event(kind: str, run_id: int, summary: str) -> dict[str, Any]:
-    return {"kind": kind, "subject_type": "run", "subject_id": run_id, "summary": summary}
 
 
 def _title(state: dict[str, Any]) -> str:

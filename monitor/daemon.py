@@ -46,8 +46,16 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from core.config import AlertConfig, Config, JobConfig, SmtpConfig, cron_trigger
-from core.constants import CRAWL_MODES
+from core.config import (
+    AlertConfig,
+    Config,
+    JobConfig,
+    SmtpConfig,
+    all_recipients,
+    cron_trigger,
+    start_job,
+)
+from core.constants import CRAWL_MODES, TEMPLATE_CONTACT
 from monitor.lock import ArchiveLock, LockHeld, lock_path_for
 
 log = logging.getLogger("defwatch.daemon")
@@ -138,17 +146,23 @@ class Daemon:
         )
 
     def start(self) -> None:
-        """Add one scheduler job per configured job and start firing them."""
+        """Add one scheduler job per configured job and start firing them.
+
+        The start-up job (``[daemon] crawl_at_start``, the first crawl job unless ``start_job`` names
+        another) fires at once and then on its schedule: a daemon restarted after a deploy or a
+        reboot looks at the site now rather than after a full interval (or at 03:00 tomorrow).
+        """
         if not self.config.jobs:
             log.warning("no jobs configured: the daemon will only hold the archive lock")
+        first = start_job(self.config)
         for job in self.config.jobs:
+            extra = {"next_run_time": datetime.now(self.scheduler.timezone)} if job is first else {}
             self.scheduler.add_job(
                 self.run_job, _trigger(job), args=[job], id=job.name, name=job.name,
-                misfire_grace_time=job.misfire_grace_seconds, coalesce=True, max_instances=1,
+                misfire_grace_time=job.misfire_grace_seconds, coalesce=True, max_instances=1, **extra,
             )
         self.scheduler.start()
-        log.info("daemon started on %s (pid %d, config %s)", self.config.db, os.getpid(),
-                 self.config.source or "defaults and environment")
+        log_start_up(self.config, first)
         for sched_job in self.scheduler.get_jobs():
             log.info("job %s: %s, next run %s", sched_job.name, sched_job.trigger, sched_job.next_run_time)
 
@@ -242,6 +256,35 @@ class Daemon:
                      time.monotonic() - started, _describe_outcome(outcome))
         finally:
             self._flush_lock.release()
+
+
+def log_start_up(config: Config, first: JobConfig | None) -> None:
+    """What an operator checks first in a daemon's log: what it watches, where it writes, who hears.
+
+    Warns about the two set-ups that fail silently: nobody to mail (changes pile up unread) and a
+    User-Agent whose contact is still the template's (the site cannot reach whoever runs this).
+    """
+    from crawler.run import is_local
+
+    log.info("daemon started (pid %d, config %s)", os.getpid(), config.source or "defaults and environment")
+    log.info("watching %s; archive %s", config.site, os.path.abspath(config.db))
+    readers = all_recipients(config)
+    cadences = {sub.address: sub.cadence for sub in config.subscribers}
+    log.info("subscriber mail to %s; operator mail to %s; SMTP %s:%d (%s)",
+             ", ".join(f"{r} ({cadences.get(r, 'each_run')})" for r in readers) or "nobody",
+             ", ".join(config.alerts.operator_recipients) or "nobody",
+             config.smtp.host, config.smtp.port, config.smtp.security)
+    log.info("start-up crawl: %s", f"job {first.name} (mode {first.mode}) now" if first else
+             "none ([daemon] crawl_at_start = false or no crawl job)")
+    if not readers:
+        log.warning("no subscriber recipients: changes are recorded but nobody is mailed "
+                    "(set DEFWATCH_ALERT_TO, [alerts] recipients or [[subscribers]])")
+    if not config.alerts.operator_recipients:
+        log.warning("no operator recipients: a blocked or failing crawl is only in this log "
+                    "(set DEFWATCH_OPERATOR_TO or [alerts] operator_recipients)")
+    if TEMPLATE_CONTACT in config.crawl.user_agent and not is_local(config.site):
+        log.warning("[crawl] user_agent still names the template's contact (%s): put a URL or mail address "
+                    "where %s can reach you", TEMPLATE_CONTACT, config.site)
 
 
 def _default_flush() -> FlushFunc:

@@ -284,7 +284,7 @@ def test_block_storm_ends_the_run_and_429_with_an_http_date_is_waited_out(site, 
     assert {r.path for r in refused} <= answered  # every refused request was retried and answered
     assert query(db, "SELECT COUNT(*) FROM fetches WHERE run_id = 3 AND outcome NOT IN ('ok', 'not_modified')") \
         == [(0,)]
-    assert run_events(db, 3) == []
+    assert run_events(db, 3) == [("crawl_unblocked", 3)]  # the end of the block, and nothing else
     assert query(db, "SELECT COUNT(*) FROM stories WHERE status != 'live'") == [(0,)]
     assert query(db, "SELECT COUNT(*) FROM story_versions")[0][0] == len(site.content.stories)
 
