@@ -208,18 +208,26 @@ def last_detected_at(db: sqlite_utils.Database) -> str | None:
 
 
 def new_images(db: sqlite_utils.Database, run_id: int) -> list[dict[str, Any]]:
-    """Images first archived in the run, except those that only belong to stories new in the run."""
+    """Every image first archived in the run, those arriving with a new story included, and the
+    stories that show it (``story_ids``, in story order)."""
     rows = db.execute(
-        """SELECT i.media_id, i.page_url, i.title, i.caption, i.virin, i.source FROM images i
-           WHERE i.first_run_id = :run AND (
-             EXISTS (SELECT 1 FROM story_images si JOIN stories s ON s.id = si.story_id
-                     WHERE si.media_id = i.media_id AND s.first_run_id != :run)
-             OR NOT EXISTS (SELECT 1 FROM story_images si WHERE si.media_id = i.media_id))
-           ORDER BY i.media_id""",
+        """SELECT i.media_id, i.page_url, i.title, i.caption, i.credit, i.virin, i.source,
+                  (SELECT json_group_array(story_id) FROM (SELECT story_id FROM story_images si
+                   WHERE si.media_id = i.media_id ORDER BY story_id)) AS story_ids
+           FROM images i WHERE i.first_run_id = :run ORDER BY i.media_id""",
         {"run": run_id},
     )
     columns = [c[0] for c in rows.description]
-    return [dict(zip(columns, r, strict=True)) for r in rows.fetchall()]
+    found = [dict(zip(columns, r, strict=True)) for r in rows.fetchall()]
+    for image in found:
+        image["story_ids"] = json.loads(image["story_ids"] or "[]")
+    return found
+
+
+def image_story_ids(db: sqlite_utils.Database, media_id: int) -> list[int]:
+    """The stories that show the image now."""
+    rows = db.execute("SELECT story_id FROM story_images WHERE media_id = ? ORDER BY story_id", [media_id])
+    return [row[0] for row in rows.fetchall()]
 
 
 def related_changes(db: sqlite_utils.Database, run_id: int) -> list[dict[str, Any]]:
@@ -240,7 +248,7 @@ def related_changes(db: sqlite_utils.Database, run_id: int) -> list[dict[str, An
 def insert_event(db: sqlite_utils.Database, event: dict[str, Any]) -> int | None:
     """Insert unless the run already has this event for this subject (detection is re-runnable)."""
     values = dict(event)
-    for key in ("changed_fields", "diff"):
+    for key in ("changed_fields", "diff", "details"):
         if values.get(key) is not None and not isinstance(values[key], str):
             values[key] = json.dumps(values[key], ensure_ascii=False)
     columns = ", ".join(values)
@@ -269,6 +277,7 @@ def list_events(
         event = dict(zip(columns, row, strict=True))
         event["changed_fields"] = json.loads(event["changed_fields"]) if event["changed_fields"] else []
         event["diff"] = json.loads(event["diff"]) if event["diff"] else None
+        event["details"] = json.loads(event["details"]) if event.get("details") else None
         events.append(event)
     return events
 
@@ -291,7 +300,7 @@ def open_health_problems(db: sqlite_utils.Database, before: int) -> dict[str, di
     problems = {}
     for problem, (opened, closed) in HEALTH_FAMILIES.items():
         row = db.execute(
-            """SELECT kind, run_id, detected_at, diff FROM events WHERE kind IN (?, ?) AND run_id < ?
+            """SELECT kind, run_id, detected_at FROM events WHERE kind IN (?, ?) AND run_id < ?
                ORDER BY run_id DESC, id DESC LIMIT 1""",
             [opened, closed, before],
         ).fetchone()

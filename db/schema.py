@@ -401,8 +401,29 @@ CREATE UNIQUE INDEX fetches_source_key ON fetches(source_key) WHERE source_key I
 ALTER TABLE events ADD COLUMN imported INTEGER NOT NULL DEFAULT 0;  -- 1: found in imported history, never mailed
 """
 
+# Digests per subscriber and what a mail shows beyond the diff (issue 13's digest part; issue 13's
+# search part took step 8).
+SCHEMA_V9 = """
+ALTER TABLE events ADD COLUMN details TEXT;  -- JSON: what a mail shows beyond the diff (opening, last text, figures)
+
+CREATE TABLE subscribers (
+    address TEXT PRIMARY KEY,           -- a [[subscribers]] address as configured
+    since_event_id INTEGER NOT NULL,    -- events up to this id came before the subscription: never mailed to it
+    added_at TEXT NOT NULL,
+    last_digest_at TEXT                 -- when its last digest was queued (hourly and daily cadences)
+);
+
+CREATE TABLE subscriber_events (
+    address TEXT NOT NULL REFERENCES subscribers(address),
+    event_id INTEGER NOT NULL REFERENCES events(id),
+    outbox_id INTEGER REFERENCES outbox(id),  -- the digest that carried it; NULL: its filter left it out
+    queued_at TEXT NOT NULL,
+    PRIMARY KEY (address, event_id)
+);
+"""
+
 # Every table's DDL with its comments, for generated docs and Datasette descriptions.
-SCHEMA_TEXT = SCHEMA_V1 + SCHEMA_V2 + SCHEMA_V3 + SCHEMA_V4 + SCHEMA_V5 + SCHEMA_V6 + SCHEMA_V7
+SCHEMA_TEXT = SCHEMA_V1 + SCHEMA_V2 + SCHEMA_V3 + SCHEMA_V4 + SCHEMA_V5 + SCHEMA_V6 + SCHEMA_V7 + SCHEMA_V9
 
 
 def _add_missing(db: sqlite_utils.Database, script: str) -> None:
@@ -507,11 +528,19 @@ def _v8(db: sqlite_utils.Database) -> None:
                      AND NOT EXISTS (SELECT 1 FROM story_versions_fts f WHERE f.rowid = v.id)""")
 
 
+def _v9(db: sqlite_utils.Database) -> None:
+    """Digests per subscriber (``[[subscribers]]``: their kinds, sections, keywords and cadence) need to
+    know what each one was already sent; mails show what a reader needs beyond the diff (``details``)."""
+    if "details" in {c.name for c in db["events"].columns}:
+        return  # idempotent: a merge that numbers the steps differently may run it again
+    _execute_script(db, SCHEMA_V9)
+
+
 # Steps by number; append new ones, never edit a released one. Numbers are assigned to pieces of
 # work ahead of time, so a branch may carry a later step before an earlier one exists: an archive
 # is brought up step by step over the numbers present, and a missing number is no step at all.
 MIGRATIONS: dict[int, Callable[[sqlite_utils.Database], None]] = {
-    1: _v1, 2: _v2, 3: _v3, 4: _v4, 5: _v5, 6: _v6, 7: _v7, 8: _v8,
+    1: _v1, 2: _v2, 3: _v3, 4: _v4, 5: _v5, 6: _v6, 7: _v7, 8: _v8, 9: _v9,
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 

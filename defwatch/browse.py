@@ -64,6 +64,10 @@ TABLE_PURPOSES: dict[str, str] = {
                 "revisit is due, its estimated change rate and history, and when the site last answered for it.",
     "frontier_state": "The frontier's small shared state: when feeds were last read, the hourly census and "
                       "revisit scale, each listing walk's cursor and the last slice's plan.",
+    "subscribers": "Each [[subscribers]] address since it was first configured, and when its last digest was "
+                   "queued (for hourly and daily cadences).",
+    "subscriber_events": "Which events each subscriber's digests carried, or its filter left out: an event "
+                         "reaches a subscriber at most once.",
     "stories_fts": "FTS5 full-text index (porter stemming) over the stories' title, subtitle, body_text and "
                    "captions, kept in sync by triggers; its rowid is stories.id.",
     "story_versions_fts": "FTS5 full-text index (porter stemming) of the versions stories have moved on from "

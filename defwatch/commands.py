@@ -202,7 +202,8 @@ def cmd_sample_site(args: argparse.Namespace) -> int:
 # -- changes ----------------------------------------------------------------------------------------
 
 EVENT_KEYS = ("id", "kind", "subject_type", "subject_id", "url", "title", "run_id", "detected_at",
-              "changed_fields", "summary", "from_version", "to_version", "audience", "held", "diff", "imported")
+              "changed_fields", "summary", "from_version", "to_version", "audience", "held", "diff", "imported",
+              "details")
 
 
 def register_changes(commands: Any) -> None:

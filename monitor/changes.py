@@ -51,6 +51,7 @@ SUBSCRIBER_KINDS = SUBSCRIBER_EVENT_KINDS
 OPERATOR_KINDS = (*OPENING_KINDS, *CLOSING_KINDS)
 TEXT_DIFF_FIELDS = {"body": "paragraphs"}
 NOUN = {"story": "story", "photo": "image"}
+REMOVED_PARAGRAPHS = 3  # of the last archived text, in a removal's mail
 
 
 @dataclass
@@ -182,7 +183,9 @@ def _seen_events(
     if previous is None:
         if not baseline and fetch.page_type == "story":
             kind = state.get("kind") or "story"
-            events.append(_subject_event("story_new", fetch, state, f"New {kind}: {_title(state)}", to=fetch.version))
+            event = _subject_event("story_new", fetch, state, f"New {kind}: {_title(state)}", to=fetch.version)
+            record = q.version_record(db, "story", fetch.subject_id, fetch.version or 0)
+            events.append({**event, "details": story_details(record, state, paragraphs=1)})
     elif previous != fetch.version and not _flapping(db, fetch, run_id):
         update = _update_event(db, fetch, state, previous)
         if update:
@@ -213,15 +216,18 @@ def _update_event(
         logger.info("story %s: extraction changed from %s to %s; like a parser upgrade, not an update",
                     fetch.subject_id, extraction_of(old), extraction_of(new))
         return None
+    details: dict[str, Any] = {}
     if fetch.page_type == "story":
         fields, kind = changed_story_fields(old, new), "story_updated"
     else:
         fields, kind = changed_image_fields(old, new), "image_updated"
+        details = {"story_ids": q.image_story_ids(db, fetch.subject_id)}  # the mail shows it under its story
     if not fields:
         return None  # the hash moved on something no reader would call a change
     summary = f"Updated ({', '.join(fields)}): {_title(state)}"
     event = _subject_event(kind, fetch, state, summary, to=fetch.version)
-    return {**event, "from_version": previous, "changed_fields": fields, "diff": field_diffs(old, new, fields)}
+    return {**event, "from_version": previous, "changed_fields": fields, "diff": field_diffs(old, new, fields),
+            "details": details or None}
 
 
 def extraction_of(record: dict[str, Any]) -> str:
@@ -249,7 +255,32 @@ def _absence_events(
     q.set_status(db, fetch.page_type, fetch.subject_id, "removed", now)
     status = "410 Gone" if fetch.outcome == "gone" else "404 Not Found"
     noun = NOUN[fetch.page_type]
-    return [_subject_event(f"{noun}_removed", fetch, state, f"Removed ({status}): {_title(state)}")]
+    event = _subject_event(f"{noun}_removed", fetch, state, f"Removed ({status}): {_title(state)}")
+    return [{**event, "details": _last_archived(db, fetch, state, status)}]
+
+
+def _last_archived(db: sqlite_utils.Database, fetch: q.SubjectFetch, state: dict[str, Any], status: str
+                   ) -> dict[str, Any]:
+    """What a reader of a removal needs: the text as last archived, when it was last seen, where to look."""
+    record = q.version_record(db, fetch.page_type, fetch.subject_id, state.get("current_version") or 0)
+    if fetch.page_type == "story":
+        details = story_details(record, state, paragraphs=REMOVED_PARAGRAPHS)
+    else:
+        details = {"caption": record.get("caption") or state.get("caption"), "credit": state.get("credit"),
+                   "story_ids": q.image_story_ids(db, fetch.subject_id)}
+    return details | {"last_seen": state.get("last_seen"), "version": state.get("current_version"),
+                      "http_status": status}
+
+
+def story_details(record: dict[str, Any], state: dict[str, Any], *, paragraphs: int) -> dict[str, Any]:
+    """A story's opening as a reader meets it: first paragraphs, byline, date and section (its kind)."""
+    return {
+        "paragraphs": [p for p in record.get("paragraphs") or [] if p and p.strip()][:paragraphs],
+        "byline": " ".join(filter(None, [record.get("byline"), record.get("dateline")])) or None,
+        "published": record.get("published") or state.get("published"),
+        "section": record.get("kind") or state.get("kind"),
+        "subtitle": record.get("subtitle") or state.get("subtitle"),
+    }
 
 
 def _removal_confirmed(db: sqlite_utils.Database, fetch: q.SubjectFetch, policy: MonitorConfig, run_id: int) -> bool:
@@ -287,11 +318,15 @@ def _subject_event(
 
 
 def _image_new_events(db: sqlite_utils.Database, run_id: int) -> list[dict[str, Any]]:
+    """Every image first archived in the run, those arriving with a new story too: the events are the
+    complete log (``changes --kind image_new``); the mail groups them under their story."""
     return [
         {
             "kind": "image_new", "subject_type": "image", "subject_id": image["media_id"], "url": image["page_url"],
             "title": image["title"], "to_version": None,
             "summary": f"New image {image['virin'] or image['media_id']}: {_image_label(image)}".strip(),
+            "details": {"story_ids": image["story_ids"], "caption": image["caption"], "credit": image["credit"],
+                        "virin": image["virin"]},
         }
         for image in q.new_images(db, run_id)
     ]
@@ -302,7 +337,8 @@ def _image_label(image: dict[str, Any]) -> str:
 
 
 def _related_events(db: sqlite_utils.Database, run_id: int) -> list[dict[str, Any]]:
-    """One event per story and direction, listing every link that came or went."""
+    """One event per story and direction: it names the story whose list changed and every link that came
+    or went (the event's title and URL are that story's, so its summary must name it too)."""
     grouped: dict[tuple[int, str], list[dict[str, Any]]] = {}
     for link in q.related_changes(db, run_id):
         grouped.setdefault((link["story_id"], link["change"]), []).append(link)
@@ -311,13 +347,16 @@ def _related_events(db: sqlite_utils.Database, run_id: int) -> list[dict[str, An
         titles = "; ".join(link["title"] or str(link["related_id"]) for link in links)
         lines = [f"{link['title'] or link['related_id']} <{link['url']}>" for link in links]
         added = change == "added"
+        story = links[0]["story_title"] or f"story {story_id}"
         events.append({
             "kind": f"related_{change}", "subject_type": "story", "subject_id": story_id,
             "url": links[0]["story_url"], "title": links[0]["story_title"],
             "changed_fields": ["related"],
-            "summary": f"Related stories {change}: {titles}",
+            "summary": f"Related stories {change} {'to' if added else 'from'} {story}: {titles}",
             "diff": {"related": [{"op": "insert" if added else "delete",
                                   "old": [] if added else lines, "new": lines if added else []}]},
+            "details": {"links": [{"id": link["related_id"], "title": link["title"], "url": link["url"]}
+                                  for link in links]},
         })
     return events
 

@@ -7,8 +7,8 @@ daemon crawling every 30 minutes would otherwise mail the operator 48 times a da
 The end of a problem is news too (``crawl_unblocked``, ``crawl_recovered``, ``parser_recovered``),
 but only on a run that shows it: a crawl stopped after two pages proves nothing either way.
 
-Each event's ``diff`` column holds ``{"details": {...}}`` with the figures the mail shows, so the
-mail and ``defwatch changes --json`` read the same numbers.
+Each event's ``details`` column holds the figures the mail shows, so the mail and
+``defwatch changes --json`` read the same numbers.
 """
 
 from __future__ import annotations
@@ -238,4 +238,4 @@ def _share(part: int, whole: int) -> str:
 
 def _event(kind: str, run_id: int, summary: str, details: dict[str, Any]) -> dict[str, Any]:
     return {"kind": kind, "subject_type": "run", "subject_id": run_id, "summary": summary,
-            "diff": {"details": details}, "audience": "operator"}
+            "details": details, "audience": "operator"}

@@ -414,8 +414,12 @@ def test_export_atom_is_a_valid_feed_of_events(capsys, db_path):
         assert entry.title == event["summary"] and entry.updated == event["detected_at"]
         if event["url"]:  # run events have none (feedparser then shows the id as the link)
             assert entry.link == event["url"]
-    update = next(e for e in feed.entries if "Space Force launches" in e.title)
+    update = next(e for e in feed.entries if e.tags[0].term == "story_updated" and "Space Force" in e.title)
     assert update.title == "Updated (body): Space Force launches satellite"
+    # a related_added entry names the story whose list changed, and links to that story
+    related = next(e for e in feed.entries if e.tags[0].term == "related_added")
+    assert related.title == "Related stories added to Space Force launches satellite: Next launch"
+    assert related.link == update.link
     assert "{+reached+}" in update.content[0].value and update.tags[0].term == "story_updated"
     assert [e.updated for e in feed.entries] == [DETECT2_AT] * 5 + ["2026-01-05T11:00:00.000000Z"]  # newest first
 

@@ -82,7 +82,12 @@ def test_each_change_is_one_event_and_noise_is_none(scenario):
         ("story_updated", EDITED), ("story_updated", CAPTIONED_STORY), ("image_updated", CAPTIONED_IMAGE),
         ("related_added", LINKED), ("story_new", new_id),
     ] + [("image_new", m) for m in new_images])
-    assert new_images == []  # the new story's photos belong to story_new, not separate alerts
+    with sqlite3.connect(db) as conn:  # every new photo is an event: here, those of the new story
+        shown = [m for (m,) in conn.execute("SELECT media_id FROM story_images WHERE story_id = ? ORDER BY media_id",
+                                            (new_id,))]
+        details = dict(conn.execute("SELECT subject_id, details FROM events WHERE kind = 'image_new'").fetchall())
+    assert new_images == shown and shown
+    assert all(json.loads(details[m])["story_ids"] == [new_id] for m in shown)
     fields = {(k, s): f for _, k, s, f in events(db, 2)}
     assert fields[("story_updated", EDITED)] == ["body"]
     assert fields[("story_updated", CAPTIONED_STORY)] == ["captions"]

@@ -21,9 +21,9 @@ BROKEN = 10  # story pages served as an empty shell while the markup is "redesig
 
 def operator_events(db, run_id):
     with sqlite3.connect(db) as conn:
-        rows = conn.execute("SELECT kind, summary, diff FROM events WHERE run_id = ? AND audience = 'operator'"
+        rows = conn.execute("SELECT kind, summary, details FROM events WHERE run_id = ? AND audience = 'operator'"
                             " ORDER BY id", (run_id,)).fetchall()
-    return [(kind, summary, json.loads(diff)["details"] if diff else None) for kind, summary, diff in rows]
+    return [(kind, summary, json.loads(details) if details else None) for kind, summary, details in rows]
 
 
 @pytest.fixture(scope="module")
