@@ -30,6 +30,7 @@ measured between observations, and ``detected_at`` never goes backwards, so a wa
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -276,7 +277,7 @@ def story_details(record: dict[str, Any], state: dict[str, Any], *, paragraphs: 
     """A story's opening as a reader meets it: first paragraphs, byline, date and section (its kind)."""
     return {
         "paragraphs": [p for p in record.get("paragraphs") or [] if p and p.strip()][:paragraphs],
-        "byline": " ".join(filter(None, [record.get("byline"), record.get("dateline")])) or None,
+        "byline": _byline(record),
         "published": record.get("published") or state.get("published"),
         "section": record.get("kind") or state.get("kind"),
         "subtitle": record.get("subtitle") or state.get("subtitle"),
@@ -298,6 +299,14 @@ def _removal_confirmed(db: sqlite_utils.Database, fetch: q.SubjectFetch, policy:
         return False
     first = q.first_absence_time(db, fetch.page_type, fetch.subject_id, runs[0]) or fetch.fetched_at
     return parse_stamp(fetch.fetched_at) - parse_stamp(first) >= timedelta(hours=policy.removal_delay_hours)
+
+
+def _byline(record: dict[str, Any]) -> str | None:
+    """``Katie Lange, DOD News``: the byline and dateline as one phrase, without the page's "By"."""
+    parts = [re.sub(r"\s+,", ",", " ".join(str(record.get(key) or "").split())).strip(" ,;")
+             for key in ("byline", "dateline")]
+    parts[0] = re.sub(r"^By\s+", "", parts[0], flags=re.I)
+    return ", ".join(p for p in parts if p) or None
 
 
 def _subject_event(

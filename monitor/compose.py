@@ -12,7 +12,7 @@ import json
 import re
 import unicodedata
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from email.utils import make_msgid, parseaddr
 from pathlib import Path
 from textwrap import TextWrapper
@@ -21,12 +21,14 @@ from typing import TYPE_CHECKING, Any
 import jinja2
 import sqlite_utils
 
-from core.clock import as_utc, parse_stamp, stamp
+from core.clock import as_utc, stamp
 from db import outbox
+from monitor import digest
 from monitor.diff import pair_paragraphs
+from monitor.health import OPENING_KINDS
 
 if TYPE_CHECKING:
-    from core.config import AlertConfig
+    from core.config import AlertConfig, SubscriberConfig
 
 HEADER_LIMIT = 200
 # C0/C1 controls and the Unicode line/paragraph separators: anything a mail client or a
@@ -34,27 +36,16 @@ HEADER_LIMIT = 200
 _CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u0085]+")
 _TEXT_CONTROLS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029\u0085]")
 
-# Digest sections, in the order a reader wants them.
-SECTIONS: tuple[tuple[str, str], ...] = (
-    ("story_new", "New stories"),
-    ("story_updated", "Updated stories"),
-    ("story_removed", "Removed stories"),
-    ("story_restored", "Restored stories"),
-    ("related_added", "Related stories added"),
-    ("related_removed", "Related stories removed"),
-    ("image_new", "New images"),
-    ("image_updated", "Updated images"),
-    ("image_removed", "Removed images"),
-    ("image_restored", "Restored images"),
-)
 # Only a page taken down gets its own mail; a related link dropping off a page is digest news.
 IMMEDIATE_KINDS = ("story_removed", "image_removed")
-SUBJECT_COUNTS = ("updated", "new", "removed", "restored", "related")
 FIELD_ORDER = ("title", "subtitle", "byline", "published", "body", "images", "captions", "tags")
 OPERATOR_LABELS = {
     "crawl_failed": "Crawl failed",
     "crawl_blocked": "Crawl blocked",
     "parser_degraded": "Parser degraded",
+    "crawl_unblocked": "Crawl no longer blocked",
+    "crawl_recovered": "Crawl recovered",
+    "parser_recovered": "Parser healthy again",
 }
 
 MAX_ITEMS_PER_SECTION = 100  # a first crawl or a long outage must still give a readable mail
@@ -99,22 +90,38 @@ def queue_pending_alerts(
         return _queue(db, outbox.unalerted_events(db), alerts, as_utc(now))
 
 
-def queue_test_mail(db: sqlite_utils.Database, alerts: AlertConfig, now: datetime | None = None) -> int:
-    """Queue a test mail to every configured recipient; it travels the same path as alerts."""
-    recipients = list(dict.fromkeys([*alerts.recipients, *alerts.operator_recipients]))
-    if not recipients:
-        raise ValueError("no alert recipients configured (set DEFWATCH_ALERT_TO or DEFWATCH_OPERATOR_TO)")
+def queue_test_mail(
+    db: sqlite_utils.Database, alerts: AlertConfig, now: datetime | None = None,
+    subscribers: Sequence[SubscriberConfig] = (),
+) -> list[int]:
+    """Queue one test mail per recipient, each saying what that recipient gets; they travel the same
+    path as alerts. A mail per address shows which of them work, and lets each reader check their
+    own subscription."""
+    from monitor.subscribers import describe
+
+    described = {sub.address: describe(sub) for sub in subscribers}
+    everything = "Your subscription ({}): every change, after each crawl that finds changes ([alerts] recipients)."
+    operator = "You get the operator mails: a crawl blocked or failing, the parser degraded, and their ends."
+    roles: dict[str, list[str]] = {}
+    for address in alerts.recipients:
+        roles.setdefault(address, []).append(everything.format(address))
+    for address, text in described.items():
+        roles.setdefault(address, []).append(text)
+    for address in alerts.operator_recipients:
+        roles.setdefault(address, []).append(operator)
+    if not roles:
+        raise ValueError("no alert recipients configured (set DEFWATCH_ALERT_TO, [[subscribers]] or "
+                         "DEFWATCH_OPERATOR_TO)")
     moment = as_utc(now)
-    context = {
-        "site_name": alerts.site_name,
-        "queued_at": stamp(moment),
-        "recipients": alerts.recipients,
-        "operator_recipients": alerts.operator_recipients,
-    }
-    mail = _mail(alerts, "test", None, recipients, f"[defwatch] {alerts.site_name}: test mail",
-                 _env.get_template("test.txt").render(context), None)
+    ids = []
     with outbox.write_transaction(db):
-        return outbox.insert_mail(db, created_at=stamp(moment), **mail)
+        for address, said in roles.items():
+            context = {"site_name": alerts.site_name, "queued_at": stamp(moment), "address": address,
+                       "roles": said}
+            mail = _mail(alerts, "test", None, [address], f"[defwatch] {alerts.site_name}: test mail",
+                         _env.get_template("test.txt").render(context), None)
+            ids.append(outbox.insert_mail(db, created_at=stamp(moment), **mail))
+    return ids
 
 
 def _queue(
@@ -160,48 +167,73 @@ def _mail(
     }
 
 
-def _digest_mail(events: list[dict[str, Any]], alerts: AlertConfig) -> dict[str, Any]:
-    runs = _runs_label(events)
-    subject = f"[defwatch] {_site(alerts)}: {_counts(events)}" + (f" ({runs})" if runs else "")
-    heading = f"Changes on {_site(alerts)}" + (f", {runs}" if runs else "")
-    context = _digest_context(events, alerts, heading, intro=None)
+def _digest_mail(events: list[dict[str, Any]], alerts: AlertConfig, recipients: Sequence[str] | None = None,
+                 note: str | None = None) -> dict[str, Any]:
+    """The digest of ``events`` for ``recipients`` (default: ``[alerts] recipients``, who get everything)."""
+    entries = digest.group(events)
+    seen = digest.period(events)
+    subject = f"[defwatch] {_site(alerts)}: {digest.counts(entries)}" + (f" ({seen})" if seen else "")
+    heading = f"Changes on {_site(alerts)}" + (f", {seen}" if seen else "")
+    context = _digest_context(entries, alerts, heading, intro=None) | {"note": note}
     text, html = _render_pair("digest", context)
-    return _mail(alerts, "digest", _single_run(events), alerts.recipients, subject, text, html)
+    return _mail(alerts, "digest", _single_run(events), recipients or alerts.recipients, subject, text, html)
 
 
 def _immediate_mail(event: dict[str, Any], alerts: AlertConfig) -> dict[str, Any]:
     what = event["kind"].replace("_", " ")
     title = sanitize_header(_title(event), SUBJECT_TITLE_CHARS)
-    runs = _runs_label([event])
-    subject = f"[defwatch] {_site(alerts)}: {what}: {title}" + (f" ({runs})" if runs else "")
-    intro = f"This {what.split()[0]} was confirmed removed. The run's digest will list it too."
-    context = _digest_context([event], alerts, f"{what.capitalize()} on {_site(alerts)}", intro)
-    text, html = _render_pair("digest", context)
+    seen = digest.period([event])
+    subject = f"[defwatch] {_site(alerts)}: {what}: {title}" + (f" ({seen})" if seen else "")
+    intro = f"This {what.split()[0]} was confirmed removed. The digest will list it too."
+    context = _digest_context(digest.group([event]), alerts, f"{what.capitalize()} on {_site(alerts)}", intro)
+    text, html = _render_pair("digest", context | {"note": None})
     return _mail(alerts, "immediate", event["run_id"], alerts.recipients, subject, text, html)
 
 
 def _operator_mail(events: list[dict[str, Any]], alerts: AlertConfig) -> dict[str, Any]:
     labels = list(dict.fromkeys(OPERATOR_LABELS.get(e["kind"], e["kind"]).lower() for e in events))
-    runs = _runs_label(events)
-    subject = f"[defwatch] {_site(alerts)} operator: {', '.join(labels)}" + (f" ({runs})" if runs else "")
-    items = [
-        {
-            "label": OPERATOR_LABELS.get(e["kind"], e["kind"]),
-            "summary": clean_text(e["summary"]),
-            "detected_at": _when(e["detected_at"]),
-            "run_id": e["run_id"],
-            "url": _safe_url(e["url"]),
-        }
-        for e in events
-    ]
+    seen = digest.period(events)
+    subject = f"[defwatch] {_site(alerts)} operator: {', '.join(labels)}" + (f" ({seen})" if seen else "")
+    items = [_operator_item(digest.parse(e)) for e in events]
+    problems = sum(e["kind"] in OPENING_KINDS for e in events)
+    overview = (f"{problems} problem(s) started" if problems else "") + (
+        (", " if problems else "") + f"{len(events) - problems} ended" if len(events) > problems else "")
     context = {
         "site_name": alerts.site_name,
-        "heading": f"defwatch needs attention: {_site(alerts)}" + (f", {runs}" if runs else ""),
-        "overview": f"{len(events)} operator event(s).",
+        "heading": f"defwatch {'needs attention' if problems else 'is healthy again'}: {_site(alerts)}",
+        "overview": overview.capitalize() + ".",
         "items": items,
     }
     text, html = _render_pair("operator", context)
     return _mail(alerts, "operator", _single_run(events), alerts.operator_recipients, subject, text, html)
+
+
+def _operator_item(event: dict[str, Any]) -> dict[str, Any]:
+    """An operator event as the mail shows it: what happened in numbers, the block page, what to do."""
+    details = event["details"]
+    share = details.get("share")
+    figures = []
+    if details.get("http_status"):
+        figures.append(f"HTTP status: {details['http_status']}")
+    if details.get("requests") is not None and details.get("affected") is not None:
+        figures.append(f"Requests affected: {details['affected']} of {details['requests']}"
+                       + (f" ({share:.0%})" if isinstance(share, int | float) else ""))
+    elif details.get("requests") is not None and details.get("answered") is not None:
+        figures.append(f"Requests answered: {details['answered']} of {details['requests']}"
+                       + (f" ({share:.0%})" if isinstance(share, int | float) else ""))
+    statuses = details.get("statuses") if isinstance(details.get("statuses"), dict) else {}
+    if len(statuses) > 1:
+        figures.append("Answers: " + ", ".join(f"{n} {what}" for what, n in list(statuses.items())[:6]))
+    return {
+        "label": OPERATOR_LABELS.get(event["kind"], event["kind"].replace("_", " ").capitalize()),
+        "summary": clean_text(event["summary"]),
+        "detected_at": digest.when(event["detected_at"]),
+        "run_id": event["run_id"],
+        "url": _safe_url(event["url"]),
+        "figures": figures,
+        "page_lines": [sanitize_header(str(line), 200) for line in details.get("page_lines") or []],
+        "advice": clean_text(details.get("advice") or ""),
+    }
 
 
 def _render_pair(name: str, context: dict[str, Any]) -> tuple[str, str]:
@@ -212,48 +244,97 @@ def _render_pair(name: str, context: dict[str, Any]) -> tuple[str, str]:
 
 
 def _digest_context(
-    events: list[dict[str, Any]], alerts: AlertConfig, heading: str, intro: str | None
+    entries: list[digest.Entry], alerts: AlertConfig, heading: str, intro: str | None
 ) -> dict[str, Any]:
-    known = [kind for kind, _ in SECTIONS]
-    labels = dict(SECTIONS) | {k: k.replace("_", " ").capitalize() for k in _kinds(events) if k not in known}
-    sections = []
-    for kind in [*known, *sorted(set(_kinds(events)) - set(known))]:
-        group = [e for e in events if e["kind"] == kind]
-        if group:
-            sections.append({
-                "kind": kind,
-                "label": labels[kind],
-                "count": len(group),
-                "entries": [_item(e) for e in group[:MAX_ITEMS_PER_SECTION]],
-                "more": max(0, len(group) - MAX_ITEMS_PER_SECTION),
-            })
+    sections = [
+        {
+            "kind": kind,
+            "label": label,
+            "count": len(members),
+            "entries": [_item(entry) for entry in members[:MAX_ITEMS_PER_SECTION]],
+            "more": max(0, len(members) - MAX_ITEMS_PER_SECTION),
+        }
+        for kind, label, members in digest.sections(entries)
+    ]
+    total = sum(len(e.events) + len(e.images) for e in entries)
     return {
         "site_name": alerts.site_name,
         "heading": heading,
-        "overview": f"{len(events)} change(s): {_counts(events)}.",
+        "overview": f"{len(entries)} item(s): {digest.counts(entries)}."
+                    + (f" ({total} change events in all.)" if total != len(entries) else ""),
         "intro": intro,
         "sections": sections,
     }
 
 
-def _item(event: dict[str, Any]) -> dict[str, Any]:
-    hunks = _diff_fields(event["diff"])
+def _item(entry: digest.Entry) -> dict[str, Any]:
+    """One story (or photo) as the templates draw it; see ``monitor.digest`` for what each kind shows."""
+    first = entry.first
+    hidden = digest.hidden_fields(entry)
+    diff = {name: ops for e in entry.events for name, ops in e["diff"].items()
+            if name not in hidden and name != "related"}
+    hunks = _diff_fields(diff)
+    removed = next((e for e in entry.events if e["kind"].endswith("_removed") and not e["kind"].startswith("rel")),
+                   None)
+    new = next((e for e in entry.events if e["kind"] == "story_new"), None)
+    opening = None
+    if new is not None and new["details"].get("paragraphs"):
+        opening = {"label": None, "paragraphs": _paragraphs(new["details"])}
+    elif removed is not None and removed["details"].get("paragraphs"):
+        version = removed["details"].get("version")
+        opening = {"label": "Last archived text" + (f" (version {version})" if version else ""),
+                   "paragraphs": _paragraphs(removed["details"])}
+    url = _safe_url(first["url"])
     return {
-        "title": sanitize_header(_title(event), 300),
-        "url": _safe_url(event["url"]),
-        "summary": clean_text(event["summary"]),
-        "changed_fields": [str(f) for f in _json(event["changed_fields"], list)],
-        "detected_at": _when(event["detected_at"]),
-        "run_id": event["run_id"],
-        "subject_id": event["subject_id"],
+        "title": sanitize_header(_title(first), 300),
+        "url": url,
+        "what": [line for line in dict.fromkeys(digest.what_line(e) for e in entry.events) if line],
+        "subtitle": clean_text(new["details"].get("subtitle") or "") if new else "",
+        "detected_at": digest.when(max(e["detected_at"] for e in entry.events)),
+        "subject_id": entry.subject_id,
+        "subject_type": entry.subject_type,
+        "opening": opening,
         "diffs": hunks[0],
         "diff_omitted": hunks[1],
+        "related": [{"label": digest.related_label(e), "links": [_link(link) for link in digest.links(e)]}
+                    for e in entry.events if e["kind"].startswith("related_")],
+        "images": [_image(image) for image in entry.images],
+        "show_hint": f"defwatch show {entry.subject_id}" if removed is not None and entry.subject_type == "story"
+        else None,
+        "wayback": _safe_url(digest.wayback(url)) if removed is not None and url else None,
     }
 
 
-def _diff_fields(raw: str | None) -> tuple[list[dict[str, Any]], int]:
+def _image(event: dict[str, Any]) -> dict[str, Any]:
+    """A photo beneath its story: what happened to it, its caption or its caption's diff."""
+    details = event["details"]
+    hunks = _diff_fields(event["diff"])
+    caption = details.get("caption") if event["kind"] in ("image_new", "image_removed") else None
+    return {
+        "title": sanitize_header(event["title"] or details.get("virin") or f"photo {event['subject_id']}",
+                                        300),
+        "url": _safe_url(event["url"]),
+        "what": digest.image_what(event),
+        "caption": _paragraph(caption) if caption else None,
+        "credit": sanitize_header(details.get("credit") or "", 200),
+        "diffs": hunks[0],
+    }
+
+
+def _paragraphs(details: dict[str, Any]) -> list[dict[str, Any]]:
+    """Quoted text (an opening, a removed story's last text): wrapped flush, one blank line apart."""
+    wrapper = TextWrapper(width=76, initial_indent="  ", subsequent_indent="  ", break_long_words=False,
+                          break_on_hyphens=False)
+    return [{"text": _paragraph(p), "lines": wrapper.wrap(_paragraph(p))} for p in details.get("paragraphs") or []]
+
+
+def _link(link: dict[str, Any]) -> dict[str, Any]:
+    return {"title": sanitize_header(str(link["title"]), 300), "url": _safe_url(link.get("url"))}
+
+
+def _diff_fields(raw: str | dict[str, Any] | None) -> tuple[list[dict[str, Any]], int]:
     """The stored field diff as display data, at most MAX_HUNKS_PER_EVENT passages in all."""
-    diff = _json(raw, dict)
+    diff = raw if isinstance(raw, dict) else _json(raw, dict)
     order = [f for f in FIELD_ORDER if f in diff] + sorted(f for f in diff if f not in FIELD_ORDER)
     fields, budget, omitted = [], MAX_HUNKS_PER_EVENT, 0
     for name in order:
@@ -291,28 +372,6 @@ def _html_paragraphs(old: list[str], new: list[str]) -> list[dict[str, Any]]:
     return [{"cls": para.kind, "segments": para.segments} for para in pair_paragraphs(old, new)]
 
 
-def _counts(events: Iterable[dict[str, Any]]) -> str:
-    """``2 updated, 1 new, 1 removed``: the subject's summary, most interesting first."""
-    counts: dict[str, int] = {}
-    for event in events:
-        kind = event["kind"]
-        verb = "related" if kind.startswith("related_") else kind.rpartition("_")[2]
-        counts[verb] = counts.get(verb, 0) + 1
-    order = [*SUBJECT_COUNTS, *sorted(set(counts) - set(SUBJECT_COUNTS))]
-    return ", ".join(f"{counts[v]} {v}" for v in order if v in counts)
-
-
-def _kinds(events: Iterable[dict[str, Any]]) -> list[str]:
-    return list(dict.fromkeys(e["kind"] for e in events))
-
-
-def _runs_label(events: Iterable[dict[str, Any]]) -> str:
-    runs = sorted({e["run_id"] for e in events if e["run_id"] is not None})
-    if not runs:
-        return ""
-    return f"run {runs[0]}" if len(runs) == 1 else f"runs {runs[0]}–{runs[-1]}"
-
-
 def _single_run(events: Iterable[dict[str, Any]]) -> int | None:
     runs = {e["run_id"] for e in events}
     return runs.pop() if len(runs) == 1 else None
@@ -340,17 +399,6 @@ def _json(raw: str | None, kind: type) -> Any:
     except (TypeError, ValueError):
         return kind()
     return value if isinstance(value, kind) else kind()
-
-
-def _when(stamp: str | None) -> str:
-    """``2025-03-04 15:02 UTC`` for readers; whatever was stored if it does not parse."""
-    try:
-        return parse_stamp(stamp or "").astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    except ValueError:
-        return stamp or "unknown time"
-
-
-# --- text safe for a mail ------------------------------------------------------------------
 
 
 def sanitize_header(text: str | None, limit: int = HEADER_LIMIT) -> str:

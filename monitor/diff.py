@@ -112,8 +112,13 @@ def pair_paragraphs(old: list[str], new: list[str]) -> list[Para]:
 
 
 def similar(old: str, new: str) -> bool:
-    """Word marks only help when most words survive; otherwise show old and new whole."""
-    return difflib.SequenceMatcher(None, _TOKEN.findall(old), _TOKEN.findall(new), autojunk=False).ratio() >= SIMILARITY
+    """Word marks only help when most words survive; otherwise show old and new whole.
+
+    Spaces are not words: two unrelated captions share most of their spaces, and counting them made a
+    rewritten caption look like an edit (its old and new text run together in one marked line).
+    """
+    words = [[t for t in _TOKEN.findall(text) if not t.isspace()] for text in (old, new)]
+    return difflib.SequenceMatcher(None, *words, autojunk=False).ratio() >= SIMILARITY
 
 
 def word_segments(old: str, new: str) -> list[Segment]:

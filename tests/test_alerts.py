@@ -117,7 +117,7 @@ def test_digest_reaches_a_real_smtp_server_grouped_with_diff_and_links(db, sink)
     assert received.rcpt_tos == [ALICE, BOB]
     msg = received.message
     row = only_row(db)
-    assert shown(msg["Subject"]) == "[defwatch] war.gov: 2 updated, 2 new, 1 removed, 1 related (run 7)"
+    assert shown(msg["Subject"]) == "[defwatch] war.gov: 2 updated, 2 new, 1 removed, 1 related (2025-03-04 11:30 UTC)"
     assert msg["From"] == SENDER
     assert msg["To"] == f"{ALICE}, {BOB}"
     assert shown(msg["Message-ID"]) == row["message_id"]
@@ -318,7 +318,8 @@ def test_mail_abandoned_mid_send_is_resent_once_after_the_lease_with_its_message
 def test_titles_cannot_inject_headers_and_html_is_escaped(db, sink):
     add_event(db, "story_removed", 1, title="Evil\r\nBcc: victim@example.com")
     add_event(db, "story_removed", 2, title="A" * 5000)
-    add_event(db, "story_new", 3, title="<script>alert('x')</script>", summary="<b>bold</b> & co")
+    add_event(db, "story_new", 3, title="<script>alert('x')</script>", summary="<b>bold</b> & co",
+              details=json.dumps({"paragraphs": ["<b>bold</b> & co"], "byline": "<i>By</i> <u>me</u>"}))
     queue_run_alerts(db, 7, alert_config(immediate_removals=True), now=NOW)
 
     assert flush_outbox(db, smtp_config(sink.port), alert_config(), now=NOW) == FlushResult(3, 0, 0)
@@ -335,13 +336,13 @@ def test_titles_cannot_inject_headers_and_html_is_escaped(db, sink):
         subjects.append(shown(msg["Subject"]))
         html = msg.get_body(("html",)).get_content()
         assert "<script>" not in html and "<b>" not in html
-    assert subjects[0] == "[defwatch] war.gov: story removed: Evil Bcc: victim@example.com (run 7)"
-    assert subjects[1] == f"[defwatch] war.gov: story removed: {'A' * 119}… (run 7)"
+    assert subjects[0] == "[defwatch] war.gov: story removed: Evil Bcc: victim@example.com (2025-03-04 11:30 UTC)"
+    assert subjects[1] == f"[defwatch] war.gov: story removed: {'A' * 119}… (2025-03-04 11:30 UTC)"
     digest = sink.messages[2].message
-    assert digest["Subject"] == "[defwatch] war.gov: 1 new, 2 removed (run 7)"
+    assert digest["Subject"] == "[defwatch] war.gov: 1 new, 2 removed (2025-03-04 11:30 UTC)"
     html = digest.get_body(("html",)).get_content()
     assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;" in html
-    assert "&lt;b&gt;bold&lt;/b&gt; &amp; co" in html
+    assert "&lt;b&gt;bold&lt;/b&gt; &amp; co" in html and "by &lt;i&gt;By&lt;/i&gt; &lt;u&gt;me&lt;/u&gt;" in html
     assert "* Evil Bcc: victim@example.com" in digest.get_body(("plain",)).get_content().splitlines()
 
 
@@ -365,7 +366,7 @@ def test_queueing_is_idempotent_and_held_events_wait_for_release(db):
     released = outbox.get_mail(db, released_id)
     assert "Held update" in released["body_text"] and "Fresh story" not in released["body_text"]
     assert "Still crawling" not in released["body_text"]
-    assert released["subject"] == "[defwatch] war.gov: 1 updated (run 7)"
+    assert released["subject"] == "[defwatch] war.gov: 1 updated (2025-03-04 11:30 UTC)"
 
     [run8_id] = queue_run_alerts(db, 8, alert_config(), now=NOW)
     assert "Still crawling" in outbox.get_mail(db, run8_id)["body_text"]
@@ -383,11 +384,11 @@ def test_operator_events_go_only_to_operator_recipients(db, sink):
     assert set(by_rcpt) == {(OPS,), (ALICE, BOB)}  # operator mail first: it has priority
     assert sink.messages[0].rcpt_tos == [OPS]
     operator = by_rcpt[(OPS,)]
-    assert operator["Subject"] == "[defwatch] war.gov operator: crawl blocked (run 7)"
+    assert operator["Subject"] == "[defwatch] war.gov operator: crawl blocked (2025-03-04 11:30 UTC)"
     assert "403 Access Denied on 12 of 40 pages" in operator.get_body(("plain",)).get_content()
     assert "403 Access Denied" in operator.get_body(("html",)).get_content()
     digest = by_rcpt[(ALICE, BOB)]
-    assert digest["Subject"] == "[defwatch] war.gov: 1 new (run 7)"
+    assert digest["Subject"] == "[defwatch] war.gov: 1 new (2025-03-04 11:30 UTC)"
     assert "403 Access Denied" not in digest.get_body(("plain",)).get_content()
 
 
@@ -456,7 +457,7 @@ def test_tls_modes_deliver_over_an_encrypted_session(db, tmp_path, monkeypatch, 
         assert flush_outbox(db, smtp, alert_config(), now=NOW) == FlushResult(1, 0, 0)
         [received] = server.messages
     assert received.tls
-    assert received.message["Subject"] == "[defwatch] war.gov: 1 new (run 7)"
+    assert received.message["Subject"] == "[defwatch] war.gov: 1 new (2025-03-04 11:30 UTC)"
 
 
 def test_two_concurrent_flushers_never_send_a_mail_twice(db, sink, tmp_path):

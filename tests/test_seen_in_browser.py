@@ -144,3 +144,22 @@ def test_browse_pages_in_a_browser(browse, tmp_path):
             seen[path] = page
     keep(seen["/archive/latest_changes"], "browse-latest-changes.png")
     keep(seen[f"/archive/stories/{EDITED}"], "browse-story.png")
+
+
+def test_digest_mail_in_a_browser(scenario, tmp_path):
+    [mail] = scenario["mails"]
+    html_part = mail.get_body(("html",)).get_content()
+    page_file = tmp_path / "digest.html"
+    page_file.write_text(html_part, encoding="utf-8")
+    with Chromium(tmp_path) as browser:
+        page = browser.load(page_file.as_uri(), probes=MARKS)
+    assert page.errors == []
+    text = page.text
+    for expected in ("New stories (1)", "Updated stories (2)", "Removed stories (1)",
+                     "National Guard Begins Drone Swarm Trial", "More Nations Meet to Address Space Security",
+                     "Last archived text", f"defwatch show {REMOVED}", "Wayback Machine captures",
+                     "Related stories added", "Photos", CAPTION.split(";")[1].strip()):
+        assert expected in text, expected
+    assert "run 2" not in text and "(run" not in text  # times, not run numbers
+    assert "four" in page.probes["ins"] and "three" in page.probes["del"]
+    keep(page, "digest-mail.png")
