@@ -277,13 +277,17 @@ def cmd_alerts(args: argparse.Namespace) -> int:
             status = f"{mail['status']:<8} attempts={mail['attempts']}"
             print(f"{mail['id']:>5} {status} {mail['kind']:<9} {mail['subject']}")
         return 0
-    if not (config.alerts.recipients or config.alerts.operator_recipients):
-        raise UsageError("no recipients configured: set [alerts] recipients or DEFWATCH_ALERT_TO")
+    if not (config.alerts.recipients or config.alerts.operator_recipients or config.subscribers):
+        raise UsageError("no recipients configured: set [alerts] recipients, [[subscribers]] or DEFWATCH_ALERT_TO")
     db = connect(config.db)
     if args.action == "test":
-        queue_test_mail(db, config.alerts)
+        for mail_id in queue_test_mail(db, config.alerts, subscribers=config.subscribers):
+            print(f"queued test mail {mail_id}")
     else:
+        from monitor.subscribers import queue_subscriber_digests
+
         queue_pending_alerts(db, config.alerts)
+        queue_subscriber_digests(db, config.alerts, config.subscribers)
         retry_now(db)  # an explicit flush does not wait out the retry backoff
     result = flush_outbox(db, config.smtp, config.alerts)
     print(f"sent {result.sent}, failed {result.failed}, pending {result.pending}")

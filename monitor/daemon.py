@@ -51,6 +51,7 @@ from core.config import (
     Config,
     JobConfig,
     SmtpConfig,
+    SubscriberConfig,
     all_recipients,
     cron_trigger,
     start_job,
@@ -249,7 +250,7 @@ class Daemon:
             log.info("job %s (mode flush) skipped: another flush is still running", job.name)
             return
         try:
-            flush = self.flush or _default_flush()
+            flush = self.flush or _default_flush(self.config.subscribers)
             started = time.monotonic()
             outcome = flush(self.config.db, self.config.smtp, self.config.alerts)
             log.info("job %s finished: mode=flush duration=%.1fs %s", job.name,
@@ -287,15 +288,19 @@ def log_start_up(config: Config, first: JobConfig | None) -> None:
                     "where %s can reach you", TEMPLATE_CONTACT, config.site)
 
 
-def _default_flush() -> FlushFunc:
+def _default_flush(subscribers: Sequence[SubscriberConfig] = ()) -> FlushFunc:
     """``monitor.mailer.flush_outbox`` on a connection opened for this one flush (imported lazily so
-    the daemon starts, and its crawls run, even if the mail side is broken)."""
+    the daemon starts, and its crawls run, even if the mail side is broken). Hourly and daily
+    subscriber digests fall due between crawls: each flush queues those that are due first."""
     from db.schema import connect
     from monitor.mailer import flush_outbox
+    from monitor.subscribers import queue_subscriber_digests
 
     def flush(db_path: str, smtp: SmtpConfig, alerts: AlertConfig) -> Any:
         db = connect(db_path)
         try:
+            if subscribers:
+                queue_subscriber_digests(db, alerts, subscribers)
             return flush_outbox(db, smtp, alerts)
         finally:
             db.conn.close()

@@ -228,10 +228,12 @@ def queue_and_send_alerts(archive: Archive, run_id: int, config: Config, send_ma
     """Queue this run's mails; send what is due when SMTP is configured. Mail trouble never fails a run."""
     from monitor.compose import queue_pending_alerts, queue_run_alerts
     from monitor.mailer import flush_outbox
+    from monitor.subscribers import queue_subscriber_digests
 
     queued = queue_run_alerts(archive.db, run_id, config.alerts)
     queued += queue_pending_alerts(archive.db, config.alerts)
-    if not send_mail or not (config.alerts.recipients or config.alerts.operator_recipients):
+    queued += queue_subscriber_digests(archive.db, config.alerts, config.subscribers, current_run=run_id)
+    if not send_mail or not (config.alerts.recipients or config.alerts.operator_recipients or config.subscribers):
         return len(queued), 0
     try:
         result = flush_outbox(archive.db, config.smtp, config.alerts)

@@ -409,15 +409,20 @@ def test_bad_configured_address_is_refused_before_queueing(db):
 
 
 def test_test_mail_and_outbox_listing(db, sink):
-    mail_id = queue_test_mail(db, alert_config(recipients=[ALICE, OPS]), now=NOW)
-    [pending] = outbox.list_outbox(db, status="pending")
-    assert (pending["id"], pending["kind"], pending["recipients"]) == (mail_id, "test", [ALICE, OPS])
-    assert flush_outbox(db, smtp_config(sink.port), alert_config(), now=NOW) == FlushResult(1, 0, 0)
-    [received] = sink.messages
-    assert received.message["Subject"] == "[defwatch] war.gov: test mail"
-    assert received.message.get_content_type() == "text/plain"
-    assert "the SMTP settings work" in received.message.get_content()
-    assert [r["id"] for r in outbox.list_outbox(db, status="sent")] == [mail_id]
+    mail_ids = queue_test_mail(db, alert_config(recipients=[ALICE, OPS]), now=NOW)
+    pending = outbox.list_outbox(db, status="pending")
+    assert [(p["id"], p["kind"], p["recipients"]) for p in pending] == [
+        (mail_ids[0], "test", [ALICE]), (mail_ids[1], "test", [OPS])]  # one per recipient
+    assert flush_outbox(db, smtp_config(sink.port), alert_config(), now=NOW) == FlushResult(2, 0, 0)
+    alice, ops = sorted(sink.messages, key=lambda m: m.rcpt_tos)
+    assert [alice.rcpt_tos, ops.rcpt_tos] == [[ALICE], [OPS]]
+    assert alice.message["Subject"] == "[defwatch] war.gov: test mail"
+    assert alice.message.get_content_type() == "text/plain"
+    assert "the SMTP settings work" in alice.message.get_content()
+    assert "operator" not in alice.message.get_content()
+    assert "You get the operator mails" in ops.message.get_content()  # OPS is both: both roles are listed
+    assert "every change, after each crawl" in ops.message.get_content()
+    assert sorted(r["id"] for r in outbox.list_outbox(db, status="sent")) == mail_ids
     assert outbox.list_outbox(db, status="pending") == []
     with pytest.raises(ValueError, match="unknown outbox status"):
         outbox.list_outbox(db, status="bogus")
@@ -461,7 +466,8 @@ def test_tls_modes_deliver_over_an_encrypted_session(db, tmp_path, monkeypatch, 
 
 
 def test_two_concurrent_flushers_never_send_a_mail_twice(db, sink, tmp_path):
-    ids = [queue_test_mail(db, alert_config(), now=NOW) for _ in range(6)]
+    ids = [mail_id for _ in range(3) for mail_id in queue_test_mail(db, alert_config(recipients=[ALICE]), now=NOW)]
+    assert len(ids) == 6  # ALICE's and OPS's, three times
     other = connect(str(tmp_path / "archive.db"))  # a second process's connection, e.g. the CLI
     results: list[FlushResult] = []
 
