@@ -47,7 +47,7 @@ cadence = "daily"
 
 
 def subject(received) -> str:
-    return subject(received)  # a folded header keeps its leading space
+    return str(received.message["Subject"]).strip()  # a folded header keeps its leading space
 
 
 def bodies(received) -> tuple[str, str]:
