@@ -120,7 +120,7 @@ def test_story_updated_carries_a_paragraph_diff(scenario):
 
 
 def test_one_digest_per_run_with_changes_reaches_smtp(scenario):
-    _, _, mails, _ = scenario
+    db, _, mails, _ = scenario
     digests = [m for m in mails if "analyst@example.org" in m.rcpt_tos]
     assert [m.message["X-Defwatch-Kind"] for m in digests] == ["digest", "digest", "digest"]  # runs 2, 3, 4
     first = digests[0].message
@@ -129,7 +129,14 @@ def test_one_digest_per_run_with_changes_reaches_smtp(scenario):
     assert "More Nations Meet to Address Space Security" in text
     assert "+ The ministers agreed to meet again in 2024." in text
     assert "<ins" in html and "<del" in html
-    assert "run 2" in first["Subject"]
+    detected = sqlite3.connect(db).execute("SELECT MAX(detected_at) FROM events WHERE run_id = 2").fetchone()[0]
+    when = f"{detected[:10]} {detected[11:16]} UTC"
+    assert str(first["Subject"]).strip().endswith(f" ({when})")  # a time, not a run number
+    assert "run 2" not in first["Subject"] and f"Detected {when}" in text
+    # one change, one item: the caption edit is the story's and the photo's event, mailed once under the story
+    assert str(first["Subject"]).strip().startswith("[defwatch] war.gov: 2 updated, 1 new, 1 related (")
+    assert text.count("A caption rewritten after publication.") == 1
+    assert html.count("A caption rewritten after publication.") == 1
     assert len({m.message["Message-ID"] for m in mails}) == len(mails)
     assert not [m for m in mails if "ops@example.org" in m.rcpt_tos]  # a healthy crawl bothers no operator
 

@@ -124,3 +124,34 @@ def test_healthy_runs_tell_the_operator_nothing(history):
     db, runs = history
     assert operator_events(db, run_id(runs, "baseline")) == []
     assert [m for m in runs["baseline"].mails if "ops@example.org" in m.rcpt_tos] == []
+
+
+def operator_mails(runs, name):
+    return [m.message for m in runs[name].mails if m.rcpt_tos == ["ops@example.org"]]
+
+
+def test_the_operator_is_mailed_at_each_change_of_state_only(history):
+    db, runs = history
+    mailed = {name: len(operator_mails(runs, name)) for name in runs}
+    assert mailed == {"baseline": 0, "blocked": 1, "still_blocked": 0, "unblocked": 1, "failing": 1,
+                      "recovered": 1, "degraded": 1, "still_degraded": 0, "parser_ok": 1}
+    [blocked] = operator_mails(runs, "blocked")
+    assert str(blocked["Subject"]).strip().startswith("[defwatch] war.gov operator: crawl blocked (20")
+    text = blocked.get_body(("plain",)).get_content()
+    [(_, summary, details)] = operator_events(db, run_id(runs, "blocked"))
+    assert summary in " ".join(text.split())
+    assert "HTTP status: 403" in text
+    assert f"Requests affected: {details['affected']} of {details['requests']} ({details['share']:.0%})" in text
+    assert "  | Access Denied" in text and "  | Reference #18." in text  # the block page's first lines
+    assert "What to do: Nothing is recorded as changed or removed" in text
+    assert 'transport = "impersonate"' in " ".join(text.split())
+    html = blocked.get_body(("html",)).get_content()
+    assert "The block page began" in html and "transport = &#34;impersonate&#34;" in html
+    [failed] = operator_mails(runs, "failing")
+    text = failed.get_body(("plain",)).get_content()
+    assert "Crawl failed: no request of" in text and "HTTP status: 500" in text and "{" not in text
+    [unblocked] = operator_mails(runs, "unblocked")
+    assert str(unblocked["Subject"]).strip().startswith("[defwatch] war.gov operator: crawl no longer blocked (")
+    assert "defwatch is healthy again" in unblocked.get_body(("plain",)).get_content()
+    [recovered] = operator_mails(runs, "parser_ok")
+    assert "Parser healthy again" in recovered.get_body(("plain",)).get_content()
