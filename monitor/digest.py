@@ -41,8 +41,7 @@ STORY_PRECEDENCE = ("story_new", "story_removed", "story_restored", "story_updat
 IMAGE_KINDS = ("image_new", "image_updated", "image_removed", "image_restored")
 SUBJECT_COUNTS = ("updated", "new", "removed", "restored", "related")
 WAYBACK = "https://web.archive.org/web/*/"
-IMAGE_WHAT = {"image_new": "New photo", "image_updated": "Photo changed", "image_removed": "Photo removed",
-              "image_restored": "Photo back online"}
+IMAGE_WHAT = {"image_new": "new photo", "image_removed": "photo removed", "image_restored": "photo back online"}
 # A story field whose change the photos beneath it show already: the story's own diff of it is left out.
 SHOWN_BY_IMAGES = {"captions": ("image_updated",), "images": ("image_new", "image_removed", "image_restored")}
 
@@ -144,6 +143,14 @@ def what_line(event: dict[str, Any]) -> str:
     if kind in IMAGE_WHAT:
         return IMAGE_WHAT[kind]
     return kind.replace("_", " ").capitalize()
+
+
+def image_what(event: dict[str, Any]) -> str:
+    """``new photo``, ``caption changed``: what happened to a photo shown beneath its story."""
+    if event["kind"] == "image_updated":
+        fields = [str(f) for f in event["changed_fields"]] or ["photo"]
+        return " and ".join(fields) + " changed"
+    return IMAGE_WHAT.get(event["kind"], event["kind"].replace("_", " "))
 
 
 def related_label(event: dict[str, Any]) -> str:
