@@ -114,10 +114,10 @@ def pair_paragraphs(old: list[str], new: list[str]) -> list[Para]:
 def similar(old: str, new: str) -> bool:
     """Word marks only help when most words survive; otherwise show old and new whole.
 
-    Spaces are not words: two unrelated captions share most of their spaces, and counting them made a
-    rewritten caption look like an edit (its old and new text run together in one marked line).
+    Only words count: two unrelated captions share most of their spaces and commas, and counting them
+    made a rewritten caption look like an edit (its old and new text run together in one marked line).
     """
-    words = [[t for t in _TOKEN.findall(text) if not t.isspace()] for text in (old, new)]
+    words = [re.findall(r"\w+", text) for text in (old, new)]
     return difflib.SequenceMatcher(None, *words, autojunk=False).ratio() >= SIMILARITY
 
 
