@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from db.analysis import BM25_WEIGHTS, SNIPPET_TOKENS
 from db.schema import FTS_COLUMNS, SCHEMA_TEXT
@@ -355,6 +356,30 @@ ORDER BY r.story_id, r.related_id""",
 }
 
 
+# A row page is one record with many columns: as a one-row table a story's text sat in a narrow
+# column thousands of pixels tall. Row pages show each field as a labelled block instead (the layout
+# Datasette itself uses on small screens), and long text keeps its paragraph breaks. Inline (a data:
+# URL): `browse` needs no static files and makes no request that could fail.
+_ROW_LAYOUT = (
+    "body.row table.rows-and-columns, body.row .rows-and-columns tbody, body.row .rows-and-columns tr,"
+    " body.row .rows-and-columns td { display: block; }"
+    " body.row .rows-and-columns thead { display: none; }"
+    " body.row .rows-and-columns td { border: none; border-bottom: 1px solid #eee; padding: 0.3em 0; max-width: 60em; }"
+    " body.row .rows-and-columns td:before { display: block; margin: 0; font-size: 0.8em; color: #555; }"
+    " td.col-body_text, td.col-captions { white-space: pre-line; }"
+)
+
+
+def row_page_css(columns: dict[str, list[str]]) -> str:
+    """The row-page stylesheet as a data: URL, with each table's column names as field labels."""
+    labels = " ".join(
+        f'body.row.table-{table} .rows-and-columns td:nth-of-type({i}):before {{ content: "{name}"; }}'
+        for table, names in columns.items() if re.fullmatch(r"[a-z][a-z0-9_]*", table)
+        for i, name in enumerate(names, start=1)
+    )
+    return "data:text/css," + quote(_ROW_LAYOUT + " " + labels)
+
+
 def database_name(path: str | Path) -> str:
     """The name Datasette gives a database file: its stem (``archive.db`` -> ``archive``)."""
     return Path(path).stem
@@ -378,11 +403,13 @@ def datasette_metadata(path: str | Path) -> dict[str, Any]:
     db = connect(str(path))  # also migrates an older archive, so Datasette sees the current schema
     try:
         tables = table_metadata(db)
+        columns = {doc.name: [c.name for c in doc.columns] for doc in table_docs(db)}
     finally:
         db.conn.close()
     return {
         "title": TITLE,
         "description": DESCRIPTION,
+        "extra_css_urls": [row_page_css(columns)],
         "databases": {
             database_name(path): {"description": DESCRIPTION, "tables": tables, "queries": CANNED_QUERIES},
         },

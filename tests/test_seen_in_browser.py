@@ -122,10 +122,17 @@ BROWSE_PAGES = {
     f"/archive/stories/{EDITED}": ["More Nations Meet to Address Space Security", EDIT],
     "/archive/latest_changes": ["story_updated", "story_removed", "story_new", "related_added"],
     f"/archive/story_history?id={EDITED}": ["More Nations Meet to Address Space Security"],
-    "/archive/search?q=ministers": ["More Nations Meet to Address Space Security", "ministers"],
+    "/archive/search?q=Poland": ["More Nations Meet to Address Space Security", "Poland"],
     "/archive/removed_stories": [str(REMOVED), "removed"],
     "/archive/virin_by_branch_month": ["Air Force"],
     "/archive/related_graph": [str(LINKED), str(NEW_LINK_TARGET)],
+}
+
+
+ROW_PROBES = {
+    "labels": "[...document.querySelectorAll('table.rows-and-columns td')].map(td => "
+              "[td.className.match(/col-(\\S+)/)[1], getComputedStyle(td, '::before').content])",
+    "tall": "document.documentElement.scrollHeight",
 }
 
 
@@ -137,11 +144,15 @@ def test_browse_pages_in_a_browser(browse, tmp_path):
     seen = {}
     with Chromium(tmp_path) as browser:
         for path, expected in BROWSE_PAGES.items():
-            page = browser.load(browse + path)
+            page = browser.load(browse + path, probes=ROW_PROBES if "/stories/" in path else None)
             assert page.errors == [], (path, page.errors)
             missing = [text for text in expected if text not in page.text]
             assert not missing, (path, missing, page.text[:1500])
             seen[path] = page
+    # a story's row page reads as labelled fields (the label over each value is its own column's name)
+    story = seen[f"/archive/stories/{EDITED}"]
+    assert story.probes["labels"] and all(label == f'"{column}"' for column, label in story.probes["labels"])
+    assert story.probes["tall"] < 4000  # was over 5,000 px: the text squeezed into one table column
     keep(seen["/archive/latest_changes"], "browse-latest-changes.png")
     keep(seen[f"/archive/stories/{EDITED}"], "browse-story.png")
 

@@ -13,6 +13,7 @@ from datetime import timedelta
 
 import pytest
 
+from core import clock
 from core.config import load_config
 from db import outbox
 from db.schema import connect
@@ -105,7 +106,7 @@ def test_the_daily_digest_gathers_everything_once(crawled):
     db = connect(str(crawled["db"]))
     config = load_config(env=crawled["env"])
     added = db.execute("SELECT added_at FROM subscribers WHERE address LIKE '%daily@%'").fetchone()[0]
-    day_later = outbox.parse_stamp(added) + timedelta(days=1, minutes=1)
+    day_later = clock.parse_stamp(added) + timedelta(days=1, minutes=1)
     assert queue_subscriber_digests(db, config.alerts, config.subscribers, now=day_later - timedelta(hours=2)) == []
     [mail_id] = queue_subscriber_digests(db, config.alerts, config.subscribers, now=day_later)
     assert queue_subscriber_digests(db, config.alerts, config.subscribers, now=day_later + timedelta(days=2)) == []
