@@ -235,8 +235,11 @@ class Editor:
 
     def _publish(self, free: list[int], after_run: int) -> Change:
         sid = self.site.publish()
-        return self._change("publish", after_run, {"story": sid, "title": self.site.content.stories[sid]["title"]},
-                            [("story", sid)], [("story_new", sid)])
+        story = self.site.content.stories[sid]
+        photos = [b["media_id"] for b in story["body"] if b.get("type") == "image"]  # each new photo is an event
+        return self._change("publish", after_run, {"story": sid, "title": story["title"]},
+                            [("story", sid), *(("image", m) for m in photos)],
+                            [("story_new", sid), *(("image_new", m) for m in photos)])
 
     def _remove(self, free: list[int], after_run: int) -> Change:
         sid = self.rng.choice(free)
