@@ -11,7 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from core.config import AlertConfig, Config, CrawlConfig, DaemonConfig, JobConfig, SubscriberConfig
+from core.config import AlertConfig, Config, CrawlConfig, DaemonConfig, JobConfig, SmtpConfig, SubscriberConfig
+from db.schema import connect
+from monitor.subscribers import register
+from tests.smtp_sink import SmtpSink
 from tests.test_daemon import PY, daemon_thread, lines, wait_for
 
 CHILD = "import sys, time\nopen(sys.argv[1], 'a').write(f'{time.time()}\\n')"
@@ -97,3 +100,26 @@ def test_start_up_warns_without_recipients_and_with_the_template_contact(tmp_pat
     assert user_agent == ([
         "[crawl] user_agent still names the template's contact (https://github.com/defwatch/defwatch): "
         f"put a URL or mail address where {site} can reach you"] if warns_user_agent else [])
+
+
+def test_the_flush_job_queues_subscriber_digests_that_are_due(tmp_path):
+    db_path = tmp_path / "a.db"
+    db = connect(str(db_path))
+    subscriber = SubscriberConfig("desk@example.org", events=["story_new"])
+    register(db, [subscriber], "2026-01-01T00:00:00.000000Z")  # subscribed before the event below
+    db.execute("INSERT INTO runs (id, mode, site, started_at, status) VALUES (1, 'full', 'x', "
+               "'2026-01-01T00:00:00.000000Z', 'ok')")
+    db.execute("""INSERT INTO events (run_id, kind, subject_type, subject_id, url, title, summary, detected_at)
+                  VALUES (1, 'story_new', 'story', 7, 'https://www.war.gov/a/7/', 'A new story', 'New', ?)""",
+               ["2026-01-01T00:01:00.000000Z"])
+    db.conn.commit()
+    db.conn.close()
+    with SmtpSink() as sink:
+        config = Config(db=str(db_path), jobs=[JobConfig("mail", "flush", interval_minutes=0.2 / 60)],
+                        subscribers=[subscriber], smtp=SmtpConfig(host=sink.host, port=sink.port, timeout=5),
+                        daemon=DaemonConfig(crawl_at_start=False))
+        with daemon_thread(config):
+            assert wait_for(lambda: len(sink.messages) >= 1, timeout=10)
+            time.sleep(0.6)  # more flushes: nothing is sent twice
+        assert [m.rcpt_tos for m in sink.messages] == [["desk@example.org"]]
+        assert "A new story" in sink.messages[0].message.get_body(("plain",)).get_content()
