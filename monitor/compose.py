@@ -260,8 +260,8 @@ def _digest_context(
     return {
         "site_name": alerts.site_name,
         "heading": heading,
-        "overview": f"{len(entries)} item(s): {digest.counts(entries)}."
-                    + (f" ({total} change events in all.)" if total != len(entries) else ""),
+        # items as the reader counts them; events as `defwatch changes` lists them (photos included)
+        "overview": f"{len(entries)} item(s): {digest.counts(entries)}; {total} change event(s) in all.",
         "intro": intro,
         "sections": sections,
     }

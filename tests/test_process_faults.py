@@ -122,9 +122,9 @@ def subscriber_events(path: Path, first_run: int = 1) -> Counter:
 
 
 def digest_changes(received) -> int:  # noqa: ANN001
-    """How many changes a digest announces (its overview line: "N change(s): ...")."""
+    """How many change events a digest carries (its overview line: "...; N change event(s) in all.")."""
     text = received.message.get_body(preferencelist=("plain",)).get_content()
-    return int(re.search(r"(\d+) change\(s\)", text).group(1))
+    return int(re.search(r"(\d+) change event\(s\) in all", text).group(1))
 
 
 def _children(pid: int) -> list[int]:
@@ -275,6 +275,9 @@ class Script:
     def publish(self) -> str:
         story = self.site.publish()
         self.expected[("story_new", story)] += 1
+        for block in self.site.content.stories[story]["body"]:  # every new photo is an event too
+            if block.get("type") == "image":
+                self.expected[("image_new", block["media_id"])] += 1
         return f"publish {story}"
 
     def related(self) -> str:
