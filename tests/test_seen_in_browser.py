@@ -142,7 +142,7 @@ def test_every_canned_query_has_a_page_checked():
 
 def test_browse_pages_in_a_browser(browse, tmp_path):
     seen = {}
-    with Chromium(tmp_path) as browser:
+    with Chromium(tmp_path, window=(1700, 900)) as browser:  # the event log is a wide table
         for path, expected in BROWSE_PAGES.items():
             page = browser.load(browse + path, probes=ROW_PROBES if "/stories/" in path else None)
             assert page.errors == [], (path, page.errors)
