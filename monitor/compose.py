@@ -24,7 +24,7 @@ import sqlite_utils
 from core.clock import as_utc, stamp
 from db import outbox
 from monitor import digest
-from monitor.diff import pair_paragraphs
+from monitor.diff import pair_paragraphs, shares_words
 from monitor.health import OPENING_KINDS
 
 if TYPE_CHECKING:
@@ -309,6 +309,9 @@ def _image(event: dict[str, Any]) -> dict[str, Any]:
     """A photo beneath its story: what happened to it, its caption or its caption's diff."""
     details = event["details"]
     hunks = _diff_fields(event["diff"])
+    for field in hunks[0]:
+        for hunk in field["hunks"]:
+            hunk["html_paras"] = _whole_unless_words_shared(hunk["html_paras"])
     caption = details.get("caption") if event["kind"] in ("image_new", "image_removed") else None
     return {
         "title": sanitize_header(event["title"] or details.get("virin") or f"photo {event['subject_id']}",
@@ -370,6 +373,20 @@ def _wrap(paragraph: str, marker: str) -> list[str]:
 def _html_paragraphs(old: list[str], new: list[str]) -> list[dict[str, Any]]:
     """Pair old and new paragraphs in order; similar pairs get inline word-level marks (``monitor.diff``)."""
     return [{"cls": para.kind, "segments": para.segments} for para in pair_paragraphs(old, new)]
+
+
+def _whole_unless_words_shared(paras: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A photo's caption rewritten outright: old and new whole, not a run-on line of marks."""
+    shown = []
+    for para in paras:
+        before = "".join(text for tag, text in para["segments"] if tag != "ins")
+        after = "".join(text for tag, text in para["segments"] if tag != "del")
+        if para["cls"] == "changed" and not shares_words(before, after):
+            shown += [{"cls": "deleted", "segments": [("del", before)]},
+                      {"cls": "inserted", "segments": [("ins", after)]}]
+        else:
+            shown.append(para)
+    return shown
 
 
 def _single_run(events: Iterable[dict[str, Any]]) -> int | None:

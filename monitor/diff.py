@@ -112,10 +112,16 @@ def pair_paragraphs(old: list[str], new: list[str]) -> list[Para]:
 
 
 def similar(old: str, new: str) -> bool:
-    """Word marks only help when most words survive; otherwise show old and new whole.
+    """Word marks only help when most words survive; otherwise show old and new whole."""
+    return difflib.SequenceMatcher(None, _TOKEN.findall(old), _TOKEN.findall(new), autojunk=False).ratio() >= SIMILARITY
 
-    Only words count: two unrelated captions share most of their spaces and commas, and counting them
-    made a rewritten caption look like an edit (its old and new text run together in one marked line).
+
+def shares_words(old: str, new: str) -> bool:
+    """Most *words* survive (spaces and punctuation not counted).
+
+    ``similar`` counts every token, which suits a ``title | caption | credit`` line (the unchanged
+    title and credit carry it); a caption on its own, rewritten, shares its spaces and commas with
+    the old one and nothing else, and marked word by word it would read as one run-on line.
     """
     words = [re.findall(r"\w+", text) for text in (old, new)]
     return difflib.SequenceMatcher(None, *words, autojunk=False).ratio() >= SIMILARITY

@@ -173,4 +173,7 @@ def test_digest_mail_in_a_browser(scenario, tmp_path):
         assert expected in text, expected
     assert "run 2" not in text and "(run" not in text  # times, not run numbers
     assert "four" in page.probes["ins"] and "three" in page.probes["del"]
+    # the photo's caption, rewritten outright, is shown old and new whole rather than as a run-on of marks
+    assert any(d.startswith("The future expeditionary sea base") and d.endswith("2023.") for d in page.probes["del"])
+    assert CAPTION in page.probes["ins"]
     keep(page, "digest-mail.png")
