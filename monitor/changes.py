@@ -133,7 +133,8 @@ def _detect(db: sqlite_utils.Database, run_id: int, policy: MonitorConfig, finis
         if not baseline:
             for event in _image_new_events(db, run_id) + _related_events(db, run_id):
                 _add(db, detection, event, run_id, now, imported)
-        for event in health_events(db, run_id, policy, finish_reason, detection):
+        # an import's old captures say nothing of today's site: no operator event starts or ends on them
+        for event in [] if imported else health_events(db, run_id, policy, finish_reason, detection):
             _add(db, detection, event, run_id, now, imported)
         if detection.degraded:
             q.hold_run_events(db, run_id)

@@ -134,9 +134,11 @@ def _text_of(value: Any) -> str:
 
 def _pending(db: sqlite_utils.Database, address: str, since: int, current_run: int | None
              ) -> list[dict[str, Any]]:
-    """Subscriber events after ``since`` not yet given to ``address``, of finished runs, not held."""
+    """Subscriber events after ``since`` not yet given to ``address``, of finished runs, not held, not
+    imported history (never news)."""
     return list(db.query(
-        """SELECT e.* FROM events e WHERE e.audience = 'subscriber' AND e.held = 0 AND e.id > :since
+        """SELECT e.* FROM events e WHERE e.audience = 'subscriber' AND e.held = 0 AND e.imported = 0
+             AND e.id > :since
              AND NOT EXISTS (SELECT 1 FROM subscriber_events s WHERE s.address = :address AND s.event_id = e.id)
              AND (e.run_id IS NULL OR e.run_id = :current
                   OR EXISTS (SELECT 1 FROM runs r WHERE r.id = e.run_id AND r.status != 'running'))
