@@ -77,12 +77,15 @@ def test_a_subscriber_listed_twice_is_refused(tmp_path):
 
 
 def test_daemon_start_job_must_be_a_crawl_job(tmp_path):
+    jobs = ('[[jobs]]\nname = "discover"\nmode = "discover"\ninterval_minutes = 30\n'
+            '[[jobs]]\nname = "sweep"\nmode = "sweep"\ncron = "0 3 * * *"\n'
+            '[[jobs]]\nname = "flush"\nmode = "flush"\ninterval_minutes = 10\n')
     with pytest.raises(ConfigError, match=r"daemon.start_job: expected the name of a crawl job "
-                                          r"\(discover, revisit, sweep\), got 'flush'"):
-        load(tmp_path, '[daemon]\nstart_job = "flush"\n')
-    config = load(tmp_path, '[daemon]\nstart_job = "sweep"\n')
-    assert start_job(config).name == "sweep"
-    assert start_job(load(tmp_path, "")).name == "discover"
+                                          r"\(discover, sweep\), got 'flush'"):
+        load(tmp_path, '[daemon]\nstart_job = "flush"\n' + jobs)
+    assert start_job(load(tmp_path, '[daemon]\nstart_job = "sweep"\n' + jobs)).name == "sweep"
+    assert start_job(load(tmp_path, jobs)).name == "discover"  # the first crawl job
+    assert start_job(load(tmp_path, "")).name == "frontier"  # the default schedule's slice, at once
     assert start_job(load(tmp_path, "[daemon]\ncrawl_at_start = false\n")) is None
     assert load(tmp_path, "").daemon == DaemonConfig(crawl_at_start=True, start_job="")
 
