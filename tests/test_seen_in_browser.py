@@ -126,6 +126,8 @@ BROWSE_PAGES = {
     "/archive/removed_stories": [str(REMOVED), "removed"],
     "/archive/virin_by_branch_month": ["Air Force"],
     "/archive/related_graph": [str(LINKED), str(NEW_LINK_TARGET)],
+    "/archive/frontier": ["Crawl frontier"],  # a crawled (not daemon-run) archive: the page, no rows
+    "/archive/frontier_next": ["Next pages the frontier fetches"],
 }
 
 
