@@ -20,7 +20,7 @@ import ipaddress
 import logging
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
@@ -293,40 +293,56 @@ def cut_message(request: Request) -> str:
     return f"not downloaded, the crawl was stopping: {request.url}"
 
 
-class StoppableHTTPDownloadHandler(HTTP11DownloadHandler):
-    """Scrapy's HTTP/1.1 handler, whose downloads a stop can cut (``CUT_DOWNLOADS``).
+class CuttableDownloads:
+    """Downloads a stop can cut (``CUT_DOWNLOADS``), for any download handler.
 
     Each download runs as an asyncio task (the crawl runs on Scrapy's default asyncio reactor);
-    cancelling it cancels the Twisted request under it, which closes the connection, exactly as
-    Scrapy's own download timeout does.
+    the stop cancels the tasks in flight and refuses new downloads with ``DownloadCut``.
     """
 
-    def __init__(self, crawler: Crawler) -> None:
-        super().__init__(crawler)
+    def watch_for_cuts(self, crawler: Crawler) -> None:
         self._in_flight: set[asyncio.Future[Response]] = set()
         self._cut = False
         crawler.signals.connect(self.cut, signal=CUT_DOWNLOADS)
 
-    async def download_request(self, request: Request) -> Response:
+    async def cuttable(self, request: Request, download: Callable[[Request], Awaitable[Response]]) -> Response:
+        """``download(request)`` as a task the stop can cancel."""
         if self._cut:
             raise DownloadCut(cut_message(request))
-        if not is_asyncio_available():  # another reactor was configured: not cuttable, as in Scrapy
-            return await super().download_request(request)
-        download = asyncio.ensure_future(super().download_request(request))
-        self._in_flight.add(download)
+        pending = asyncio.ensure_future(download(request))
+        self._in_flight.add(pending)
         try:
-            return await download
+            return await pending
         except asyncio.CancelledError:
-            if self._cut and download.cancelled():
+            if self._cut and pending.cancelled():
                 raise DownloadCut(cut_message(request)) from None
             raise
         finally:
-            self._in_flight.discard(download)
+            self._in_flight.discard(pending)
 
     def cut(self) -> None:
         self._cut = True
-        for download in list(self._in_flight):
-            download.cancel()
+        for pending in list(self._in_flight):
+            pending.cancel()
+
+
+class StoppableHTTPDownloadHandler(CuttableDownloads, HTTP11DownloadHandler):
+    """Scrapy's HTTP/1.1 handler, whose downloads a stop can cut.
+
+    Cancelling a download's task cancels the Twisted request under it, which closes the
+    connection, exactly as Scrapy's own download timeout does.
+    """
+
+    def __init__(self, crawler: Crawler) -> None:
+        super().__init__(crawler)
+        self.watch_for_cuts(crawler)
+
+    async def download_request(self, request: Request) -> Response:
+        if not is_asyncio_available():  # another reactor was configured: not cuttable, as in Scrapy
+            if self._cut:
+                raise DownloadCut(cut_message(request))
+            return await super().download_request(request)
+        return await self.cuttable(request, super().download_request)
 
 
 class DropCutDownloads:

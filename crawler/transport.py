@@ -17,7 +17,6 @@ one line why it cannot be used here.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import Any
 
@@ -33,7 +32,7 @@ from scrapy.http import Headers, Response
 from scrapy.responsetypes import responsetypes
 
 from core.constants import DEFAULT_BROWSER, TRANSPORTS
-from crawler.run import CUT_DOWNLOADS, DownloadCut, cut_message
+from crawler.run import CuttableDownloads
 
 HANDLER = "crawler.transport.ImpersonateHandler"
 INSTALL_HINT = "pip install 'defwatch[impersonate]'"
@@ -69,7 +68,7 @@ def transport_settings(transport: str, browser: str = DEFAULT_BROWSER, *, verify
     }
 
 
-class ImpersonateHandler(ImpersonateDownloadHandler):  # type: ignore[misc,valid-type]
+class ImpersonateHandler(CuttableDownloads, ImpersonateDownloadHandler):  # type: ignore[misc,valid-type]
     """scrapy-impersonate's handler with every request sent as ``DEFWATCH_IMPERSONATE`` (a browser).
 
     scrapy-impersonate opens a session per request, waits for the whole body and has no timeout of
@@ -86,28 +85,10 @@ class ImpersonateHandler(ImpersonateDownloadHandler):  # type: ignore[misc,valid
         self.verify = settings.getbool("DEFWATCH_TLS_VERIFY", True)
         self.stats = crawler.stats
         self.session: AsyncSession | None = None
-        self._in_flight: set[asyncio.Future[Response]] = set()
-        self._cut = False
-        crawler.signals.connect(self.cut, signal=CUT_DOWNLOADS)
+        self.watch_for_cuts(crawler)
 
     async def download_request(self, request: Request) -> Response:  # type: ignore[override]
-        if self._cut:
-            raise DownloadCut(cut_message(request))
-        download = asyncio.ensure_future(self._download(request))
-        self._in_flight.add(download)
-        try:
-            return await download
-        except asyncio.CancelledError:
-            if self._cut and download.cancelled():
-                raise DownloadCut(cut_message(request)) from None
-            raise
-        finally:
-            self._in_flight.discard(download)
-
-    def cut(self) -> None:
-        self._cut = True
-        for download in list(self._in_flight):
-            download.cancel()
+        return await self.cuttable(request, self._download)
 
     async def close(self) -> None:
         if self.session is not None:
