@@ -153,7 +153,9 @@ def is_soup(block: Element) -> bool:
 
 
 def _img_src(img: Element) -> str | None:
-    return img.get("src") or img.get("data-src") or img.get("data-original")
+    """The image's own URL. A lazy loader prints a placeholder in ``src`` (a ``data:`` URI) and the
+    real URL in ``data-src``/``data-original``, so those win when present."""
+    return img.get("data-src") or img.get("data-original") or img.get("src")
 
 
 def _download_by_text(block: Element) -> Element | None:
