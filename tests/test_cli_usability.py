@@ -185,7 +185,7 @@ def test_migration_indexes_past_versions_of_an_older_archive(capsys, archive, tm
     old.write_bytes(Path(archive["db"]).read_bytes())
     conn = sqlite3.connect(old)
     conn.executescript("DROP TRIGGER story_versions_fts_retire; DROP TRIGGER story_versions_fts_reparse;"
-                       "DROP TABLE story_versions_fts; PRAGMA user_version = 4;")
+                       "DROP TABLE story_versions_fts; PRAGMA user_version = 7;")  # the step before the index
     conn.close()
     before = hashlib.sha256(old.read_bytes()).hexdigest()
     code, out, err = cli(capsys, str(old), "search", "welcomed three new members", "--all-versions")
