@@ -12,6 +12,7 @@ from core.urls import story_url
 from crawler.parsers import parse_page
 from db.versions import changed_story_fields, content_hash, story_content
 from samplesite import Site
+from samplesite.variants import BR_GALLERY, story_variant
 from tests.conftest import crawl_env, run_crawl
 
 STORY = 3610656  # four inline images, related stories, tags: the generic extractor sees none of them
@@ -87,11 +88,17 @@ def test_the_generic_extractor_reads_the_story_text_only_what_it_cannot_see_diff
 
 def test_every_sample_story_read_generically_keeps_its_text_fields() -> None:
     """Title, subtitle, date, byline, dateline and every paragraph survive the loss of the template
-    on every story of the sample site (only the links the generic extractor cannot see differ)."""
+    on every story of the sample site (only the links the generic extractor cannot see differ).
+
+    Not the older ``<br><br>`` template (``BR_GALLERY``): trafilatura folds a double line break into
+    one ``<lb/>``, so two paragraphs read as one, and a date printed in a bare ``<span>`` is not found.
+    A page in that state is ``parser_degraded`` for the operator; the test below pins what it gives."""
     site = Site()
     fields = ("title", "subtitle", "published", "byline", "dateline", "paragraphs")
     checked = 0
     for story_id, story in site.content.stories.items():
+        if story_variant(story) == BR_GALLERY:
+            continue
         url = story_url(story["kind"], story_id, story.get("slug") or "", site="https://www.war.gov")
         path = url.removeprefix("https://www.war.gov")
         template = parse_page(site.respond("GET", path, {}, base="https://www.war.gov").body, url)
@@ -103,3 +110,20 @@ def test_every_sample_story_read_generically_keeps_its_text_fields() -> None:
         assert [getattr(generic, f) for f in fields] == [getattr(template, f) for f in fields], story_id
         checked += 1
     assert checked >= 30
+
+
+def test_a_br_separated_story_read_generically_keeps_its_title_and_every_word() -> None:
+    """The known limit of the generic reading on the older ``<br><br>`` template: paragraph breaks
+    and the date are lost, but not the title nor a word of the body."""
+    site = Site()
+    br_stories = [(i, s) for i, s in site.content.stories.items() if story_variant(s) == BR_GALLERY]
+    assert br_stories
+    for story_id, story in br_stories:
+        url = story_url(story["kind"], story_id, story.get("slug") or "", site="https://www.war.gov")
+        path = url.removeprefix("https://www.war.gov")
+        template = parse_page(site.respond("GET", path, {}, base="https://www.war.gov").body, url)
+        site.break_html(story_id, mode="untemplated")
+        generic = parse_page(site.respond("GET", path, {}, base="https://www.war.gov").body, url)
+        assert isinstance(template, Story) and isinstance(generic, Story), story_id
+        assert generic.extraction == "generic" and generic.title == template.title, story_id
+        assert " ".join(template.paragraphs) in " ".join(generic.paragraphs), story_id

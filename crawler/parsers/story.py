@@ -196,7 +196,8 @@ def _printed_meta_lines(page: Page, title: str, paragraphs: list[str]) -> dict[s
         if line in paragraphs:
             break
         date = _printed_date(line)
-        byline = _byline_from_info(line) or (norm_or_none(line.split("|", 1)[1]) if date and "|" in line else None)
+        # "June 18, 2025 | U.S. Army Public Affairs | <share menu>": the part between the first two bars.
+        byline = _byline_from_info(line) or (norm_or_none(line.split("|")[1]) if date and "|" in line else None)
         if byline and "byline" not in found:
             found["byline"] = byline
         if date and "date" not in found:
