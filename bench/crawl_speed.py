@@ -211,6 +211,7 @@ def archive_facts(db: Path) -> dict[str, Any]:
         conn.close()
     size = sum(p.stat().st_size for p in db.parent.glob(db.name + "*") if p.is_file())
     return {"by_type": by_type, "crawl": _seconds(first, last), "run_seconds": _seconds(started, ended),
+            "before_first": _seconds(started, first), "after_last": _seconds(last, ended),
             "size": size, "tables": tables}
 
 
@@ -270,8 +271,15 @@ def _report_full(full: Trial) -> None:
     run_s = extra["run_seconds"]
     print(f"\nfull run: status {summary.get('status')}, {summary.get('new_versions')} new versions, "
           f"{summary.get('errors')} errors, outcomes {summary.get('outcomes')}")
-    print(f"full run phases: process {full.wall:.1f} s = run record {run_s:.1f} s (crawl {full.crawl:.1f} s, "
-          f"rest: Scrapy start-up, change detection, alerts) + {full.wall - run_s:.1f} s interpreter start/exit")
+    print(f"full run phases: process {full.wall:.1f} s = interpreter start/exit {full.wall - run_s:.1f} s + run record "
+          f"{run_s:.1f} s: before the first response {extra['before_first']:.1f} s (Scrapy start-up, the spider's "
+          f"start reads), crawl {full.crawl:.1f} s, after the last response {extra['after_last']:.1f} s (the writer's "
+          "backlog, change detection, the frontier, alerts)")
+    cpu = summary.get("cpu_seconds") or {}
+    if cpu:
+        per_page = 1000 / max(1, full.pages)
+        parts = ", ".join(f"{part} {seconds * per_page:.2f}" for part, seconds in sorted(cpu.items()))
+        print(f"full run CPU ms/page by process: {parts} (the crawl process's reactor thread; the archive writer)")
     size = extra["size"]
     print(f"archive size: {size / 1e6:.1f} MB ({size / max(1, full.pages) / 1024:.1f} KiB per page fetched)")
     tables = extra["tables"]
@@ -280,20 +288,27 @@ def _report_full(full: Trial) -> None:
         print(f"  largest: {top}")
 
 
-def profile_full(base: str, work: Path, env: dict[str, str], top: int = 25) -> None:
-    """The full crawl again under cProfile (main thread: reactor, spider, parser, pipeline, SQLite)."""
-    out = work / "full.prof"
+def profile_full(base: str, work: Path, env: dict[str, str], parse_in: str = "writer", top: int = 25) -> None:
+    """The full crawl again with both of its processes under cProfile: the crawl process (main thread:
+    reactor, spider, pipeline) and the archive writer process (``crawler.archiver.PROFILE_ENV``)."""
+    from crawler.archiver import PROFILE_ENV
+
+    out, writer_out = work / "full.prof", work / "writer.prof"
     db = work / "profiled.db"
-    _, wall = run_child(full_cmd(db, base, out), env, work / "profile.log")
+    _, wall = run_child(full_cmd(db, base, out, parse_in), env | {PROFILE_ENV: str(writer_out)}, work / "profile.log")
     print(f"\nprofiled full crawl: {wall:.1f} s under cProfile; "
-          f"`{sys.executable} -m cProfile -o full.prof -m defwatch crawl ...`")
-    for order in ("cumulative", "tottime"):
-        buf = io.StringIO()
-        pstats.Stats(str(out), stream=buf).strip_dirs().sort_stats(order).print_stats(top)
-        lines = buf.getvalue().splitlines()
-        start = next((i for i, line in enumerate(lines) if "ncalls" in line), 0)
-        print(f"\n--- full crawl profile, top {top} by {order} ---")
-        print("\n".join(lines[start:]).rstrip())
+          f"`{sys.executable} -m cProfile -o full.prof -m defwatch crawl ...`, {PROFILE_ENV}=writer.prof")
+    for name, path in (("crawl process", out), ("archive writer process", writer_out)):
+        if not path.exists():
+            print(f"\n--- {name}: no profile written ---")
+            continue
+        for order in ("cumulative", "tottime"):
+            buf = io.StringIO()
+            pstats.Stats(str(path), stream=buf).strip_dirs().sort_stats(order).print_stats(top)
+            lines = buf.getvalue().splitlines()
+            start = next((i for i, line in enumerate(lines) if "ncalls" in line), 0)
+            print(f"\n--- {name} profile, top {top} by {order} ---")
+            print("\n".join(lines[start:]).rstrip())
 
 
 # --- main --------------------------------------------------------------------------------------
@@ -313,7 +328,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="full pipeline as shipped: the archive writer process parses and answers the spider "
                              "with what to follow (writer), or the spider parses in its callbacks and the pipeline "
                              "only stores (spider: Scrapy's own shape)")
-    parser.add_argument("--profile", action="store_true", help="then profile one more full crawl (cProfile, top 25)")
+    parser.add_argument("--profile", action="store_true",
+                        help="then profile one more full crawl, both of its processes (cProfile, top 25)")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (archives, logs, profile)")
     args = parser.parse_args(argv)
     if args.stories < 1 or args.repeat < 1:
@@ -335,7 +351,7 @@ def main(argv: list[str] | None = None) -> int:
             bares.append(run_bare(site.base_url, work, env, n, urls, args.bare_gc == "tuned"))
         report(fulls, bares)
         if args.profile:
-            profile_full(site.base_url, work, env)
+            profile_full(site.base_url, work, env, args.parse_in)
     finally:
         site.stop()
         if not args.keep:

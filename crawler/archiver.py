@@ -43,6 +43,8 @@ from db.schema import is_storage_error, storage_problem
 
 BATCH_SIZE = 50
 BATCH_SECONDS = 1.0
+# A benchmark's switch, not a setting: profile the writer process into this file (bench/crawl_speed.py).
+PROFILE_ENV = "DEFWATCH_BENCH_PROFILE_WRITER"
 PIPE_BYTES = 1 << 20  # room for dozens of pages in flight before a send waits (Linux caps it)
 
 
@@ -180,7 +182,8 @@ def main(argv: list[str] | None = None) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, signal.SIG_IGN)
     try:
-        serve(args.db, args.run_id, Connection(args.jobs, writable=False), Connection(args.answers, readable=False))
+        with _profiled(os.environ.get(PROFILE_ENV)):
+            serve(args.db, args.run_id, Connection(args.jobs, writable=False), Connection(args.answers, readable=False))
     except Exception as exc:
         problem = storage_problem(args.db, exc)
         if problem is None:
@@ -189,6 +192,24 @@ def main(argv: list[str] | None = None) -> int:
         print(f"defwatch archive writer: {problem}", file=sys.stderr)
         return 1
     return 0
+
+
+@contextlib.contextmanager
+def _profiled(path: str | None) -> Iterator[None]:
+    """cProfile the writer into ``path`` (``PROFILE_ENV``, set by ``bench/crawl_speed.py --profile``):
+    the crawl's other process, whose CPU a profile of the crawl process never shows."""
+    if not path:
+        yield
+        return
+    import cProfile
+
+    profile = cProfile.Profile()
+    profile.enable()
+    try:
+        yield
+    finally:
+        profile.disable()
+        profile.dump_stats(path)
 
 
 # -- the crawl side -------------------------------------------------------------------------------
