@@ -154,9 +154,9 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-# ``defwatch crawl --mode full --no-mail`` with the spider parsing in its callbacks (Scrapy's own shape:
-# the pipeline only hands parsed records to the archive writer process, and the spider follows links
-# without waiting for the writer's answers). ``--parse-in spider`` measures it against the default.
+# ``defwatch crawl --mode full --no-mail`` with the spider parsing every page in its callbacks, photo
+# pages too (as shipped, the archive writer process parses the photo pages, which lead nowhere, so the
+# two processes share the CPU). ``--parse-in spider`` measures it against the default.
 SPIDER_PARSES = """
 import json, sys
 from dataclasses import replace
@@ -325,9 +325,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="bare spider with Python's stock garbage collector settings (the yardstick) or "
                              "tuned as defwatch crawl tunes them (crawler.gc_tuning), to see that tuning's share")
     parser.add_argument("--parse-in", choices=("writer", "spider"), default="writer",
-                        help="full pipeline as shipped: the archive writer process parses and answers the spider "
-                             "with what to follow (writer), or the spider parses in its callbacks and the pipeline "
-                             "only stores (spider: Scrapy's own shape)")
+                        help="full pipeline as shipped: the spider parses feeds, listings and stories, the archive "
+                             "writer process parses the photo pages (writer); or the spider parses every page "
+                             "(spider)")
     parser.add_argument("--profile", action="store_true",
                         help="then profile one more full crawl, both of its processes (cProfile, top 25)")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (archives, logs, profile)")

@@ -1,14 +1,17 @@
-"""The archive writer process: parses and stores every page of a local crawl, off the reactor.
+"""The archive writer process: stores every page of a local crawl, off the reactor.
 
-Why a process: Scrapy runs the downloads, the middlewares and the spider on one thread. Parsing a
-page and writing it to SQLite (hashing, compressing, FTS) cost as much CPU again, and on a thread of
-the same process they hold the GIL the reactor needs. In a child process they run on another core,
-and the crawl keeps almost the pace of a spider that stores nothing (``bench/crawl_speed.py``).
+Why a process: Scrapy runs the downloads, the middlewares and the spider on one thread. Writing a
+page to SQLite (hashing, compressing, FTS) and parsing the pages that lead nowhere cost as much CPU
+again, and on a thread of the same process they would hold the GIL the reactor needs. In a child
+process they run on the other core (``bench/crawl_speed.py``; docs/ARCHITECTURE.md, "The crawl's
+shape").
 
-The crawl process sends each response (fetch facts and raw body) down a pipe; this process parses
-it (``crawler.pages.parse_fetched``), stores it with ``Archive.save_response`` (one savepoint per
-response, a commit every ``BATCH_SIZE`` responses or ``BATCH_SECONDS``) and answers with what the
-spider follows (``Followups``) and the ``SaveResult``. Answers come back in order.
+The crawl process sends each response (fetch facts, raw body, and the record when the spider parsed
+it) down a pipe; this process parses the pages sent unparsed (``Job.parse_url``: photo pages, see
+``crawler.spiders.site``) with ``crawler.pages.parse_fetched``, stores each with
+``Archive.save_response`` (one savepoint per response, a commit every ``BATCH_SIZE`` responses or
+``BATCH_SECONDS``) and answers with the ``SaveResult``, in order. Nothing the spider follows waits
+for an answer: the answers only count the run and watch for a block storm.
 
 Lifetime: the writer ends when its input pipe closes, after committing every response it received;
 whether the crawl closed the pipe or died (kill -9), nothing it was sent is lost and nothing is
@@ -25,7 +28,6 @@ import argparse
 import asyncio
 import contextlib
 import fcntl
-import heapq
 import os
 import pickle
 import signal
@@ -50,7 +52,8 @@ PIPE_BYTES = 1 << 20  # room for dozens of pages in flight before a send waits (
 
 @dataclass
 class Job:
-    """One response to store; ``parse_url`` set means: parse ``body`` as that URL first."""
+    """One response to store; ``parse_url`` set means: parse ``body`` as that URL first (a page
+    the spider follows nothing from, left for this process to parse)."""
 
     fetch: FetchInfo
     body: bytes | None
@@ -61,10 +64,9 @@ class Job:
 @dataclass
 class Stored:
     """The writer's answer to one ``Job``: the fetch as stored (its outcome may have changed when the
-    page turned out to be a block page or another page), what to follow, and the archive's result."""
+    page turned out to be a block page or another page) and the archive's result."""
 
     fetch: FetchInfo
-    followups: Any  # crawler.pages.Followups
     result: SaveResult
     record_type: str | None = None
 
@@ -84,30 +86,28 @@ class ArchiverError(RuntimeError):
 
 
 def serve(db_path: str, run_id: int, jobs: Connection, answers: Connection) -> None:
-    """Store jobs until the input closes; commit whatever was received before returning.
-
-    Jobs waiting in the pipe are taken best priority first (feeds and listings, then stories, then
-    photos): the spider waits for the answers to index pages and stories to know what to fetch next,
-    and must not wait behind a backlog of photo pages, which lead nowhere."""
+    """Store jobs in the order sent until the input closes; commit whatever was received before
+    returning, and commit whenever the input is quiet (the write lock is never held idle)."""
     from db.archive import Archive  # the writer's imports only; the crawl process never needs these twice
 
     archive = Archive.open(db_path)
-    waiting: list[tuple[int, int, Job]] = []  # a heap of (priority, seq, job)
-    batched, batch_started, open_input = 0, 0.0, True
+    batched, batch_started, answering = 0, 0.0, True
     try:
-        while open_input or waiting:
-            if open_input:
-                idle = max(0.0, BATCH_SECONDS - (time.monotonic() - batch_started)) if batched else None
-                open_input = _receive(jobs, waiting, 0.0 if waiting else idle)
-            if not waiting:  # a quiet spell (or the end): commit, never keep the write lock idle
+        while True:
+            idle = max(0.0, BATCH_SECONDS - (time.monotonic() - batch_started)) if batched else None
+            if not jobs.poll(idle):  # a quiet spell: commit the batch
                 archive.commit_batch()
                 batched = 0
                 continue
-            _, seq, job = heapq.heappop(waiting)
+            try:
+                seq, job = pickle.loads(jobs.recv_bytes())
+            except EOFError:
+                break
             if batched == 0:
                 archive.begin_batch()
                 batch_started = time.monotonic()
-            answers.send_bytes(pickle.dumps((seq, _store(archive, run_id, job)), pickle.HIGHEST_PROTOCOL))
+            stored = _store(archive, run_id, job)
+            answering = answering and _answer(answers, (seq, stored))
             batched += 1
             if batched >= BATCH_SIZE or time.monotonic() - batch_started >= BATCH_SECONDS:
                 archive.commit_batch()
@@ -115,61 +115,33 @@ def serve(db_path: str, run_id: int, jobs: Connection, answers: Connection) -> N
     finally:
         archive.commit_batch()
         archive.close()
-        with contextlib.suppress(OSError):  # the crawl may be gone (kill -9): nobody to tell
-            answers.send_bytes(pickle.dumps(WriterStats(time.process_time()), pickle.HIGHEST_PROTOCOL))
+        if answering:
+            _answer(answers, WriterStats(time.process_time()))
 
 
-def _receive(jobs: Connection, waiting: list[tuple[int, int, Job]], wait: float | None) -> bool:
-    """Move the jobs in the pipe onto the heap, waiting up to ``wait`` seconds for the first (None:
-    for ever). False once the input is closed."""
+def _answer(answers: Connection, message: Any) -> bool:
+    """Send ``message`` to the crawl; False when the crawl is gone (kill -9). What it sent before it
+    died is still in the input pipe, and is stored all the same: nobody is told."""
     try:
-        if wait is not None and not jobs.poll(wait):
-            return True
-        while True:
-            seq, priority, job = pickle.loads(jobs.recv_bytes())
-            heapq.heappush(waiting, (priority, seq, job))
-            if not jobs.poll(0):
-                return True
-    except EOFError:
+        answers.send_bytes(pickle.dumps(message, pickle.HIGHEST_PROTOCOL))
+    except OSError:
         return False
+    return True
 
 
 def _store(archive: Any, run_id: int, job: Job) -> Stored | ArchiverError:
-    from crawler.pages import followups, parse_fetched
+    from crawler.pages import parse_fetched
 
     try:
         record = job.record
         if job.parse_url is not None:
             record = parse_fetched(job.fetch, job.body or b"", job.parse_url)
         result = archive.save_response(run_id, job.fetch, job.body, record)
-        follow = followups(job.fetch.outcome, record)
-        if job.fetch.outcome == "not_modified" and job.fetch.page_type in ("feed", "listing"):
-            follow = _unchanged_index(archive, job.fetch) or follow
-        elif job.fetch.outcome == "not_modified" and job.fetch.page_type == "story" and job.fetch.subject_id:
-            follow = _unchanged_story(archive, job.fetch.subject_id)
     except Exception as exc:  # one bad response must not end the crawl; the crawl logs it
         if is_storage_error(exc):
             raise  # a read-only archive or a full disk: no response can be stored any more (see main)
         return ArchiverError(f"could not store {job.fetch.url}: {type(exc).__name__}: {exc}")
-    record_type = record.type if record is not None else None
-    return Stored(job.fetch, follow, result, record_type)
-
-
-def _unchanged_index(archive: Any, fetch: FetchInfo) -> Any:
-    """What a 304 feed or listing still lists (``crawler.pages.unchanged_index``); None: no copy kept."""
-    from crawler.pages import unchanged_index
-
-    body = archive.index_body(fetch.url)
-    return unchanged_index(body, fetch.url, fetch.content_type) if body is not None else None
-
-
-def _unchanged_story(archive: Any, story_id: int) -> Any:
-    """What a 304 story still links to (its stored related stories and photos), without parsing it again:
-    a related story or photo page a killed or failed run never archived is still reached through it."""
-    from crawler.pages import Followups
-
-    related, photos = archive.story_links(story_id)
-    return Followups("not_modified", "story", related=tuple(related), photos=tuple(photos))
+    return Stored(job.fetch, result, record.type if record is not None else None)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -246,9 +218,8 @@ class ArchiverClient:
         self.loop: asyncio.AbstractEventLoop | None = None
         self.ended: asyncio.Future[None] | None = None
 
-    def store(self, job: Job, priority: int = 0) -> asyncio.Future[Stored]:
-        """Send one job; the future resolves when the writer has stored it (or fails with its error).
-        Lower ``priority`` goes first among the jobs waiting in the writer."""
+    def store(self, job: Job) -> asyncio.Future[Stored]:
+        """Send one job; the future resolves when the writer has stored it (or fails with its error)."""
         loop = self._attach()
         future: asyncio.Future[Stored] = loop.create_future()
         if self.failure is not None:
@@ -257,7 +228,7 @@ class ArchiverClient:
         self.sequence += 1
         self.pending[self.sequence] = future
         try:
-            self.jobs.send_bytes(pickle.dumps((self.sequence, priority, job), pickle.HIGHEST_PROTOCOL))
+            self.jobs.send_bytes(pickle.dumps((self.sequence, job), pickle.HIGHEST_PROTOCOL))
         except OSError as exc:  # the writer is gone
             self._end(ArchiverError(f"archive writer is gone: {exc}"))
         return future

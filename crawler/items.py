@@ -14,9 +14,10 @@ from core.records import Record
 class PageResult:
     """A response for the archive.
 
-    ``parse_url`` set means the page is still to be parsed, as that URL, by whoever stores it (the
-    archive writer process of a local crawl); ``stored`` then resolves to the writer's answer
-    (``crawler.archiver.Stored``), which tells the spider what to follow.
+    ``record`` is what the spider parsed. ``parse_url`` set means the page is still to be parsed, as
+    that URL, by whoever stores it (the archive writer process of a local crawl parses the photo pages,
+    which lead nowhere); ``stored`` then resolves to the writer's answer (``crawler.archiver.Stored``),
+    whose outcome the spider's block storm watch reads.
     """
 
     fetch: FetchInfo

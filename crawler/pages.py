@@ -1,9 +1,9 @@
 """What a fetched page is, and what the spider follows from it.
 
 Parsing a response and checking that it is the page that was asked for is the same work whether it
-runs in the spider (distributed workers, which ship parsed records to a remote writer) or in the
-archive writer process (a local crawl, see ``crawler.archiver``). Both call ``parse_fetched``; the
-spider only needs ``Followups`` back, a few URLs and ids, never the whole record.
+runs in the spider (feeds, listings and stories; every page on a distributed worker) or in the
+archive writer process (a local crawl's photo pages, see ``crawler.archiver``): both call
+``parse_fetched``. ``followups`` is what the spider follows from a record.
 """
 
 from __future__ import annotations

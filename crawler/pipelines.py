@@ -23,8 +23,8 @@ class ArchivePipeline:
     """The only writer during a crawl, through the archive writer process (``crawler.archiver``).
 
     Every response is stored atomically (``Archive.save_response``) and committed in small batches.
-    Pages the spider left unparsed (``PageResult.parse_url``) are parsed by the writer too, so the
-    reactor's thread only downloads; the writer's answer settles ``PageResult.stored``.
+    Pages the spider left unparsed (``PageResult.parse_url``: photo pages) are parsed by the writer
+    too; its answer settles ``PageResult.stored``.
     """
 
     def __init__(self, db_path: str, run_id: int, crawler: Crawler):
@@ -65,10 +65,10 @@ class ArchivePipeline:
     def process_item(self, item: Any, spider: Spider | None = None) -> Any:
         """Send the page to the writer and move on: Scrapy keeps a response's memory until its items
         are processed, and waiting here for every answer would throttle downloads to the writer's pace.
-        A spider that needs the answer (what to follow) waits on ``PageResult.stored`` itself."""
+        The answer is counted when it comes (``close_spider`` waits for the last ones)."""
         if not isinstance(item, PageResult) or self.archiver is None:
             return item
-        future = self.archiver.store(Job(item.fetch, item.body, item.record, item.parse_url), _priority(item))
+        future = self.archiver.store(Job(item.fetch, item.body, item.record, item.parse_url))
         self.outstanding.add(future)
         future.add_done_callback(partial(self._stored, item))
         return item
@@ -105,11 +105,6 @@ class ArchivePipeline:
         count_result(self.counts, item.fetch, stored.record_type, stored.result)
         if self.progress is not None:
             self.progress.update(self.counts["fetches"])
-
-
-def _priority(item: PageResult) -> int:
-    """What the spider waits on goes first: index pages, then stories (their links), then the rest."""
-    return {"feed": 0, "listing": 0, "story": 1}.get(item.fetch.page_type or "", 2)
 
 
 def _settle(future: asyncio.Future[Any] | None, result: Any = None, error: BaseException | None = None) -> None:

@@ -64,8 +64,9 @@ DEFWATCH_RUN_ID = None
 DEFWATCH_BACKOFF_MAX_SECONDS = 300.0  # longest Retry-After honoured before giving up on a request
 DEFWATCH_BACKOFF_RETRIES = 2
 DEFWATCH_BLOCK_STORM = 25  # consecutive blocked responses that end the run instead of hammering on
-# Pages are parsed by the archive writer process (crawler.archiver), off the reactor's thread. The
-# distributed workers turn it off: their results travel to a remote writer already parsed.
+# Photo pages (they lead nowhere) are parsed by the archive writer process (crawler.archiver), off the
+# reactor's thread; the spider parses the rest. Distributed workers turn it off: their results travel
+# to a remote writer already parsed.
 DEFWATCH_PARSE_IN_WRITER = True
 
 

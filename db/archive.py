@@ -399,19 +399,6 @@ class Archive:
             [seen_at, outcome, missing_since, missing_run, gone_at, fetch.page_type, fetch.subject_id],
         )
 
-    def story_links(self, story_id: int) -> tuple[list[tuple[str, int]], list[tuple[str | None, int]]]:
-        """What the stored copy of a story links to: its current related stories and inline photos.
-
-        A 304 story is not parsed again; this is what its last parse stored (``related_links`` still
-        listed, ``story_images``), so the pages it leads to are followed as if it had been."""
-        related = [(url, related_id) for related_id, url in self.db.execute(
-            "SELECT related_id, url FROM related_links WHERE story_id = ? AND removed_at IS NULL AND url IS NOT NULL"
-            " ORDER BY first_seen, related_id", [story_id])]
-        photos = [(page_url, media_id) for media_id, page_url in self.db.execute(
-            """SELECT si.media_id, i.page_url FROM story_images si JOIN images i ON i.media_id = si.media_id
-               WHERE si.story_id = ? ORDER BY si.position""", [story_id])]
-        return related, photos
-
     def _store_index(self, fetch: FetchInfo, record: Listing | Feed, seen_at: str, sha: str | None) -> None:
         next_page = record.next_page if isinstance(record, Listing) and record.items else None
         self.db.execute(
@@ -423,11 +410,6 @@ class Archive:
             [index_key(fetch.url), record.type, fetch.etag, fetch.last_modified,
              index_key(next_page) if next_page else None, seen_at, sha],
         )
-
-    def index_body(self, url: str) -> bytes | None:
-        """The last parsed copy of a feed or listing page: what a 304 for it still lists."""
-        row = self.db.execute("SELECT raw_sha256 FROM index_pages WHERE key = ?", [index_key(url)]).fetchone()
-        return read_raw(self.db, row[0]) if row else None
 
     def index_bodies(self) -> Iterator[tuple[str, bytes, str | None]]:
         """(key, last parsed copy, its Content-Type) of every feed and listing page a conditional

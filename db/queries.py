@@ -9,6 +9,8 @@ from typing import Any
 import sqlite_utils
 
 from core.clock import stamp
+from core.urls import index_key
+from db.rows import read_raw
 from db.sql import NOT_ARCHIVED
 
 
@@ -146,6 +148,26 @@ def index_next_pages(db: sqlite_utils.Database) -> dict[str, str]:
     """Listing page key -> its next page's key, as last parsed: a 304 listing is still followed."""
     rows = db.execute("SELECT key, next_page FROM index_pages WHERE next_page IS NOT NULL")
     return {key: next_page for key, next_page in rows}
+
+
+def index_body(db: sqlite_utils.Database, url: str) -> bytes | None:
+    """The last parsed copy of a feed or listing page: what a 304 for it still lists."""
+    row = db.execute("SELECT raw_sha256 FROM index_pages WHERE key = ?", [index_key(url)]).fetchone()
+    return read_raw(db, row[0]) if row else None
+
+
+def story_links(db: sqlite_utils.Database, story_id: int) -> tuple[list[tuple[str, int]], list[tuple[str | None, int]]]:
+    """What the stored copy of a story links to: its current related stories and inline photos.
+
+    A 304 story is not parsed again; this is what its last parse stored (``related_links`` still
+    listed, ``story_images``), so the pages it leads to are followed as if it had been."""
+    related = [(url, related_id) for related_id, url in db.execute(
+        "SELECT related_id, url FROM related_links WHERE story_id = ? AND removed_at IS NULL AND url IS NOT NULL"
+        " ORDER BY first_seen, related_id", [story_id])]
+    photos = [(page_url, media_id) for media_id, page_url in db.execute(
+        """SELECT si.media_id, i.page_url FROM story_images si JOIN images i ON i.media_id = si.media_id
+           WHERE si.story_id = ? ORDER BY si.position""", [story_id])]
+    return related, photos
 
 
 def validators(db: sqlite_utils.Database) -> dict[tuple[str, Any], tuple[str | None, str | None]]:

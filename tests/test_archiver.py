@@ -1,7 +1,7 @@
 """The archive writer process (crawler.archiver): real child processes, a real SQLite file.
 
 What a local crawl relies on: the writer parses pages exactly as the spider would, answers in
-order with what to follow, keeps going after one bad response, commits everything it received when
+order, stores what a 304 of a page will follow, keeps going after one bad response, commits everything it received when
 the crawl process dies, and a writer that dies ends the crawl as ``failed`` instead of hanging it.
 """
 
@@ -27,6 +27,7 @@ from core.urls import photo_page_url, story_url
 from crawler.archiver import ArchiverClient, ArchiverError, Job, Stored
 from crawler.parsers import parse_page
 from db.archive import Archive
+from db.queries import story_links
 from db.schema import connect
 from samplesite import SampleSite
 from tests.conftest import ROOT, crawl_env
@@ -59,7 +60,7 @@ def _new_archive(path: Path) -> int:
 def _store_all(path: Path, run_id: int, jobs: list[Job]) -> list[Stored | BaseException]:
     async def go() -> list[Stored | BaseException]:
         client = ArchiverClient(str(path), run_id)
-        futures = [client.store(job, priority=0) for job in jobs]
+        futures = [client.store(job) for job in jobs]
         answers = await asyncio.gather(*futures, return_exceptions=True)
         assert client.close() == 0
         return answers
@@ -81,12 +82,13 @@ def test_writer_parses_like_the_spider_and_answers_in_order(tmp_path: Path) -> N
     ])
     story, photo, wrong = answers
     assert isinstance(story, Stored) and story.record_type == "story" and story.result.new_version
-    assert story.followups.outcome == "ok"
-    assert (photo_url.rstrip("/"), media_id) in {(u.rstrip("/") if u else u, m) for u, m in story.followups.photos}
-    assert len(story.followups.photos) == 4 and story.followups.related
+    assert story.fetch.outcome == "ok"
+    related, photos = story_links(connect(str(db)), STORY_ID)  # what a 304 of the story follows
+    assert (photo_url.rstrip("/"), media_id) in {(u.rstrip("/") if u else u, m) for u, m in photos}
+    assert len(photos) == 4 and related
     assert isinstance(photo, Stored) and photo.record_type == "photo" and photo.result.new_version
     assert isinstance(wrong, Stored) and wrong.fetch.outcome == "error" and not wrong.result.new_version
-    assert wrong.followups.related == () and wrong.followups.photos == ()
+    assert story_links(connect(str(db)), 999) == ([], [])
 
     conn = sqlite3.connect(db)
     stored = json.loads(conn.execute("SELECT record FROM story_versions WHERE story_id = ?", [STORY_ID]).fetchone()[0])

@@ -17,7 +17,6 @@ from crawler.distributed.results import encode
 from crawler.distributed.writer import ResultDrain
 from crawler.items import PageResult
 from crawler.outcomes import count_result
-from crawler.pages import Followups
 from crawler.parsers import ParseError
 from crawler.pipelines import ArchivePipeline
 
@@ -65,7 +64,7 @@ def test_pipeline_and_writer_both_count_through_count_result(monkeypatch: pytest
     pipeline = ArchivePipeline.__new__(ArchivePipeline)  # only its counters are used here
     pipeline.counts, pipeline.progress = Counter(), None
     for item, result in CASES:  # the archive writer process answers with the record's type
-        stored = Stored(item.fetch, Followups(item.fetch.outcome), result, _record_type(item))
+        stored = Stored(item.fetch, result, _record_type(item))
         pipeline._count(PageResult(item.fetch, item.body), stored)
     drain = ResultDrain(None, None, _FakeArchive([r for _, r in CASES]), run_id=7,  # type: ignore[arg-type]
                         renew=lambda: None)

@@ -13,7 +13,14 @@ Modes (``defwatch crawl --mode``):
 Pages the archive has heard of (a related-story link, an inline photo, a feed or listing item) and
 never archived (``known_pages``) go first in every mode but ``revisit``: a run that died or failed
 to fetch them must not lose them once their referrer answers 304. A 304 story is still followed to
-what its stored copy links to (the writer answers with its stored related stories and photos).
+what its stored copy links to, a 304 feed or listing to what its stored copy lists (both read through
+the run's archive).
+
+Scrapy's shape: the callbacks parse and yield the page's record (in a ``PageResult``) and the requests
+it leads to; the pipeline stores, in the archive writer process (``crawler.archiver``). Photo pages,
+which lead nowhere, go to the writer unparsed and are parsed there, off the reactor's thread: they
+are most of a crawl's pages, and the two processes then share its CPU about evenly (docs/ARCHITECTURE.md,
+"The crawl's shape").
 
 Every response, whatever its status, becomes one ``PageResult`` item so the archive's fetch log is
 complete; only the pipeline writes. The spider reads the archive once at start (which pages it knows)
@@ -48,7 +55,7 @@ from core.urls import LISTING_BY_KIND, classify_url, feed_url, index_key, listin
 from crawler.items import PageResult
 from crawler.middlewares import SiteOnlyMiddleware
 from crawler.outcomes import classify
-from crawler.pages import Followups, followups, parse_fetched
+from crawler.pages import Followups, followups, parse_fetched, unchanged_index
 from db import queries
 from db.schema import connect
 
@@ -110,7 +117,7 @@ class SiteSpider(Spider):
         spider.site_only = SiteOnlyMiddleware(crawler.settings.get("DEFWATCH_SITE"))
         spider.db_path = crawler.settings.get("DEFWATCH_DB")
         spider.block_storm = crawler.settings.getint("DEFWATCH_BLOCK_STORM")
-        # Only the archive pipeline answers a page it parsed; with any other writer, parse here.
+        # Only the archive pipeline parses a page it is sent unparsed; with any other writer, parse here.
         writer = crawler.settings.getdict("ITEM_PIPELINES").get("crawler.pipelines.ArchivePipeline")
         spider.parse_in_writer = crawler.settings.getbool("DEFWATCH_PARSE_IN_WRITER") and writer is not None
         crawler.signals.connect(spider._not_stored, signal=signals.item_dropped)
@@ -267,7 +274,7 @@ class SiteSpider(Spider):
         result = self._result(response)
         yield result
         follow = await self._followups(result)
-        if follow.outcome == "not_modified" and follow.record_type is None:  # no stored copy was re-read
+        if follow.outcome == "not_modified" and follow.record_type is None:  # no stored copy to re-read
             next_request = self._next_unchanged_listing(response)
             if next_request is not None:
                 yield next_request
@@ -302,9 +309,7 @@ class SiteSpider(Spider):
         """Story and photo pages: one item, then the related stories and photo pages they link to."""
         result = self._result(response)
         yield result
-        if result.stored is not None and result.fetch.page_type != "story":
-            # A photo page leads nowhere: don't hold its response (and Scrapy's memory budget for
-            # responses in flight) until the writer answers; only watch the outcome when it comes.
+        if result.stored is not None:  # a photo page the writer parses: it leads nowhere, watch its outcome
             result.stored.add_done_callback(self._watch_answer)
             return
         follow = await self._followups(result)
@@ -322,23 +327,35 @@ class SiteSpider(Spider):
                 yield request
 
     async def _followups(self, result: PageResult) -> Followups:
-        """What to follow from a stored page: from the writer's answer when the writer parsed it.
+        """What to follow from a page the spider parsed (or, on a 304, from its stored copy).
 
-        A block storm is watched as soon as the outcome is known: here for a 403, after the writer's
-        answer only for a 200 it must parse first (a block page served as 200). Waiting for every
-        answer would let a storm run on through a whole window of requests in flight."""
-        if result.parse_url is None:
-            self._watch_for_block_storm(result.fetch.outcome)
-        if result.stored is None:
-            return followups(result.fetch.outcome, result.record)
-        stored = await result.stored
-        follow = stored.followups if stored is not None else Followups(result.fetch.outcome)
-        if result.parse_url is not None:
-            self._watch_for_block_storm(follow.outcome)
-        return follow
+        Async for subclasses that must wait for what they follow (``FrontierSpider``)."""
+        self._watch_for_block_storm(result.fetch.outcome)
+        if result.fetch.outcome == "not_modified":
+            return self._unchanged(result.fetch)
+        return followups(result.fetch.outcome, result.record)
+
+    def _unchanged(self, fetch: FetchInfo) -> Followups:
+        """A 304 is not parsed: a feed or listing is followed to what its last parsed copy listed, a story
+        to the related stories and photos its stored copy links to. A capped or killed run stores pages
+        whose links it never fetched: following only what changed would leave those unfound.
+
+        Read through the run's archive; a spider without one (a distributed worker) follows what the
+        distributed writer published instead (``FrontierSpider``)."""
+        unchanged = Followups("not_modified")
+        if self.archive_db is None:
+            return unchanged
+        if fetch.page_type in ("feed", "listing"):
+            body = queries.index_body(self.archive_db, fetch.url)
+            return unchanged_index(body, fetch.url, fetch.content_type) if body is not None else unchanged
+        if fetch.page_type == "story" and fetch.subject_id is not None:
+            related, photos = queries.story_links(self.archive_db, fetch.subject_id)
+            return Followups("not_modified", "story", related=tuple(related), photos=tuple(photos))
+        return unchanged
 
     def _watch_answer(self, stored: asyncio.Future[Any]) -> None:
-        """The block storm watch for a page nobody awaits: a storm found here ends the crawl."""
+        """The block storm watch for a page the writer parsed (a block page served with 200 is known
+        only once parsed): a storm found here ends the crawl."""
         if stored.cancelled() or stored.exception() is not None or stored.result() is None:
             return
         try:
@@ -385,15 +402,12 @@ class SiteSpider(Spider):
             request_headers=_header_pairs(response.request.headers) if response.request else None,
         )
         body = response.body if response.body else None
-        if self.parse_in_writer and (outcome == "ok" or page_type in ("feed", "listing") or
-                                     (outcome == "not_modified" and page_type == "story")):
-            # The archive writer process parses it, off the reactor's thread, and answers with what to
-            # follow: for a 304 feed or listing, what its stored copy lists; for a 304 story, the related
-            # stories and photos its stored copy links to.
-            stored = asyncio.get_running_loop().create_future()
-            return PageResult(fetch, body, parse_url=response.url if outcome == "ok" else None, stored=stored)
         if outcome != "ok":
             return PageResult(fetch, body)
+        if self.parse_in_writer and page_type == "photo":
+            # It leads nowhere, so nothing waits for its record: the archive writer process parses it,
+            # off the reactor's thread, and its answer only feeds the block storm watch.
+            return PageResult(fetch, body, parse_url=response.url, stored=asyncio.get_running_loop().create_future())
         return PageResult(fetch, body, parse_fetched(fetch, response.body, response.url))
 
     @staticmethod
