@@ -70,7 +70,7 @@ class FrontierSpider(SiteSpider):
 
     async def _followups(self, result: PageResult) -> Followups:
         """A 304 feed or listing is followed as its last parsed copy listed (the writer published
-        it; a worker has no archive to re-read, where a local crawl's writer process re-reads it)."""
+        it; a worker has no archive to re-read, where a local crawl's spider re-reads it)."""
         follow = await super()._followups(result)
         if follow.outcome == "not_modified" and follow.record_type is None:
             return self.unchanged_index.get(index_key(result.fetch.url), follow)
