@@ -16,6 +16,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from contextlib import suppress
 from pathlib import Path
 
 import pytest
@@ -179,12 +180,29 @@ def _wait_for_writer(parent: int, timeout: float = 30) -> int:
     """The pid of ``parent``'s archive writer, once it has stored a few pages."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        for child in Path(f"/proc/{parent}/task/{parent}/children").read_text().split():
-            if b"crawler.archiver" in Path(f"/proc/{child}/cmdline").read_bytes():
+        for child in _children(parent):
+            if _is_writer(child):
                 time.sleep(1.0)
-                return int(child)
+                return child
         time.sleep(0.05)
     pytest.fail("the crawl started no archive writer")
+
+
+def _children(pid: int) -> list[int]:
+    """Children of every thread of ``pid``: a thread may be the one that started the writer."""
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        with suppress(OSError):  # a thread that ended while we looked
+            found += [int(p) for p in (task / "children").read_text().split()]
+    return found
+
+
+def _is_writer(pid: int) -> bool:
+    """False for a child that exited between listing and reading (a short-lived helper process)."""
+    try:
+        return b"crawler.archiver" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
 
 
 def test_a_304_listing_still_leads_to_the_stories_it_lists(tmp_path: Path) -> None:
