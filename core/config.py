@@ -27,9 +27,11 @@ import types
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import time
 from importlib import resources
 from typing import Any
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 try:
     import tomllib
@@ -57,6 +59,11 @@ if typing.TYPE_CHECKING:
 
 JOB_MODES = (*CRAWL_MODES, "flush")
 CADENCES = ("each_run", "hourly", "daily")
+# A subscriber's ``at`` per cadence: its pattern and what the error message asks for.
+AT_FORMATS = {
+    "daily": (r"(?P<hour>\d\d):(?P<minute>\d\d)", "a time of day from 00:00 to 23:59 like '07:00'"),
+    "hourly": (r"(?P<hour>):(?P<minute>\d\d)", "minutes past the hour from :00 to :59 like ':15'"),
+}
 DEFAULT_CONFIG_FILE = "defwatch.toml"
 
 
@@ -94,6 +101,13 @@ class SubscriberConfig:
     goes: after each run with changes, at most hourly, or once a day, each gathering everything
     since their last one. ``DEFWATCH_ALERT_TO`` / ``[alerts] recipients`` stay what they were:
     everything, after each run.
+
+    ``at`` pins the digest to a time on the reader's clock, so it does not drift later by up to a run's
+    interval each day, nor depend on when the daemon started: ``"07:00"`` for ``daily`` (a time of
+    day), ``":15"`` for ``hourly`` (minutes past the hour), in ``timezone`` (an IANA name, e.g.
+    ``"America/New_York"``; UTC by default), so 07:00 stays 07:00 across daylight saving changes.
+    The digest then goes with the first run at or after that time; empty ``at``: a day or an hour
+    after the last digest, as before.
     """
 
     address: str
@@ -101,6 +115,8 @@ class SubscriberConfig:
     sections: list[str] = field(default_factory=list)  # story kinds, e.g. ["release", "contract"]
     keywords: list[str] = field(default_factory=list)  # any of these words in the title, text or change
     cadence: str = "each_run"  # each_run | hourly | daily
+    at: str = ""  # daily: "HH:MM"; hourly: ":MM"; empty: a day (an hour) after the last digest
+    timezone: str = "UTC"  # the IANA time zone ``at`` is read in
 
 
 @dataclass
@@ -637,6 +653,39 @@ def _validate_subscribers(subscribers: list[SubscriberConfig], origins: _Origins
             _check(bool(word.strip()), origins, f"{key}.keywords[{j}]", "expected a word or phrase, got ''")
         _check(sub.cadence in CADENCES, origins, f"{key}.cadence",
                f"expected one of {', '.join(CADENCES)}, got {sub.cadence!r}")
+        _validate_digest_time(sub, key, origins)
+
+
+def _validate_digest_time(sub: SubscriberConfig, key: str, origins: _Origins) -> None:
+    """``at`` fits the cadence and ``timezone`` is a zone this machine knows, or the daemon would guess."""
+    who = f" (subscriber {sub.address})"
+    if sub.at:
+        _check(sub.cadence in AT_FORMATS, origins, f"{key}.at",
+               f"only a daily or hourly digest has a time, not cadence {sub.cadence!r}{who}")
+        try:
+            digest_time(sub.cadence, sub.at)
+        except ValueError as exc:
+            raise origins.error(f"{key}.at", f"{exc}{who}") from None
+    else:
+        _check(sub.timezone == "UTC", origins, f"{key}.timezone",
+               f"a time zone is used only with at (e.g. at = \"07:00\"): set at or remove timezone{who}")
+    try:
+        ZoneInfo(sub.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise origins.error(f"{key}.timezone", f"expected an IANA time zone like 'America/New_York' or 'UTC', "
+                                               f"got {sub.timezone!r}{who}") from None
+
+
+def digest_time(cadence: str, text: str) -> time:
+    """A subscriber's ``at`` as a time: ``"07:00"`` for daily, ``":15"`` (minute 15 of each hour) for hourly.
+
+    ValueError says what was expected."""
+    pattern, example = AT_FORMATS[cadence]
+    match = re.fullmatch(pattern, text)
+    hour, minute = (int(match["hour"] or 0), int(match["minute"])) if match else (24, 60)
+    if hour > 23 or minute > 59:
+        raise ValueError(f"expected {example} with cadence = {cadence!r}, got {text!r}")
+    return time(hour, minute)
 
 
 def _validate_daemon(daemon: DaemonConfig, jobs: list[JobConfig], origins: _Origins) -> None:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 import textwrap
 
 import pytest
@@ -16,6 +19,7 @@ from core.config import (
     render_init_template,
     start_job,
 )
+from tests.conftest import ROOT
 
 
 def load(tmp_path, text: str, env: dict[str, str] | None = None):
@@ -98,3 +102,62 @@ def test_the_templates_subscriber_example_loads(tmp_path):
     assert config.subscribers == [SubscriberConfig(
         "desk@example.org", ["story_new", "story_updated", "story_removed"], ["release", "contract"],
         ["Indo-Pacific", "drone"], "daily")]
+
+
+def test_a_digest_time_and_time_zone_are_read(tmp_path):
+    config = load(tmp_path, """
+        [[subscribers]]
+        address = "morning@example.org"
+        cadence = "daily"
+        at = "07:00"
+        timezone = "America/New_York"
+
+        [[subscribers]]
+        address = "quarter@example.org"
+        cadence = "hourly"
+        at = ":15"
+    """)
+    assert config.subscribers == [
+        SubscriberConfig("morning@example.org", cadence="daily", at="07:00", timezone="America/New_York"),
+        SubscriberConfig("quarter@example.org", cadence="hourly", at=":15", timezone="UTC"),
+    ]
+    assert load(tmp_path, '[[subscribers]]\naddress = "a@example.org"\n').subscribers[0].at == ""
+
+
+BAD_DIGEST_TIMES = [
+    ('cadence = "daily"\nat = "25:00"', "subscribers[1].at: expected a time of day from 00:00 to 23:59 like '07:00' "
+                                        "with cadence = 'daily', got '25:00' (subscriber b@example.org)"),
+    ('cadence = "daily"\nat = "7am"', "subscribers[1].at: expected a time of day from 00:00 to 23:59"),
+    ('cadence = "hourly"\nat = "07:00"', "subscribers[1].at: expected minutes past the hour from :00 to :59 like "
+                                         "':15' with cadence = 'hourly', got '07:00' (subscriber b@example.org)"),
+    ('at = "07:00"', "subscribers[1].at: only a daily or hourly digest has a time, not cadence 'each_run' "
+                     "(subscriber b@example.org)"),
+    ('cadence = "daily"\nat = "07:00"\ntimezone = "Mars/Olympus_Mons"',
+     "subscribers[1].timezone: expected an IANA time zone like 'America/New_York' or 'UTC', got 'Mars/Olympus_Mons' "
+     "(subscriber b@example.org)"),
+    ('cadence = "daily"\nat = "07:00"\ntimezone = "../etc/passwd"', "subscribers[1].timezone: expected an IANA"),
+    ('cadence = "daily"\ntimezone = "Europe/Paris"', "subscribers[1].timezone: a time zone is used only with at"),
+    ('cadence = "daily"\nat = 7', "subscribers[1].at: expected a string, got integer 7"),
+]
+
+
+@pytest.mark.parametrize("table, expected", BAD_DIGEST_TIMES)
+def test_a_bad_digest_time_names_the_subscriber_and_the_key(tmp_path, table, expected):
+    with pytest.raises(ConfigError) as info:
+        load(tmp_path, '[[subscribers]]\naddress = "a@example.org"\n[[subscribers]]\naddress = "b@example.org"\n'
+                       + table + "\n")
+    assert expected in str(info.value)
+    assert str(info.value).startswith(str(tmp_path / "defwatch.toml") + ": ")
+
+
+@pytest.mark.parametrize("table, expected", [BAD_DIGEST_TIMES[0], BAD_DIGEST_TIMES[3], BAD_DIGEST_TIMES[4]])
+def test_the_cli_refuses_a_bad_digest_time_with_one_line_and_status_2(tmp_path, table, expected):
+    config = tmp_path / "defwatch.toml"
+    config.write_text('[[subscribers]]\naddress = "a@example.org"\n[[subscribers]]\naddress = "b@example.org"\n'
+                      + table + "\n", encoding="utf-8")
+    done = subprocess.run([sys.executable, "-m", "defwatch", "alerts", "flush", "--config", str(config),
+                           "--db", str(tmp_path / "a.db")], capture_output=True, text=True, cwd=ROOT, timeout=60,
+                          check=False, env={**os.environ, "DEFWATCH_ALERT_TO": ""})
+    assert done.returncode == 2
+    assert done.stderr == f"defwatch: {config}: {expected}\n"
+    assert done.stdout == "" and not (tmp_path / "a.db").exists()  # nothing was created or written
