@@ -10,19 +10,28 @@ A subscriber gets the events detected after it first appeared in the configurati
 (``subscribers.since_event_id``), not the archive's whole history. An ``each_run`` digest goes as
 soon as a run has matching changes; ``hourly`` and ``daily`` ones once an hour or a day has passed
 since the last (or since the subscription), whenever the daemon's flush job next runs.
+
+With ``at`` (e.g. ``"07:00"`` in ``timezone``) a daily digest instead goes with the first run at or
+after 07:00 on the reader's clock whose last digest was before it: runs every few minutes would
+otherwise push it later each day. That first run uses up the day's time even when it has nothing to
+send (``last_digest_at`` is stamped then), so a change found at 10:00 waits for the next 07:00
+digest instead of going alone at 10:00. Events are gathered by the ledger, never by time, so a
+daemon down for days sends one digest with everything it missed.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 import sqlite_utils
 
 from core.clock import as_utc, parse_stamp
 from core.clock import stamp as clock_stamp
+from core.config import digest_time
 from db import outbox
 from monitor import digest
 
@@ -56,13 +65,14 @@ def queue_subscriber_digests(
             chosen = wanted(db, sub, pending)
             left_out = [e["id"] for e in pending if e["id"] not in {c["id"] for c in chosen}]
             _record(db, sub.address, left_out, None, stamp)
-            if not chosen or not due(sub, row[2] or row[1], moment):
+            if not (chosen or sub.at) or not due(sub, row[2] or row[1], moment):
                 continue
-            mail = _digest_mail(chosen, alerts, recipients=[sub.address], note=describe(sub))
-            mail_id = outbox.insert_mail(db, created_at=stamp, **mail)
-            _record(db, sub.address, [e["id"] for e in chosen], mail_id, stamp)
+            if chosen:
+                mail = _digest_mail(chosen, alerts, recipients=[sub.address], note=describe(sub))
+                mail_id = outbox.insert_mail(db, created_at=stamp, **mail)
+                _record(db, sub.address, [e["id"] for e in chosen], mail_id, stamp)
+                ids.append(mail_id)
             db.execute("UPDATE subscribers SET last_digest_at = ? WHERE address = ?", [stamp, sub.address])
-            ids.append(mail_id)
     return ids
 
 
@@ -77,7 +87,28 @@ def register(db: sqlite_utils.Database, subscribers: Iterable[SubscriberConfig],
 
 
 def due(sub: SubscriberConfig, last: str, moment: datetime) -> bool:
+    """Whether a digest last queued at ``last`` is followed by another at ``moment``."""
+    if sub.at:
+        return parse_stamp(last) < latest_digest_time(sub, moment)
     return moment - parse_stamp(last) >= PERIODS[sub.cadence]
+
+
+def latest_digest_time(sub: SubscriberConfig, moment: datetime) -> datetime:
+    """The last time at or before ``moment`` that ``sub``'s ``at`` names on its clock, in UTC.
+
+    A daily time skipped by a daylight saving change (02:30 on the day clocks go from 02:00 to 03:00)
+    falls an hour later that day; one that happens twice (01:30 when they go back) counts once, the
+    first time."""
+    zone = ZoneInfo(sub.timezone)
+    at = digest_time(sub.cadence, sub.at)
+    local = moment.astimezone(zone)
+    if sub.cadence == "hourly":
+        slot = local.replace(minute=at.minute, second=0, microsecond=0).astimezone(UTC)
+        return slot if slot <= moment else slot - timedelta(hours=1)
+    slot = datetime.combine(local.date(), at, tzinfo=zone).astimezone(UTC)
+    if slot > moment:
+        slot = datetime.combine(local.date() - timedelta(days=1), at, tzinfo=zone).astimezone(UTC)
+    return slot
 
 
 def wanted(db: sqlite_utils.Database, sub: SubscriberConfig, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -94,8 +125,9 @@ def describe(sub: SubscriberConfig) -> str:
     kinds = ", ".join(k.replace("_", " ") for k in sub.events) or "every kind of change"
     sections = ", ".join(sub.sections) or "all sections"
     words = ", ".join(f'"{w}"' for w in sub.keywords)
+    when = f" at {sub.at} {sub.timezone}" if sub.at else ""
     return (f"Your subscription ({sub.address}): {kinds}; {sections}" + (f"; mentioning {words}" if words else "")
-            + f"; a digest {CADENCE_WORDS[sub.cadence]}.")
+            + f"; a digest {CADENCE_WORDS[sub.cadence]}{when}.")
 
 
 def _matches(db: sqlite_utils.Database, sub: SubscriberConfig, event: dict[str, Any]) -> bool:
