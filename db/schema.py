@@ -410,7 +410,7 @@ CREATE TABLE subscribers (
     address TEXT PRIMARY KEY,           -- a [[subscribers]] address as configured
     since_event_id INTEGER NOT NULL,    -- events up to this id came before the subscription: never mailed to it
     added_at TEXT NOT NULL,
-    last_digest_at TEXT                 -- when its last digest was queued (hourly and daily cadences)
+    last_digest_at TEXT                 -- last digest queued; with `at`: also a digest time passed with nothing to send
 );
 
 CREATE TABLE subscriber_events (
