@@ -65,14 +65,15 @@ def queue_subscriber_digests(
             chosen = wanted(db, sub, pending)
             left_out = [e["id"] for e in pending if e["id"] not in {c["id"] for c in chosen}]
             _record(db, sub.address, left_out, None, stamp)
-            if not (chosen or sub.at) or not due(sub, row[2] or row[1], moment):
+            if not due(sub, row[2] or row[1], moment):
                 continue
             if chosen:
                 mail = _digest_mail(chosen, alerts, recipients=[sub.address], note=describe(sub))
                 mail_id = outbox.insert_mail(db, created_at=stamp, **mail)
                 _record(db, sub.address, [e["id"] for e in chosen], mail_id, stamp)
                 ids.append(mail_id)
-            db.execute("UPDATE subscribers SET last_digest_at = ? WHERE address = ?", [stamp, sub.address])
+            if chosen or sub.at:  # a time of day is used up by its first run, even with nothing to send
+                db.execute("UPDATE subscribers SET last_digest_at = ? WHERE address = ?", [stamp, sub.address])
     return ids
 
 
@@ -125,9 +126,16 @@ def describe(sub: SubscriberConfig) -> str:
     kinds = ", ".join(k.replace("_", " ") for k in sub.events) or "every kind of change"
     sections = ", ".join(sub.sections) or "all sections"
     words = ", ".join(f'"{w}"' for w in sub.keywords)
-    when = f" at {sub.at} {sub.timezone}" if sub.at else ""
     return (f"Your subscription ({sub.address}): {kinds}; {sections}" + (f"; mentioning {words}" if words else "")
-            + f"; a digest {CADENCE_WORDS[sub.cadence]}{when}.")
+            + f"; a digest {_when(sub)}.")
+
+
+def _when(sub: SubscriberConfig) -> str:
+    """``once a day at 07:00, America/New_York time``, or the cadence's words without ``at``."""
+    if not sub.at:
+        return CADENCE_WORDS[sub.cadence]
+    every = "once a day" if sub.cadence == "daily" else "once an hour"
+    return f"{every} at {sub.at}, {sub.timezone} time"
 
 
 def _matches(db: sqlite_utils.Database, sub: SubscriberConfig, event: dict[str, Any]) -> bool:

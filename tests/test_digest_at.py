@@ -16,7 +16,7 @@ import pytest
 from core.clock import stamp
 from core.config import AlertConfig, SubscriberConfig
 from db.schema import connect
-from monitor.subscribers import latest_digest_time, queue_subscriber_digests, register
+from monitor.subscribers import describe, latest_digest_time, queue_subscriber_digests, register
 
 NEW_YORK = ZoneInfo("America/New_York")
 
@@ -87,6 +87,8 @@ def test_a_daily_digest_goes_at_the_same_local_time_across_daylight_saving(tmp_p
     archive.check_each_digest_carries_what_came_since_the_last()
     hours = 23 if first_day.month == 3 else 25  # the night the clocks go forward is an hour shorter
     assert len(archive.carried(archive.digests[1][0])) == 3 * hours
+    (body,) = archive.db.execute("SELECT body_text FROM outbox WHERE id = ?", [archive.digests[0][0]]).fetchone()
+    assert "a digest once a day at 07:00, America/New_York time." in " ".join(body.split())  # wrapped at 76
 
 
 def test_without_at_the_digest_keeps_its_24_hours_since_the_last(tmp_path):
@@ -140,6 +142,7 @@ def test_an_hourly_digest_goes_at_minutes_past_the_local_hour(tmp_path):
     archive.run_every(start, start + timedelta(hours=4), minutes=10)
     assert local_times((when for _, when in archive.digests), ZoneInfo("Asia/Kolkata")) == [
         f"2026-01-01 {hour:02}:20 IST" for hour in (6, 7, 8, 9)]  # :15 IST is :45 UTC; runs at :50 UTC
+    assert describe(sub).endswith("; a digest once an hour at :15, Asia/Kolkata time.")
     archive.check_each_digest_carries_what_came_since_the_last()
 
 
