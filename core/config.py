@@ -61,8 +61,8 @@ JOB_MODES = (*CRAWL_MODES, "flush")
 CADENCES = ("each_run", "hourly", "daily")
 # A subscriber's ``at`` per cadence: its pattern and what the error message asks for.
 AT_FORMATS = {
-    "daily": (r"(?P<hour>\d\d):(?P<minute>\d\d)", "a time of day from 00:00 to 23:59 like '07:00'"),
-    "hourly": (r"(?P<hour>):(?P<minute>\d\d)", "minutes past the hour from :00 to :59 like ':15'"),
+    "daily": (r"(?P<hour>[0-9]{2}):(?P<minute>[0-9]{2})", "a time of day from 00:00 to 23:59 like '07:00'"),
+    "hourly": (r":(?P<minute>[0-9]{2})", "minutes past the hour from :00 to :59 like ':15'"),
 }
 DEFAULT_CONFIG_FILE = "defwatch.toml"
 
@@ -682,10 +682,11 @@ def digest_time(cadence: str, text: str) -> time:
     ValueError says what was expected."""
     pattern, example = AT_FORMATS[cadence]
     match = re.fullmatch(pattern, text)
-    hour, minute = (int(match["hour"] or 0), int(match["minute"])) if match else (24, 60)
-    if hour > 23 or minute > 59:
-        raise ValueError(f"expected {example} with cadence = {cadence!r}, got {text!r}")
-    return time(hour, minute)
+    parts = match.groupdict() if match else {}
+    try:
+        return time(int(parts.get("hour") or 0), int(parts["minute"]))  # ValueError past 23:59
+    except (KeyError, ValueError):
+        raise ValueError(f"expected {example} with cadence = {cadence!r}, got {text!r}") from None
 
 
 def _validate_daemon(daemon: DaemonConfig, jobs: list[JobConfig], origins: _Origins) -> None:
