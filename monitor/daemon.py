@@ -270,7 +270,8 @@ def log_start_up(config: Config, first: JobConfig | None) -> None:
     log.info("daemon started (pid %d, config %s)", os.getpid(), config.source or "defaults and environment")
     log.info("watching %s; archive %s", config.site, os.path.abspath(config.db))
     readers = all_recipients(config)
-    cadences = {sub.address: sub.cadence for sub in config.subscribers}
+    cadences = {sub.address: sub.cadence + (f" at {sub.at} {sub.timezone}" if sub.at else "")
+                for sub in config.subscribers}
     log.info("subscriber mail to %s; operator mail to %s; SMTP %s:%d (%s)",
              ", ".join(f"{r} ({cadences.get(r, 'each_run')})" for r in readers) or "nobody",
              ", ".join(config.alerts.operator_recipients) or "nobody",

@@ -7,6 +7,7 @@ daemon's runs would.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -14,8 +15,9 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from core.clock import stamp
-from core.config import AlertConfig, SubscriberConfig
+from core.config import AlertConfig, Config, SubscriberConfig
 from db.schema import connect
+from monitor.daemon import log_start_up
 from monitor.subscribers import describe, latest_digest_time, queue_subscriber_digests, register
 
 NEW_YORK = ZoneInfo("America/New_York")
@@ -155,3 +157,12 @@ def test_a_time_the_clocks_skip_comes_an_hour_later_and_one_they_repeat_once():
     first = datetime(2026, 11, 1, 5, 30, tzinfo=UTC)  # 01:30 EDT; 01:30 EST an hour later is the same day
     assert latest_digest_time(twice, first + timedelta(hours=1, minutes=5)) == first
     assert latest_digest_time(twice, first - timedelta(seconds=1)) == datetime(2026, 10, 31, 5, 30, tzinfo=UTC)
+
+
+def test_the_daemons_start_up_log_says_when_each_digest_goes(caplog):
+    caplog.set_level(logging.INFO, logger="defwatch.daemon")
+    log_start_up(Config(subscribers=[
+        SubscriberConfig("morning@example.org", cadence="daily", at="07:00", timezone="America/New_York"),
+        SubscriberConfig("drift@example.org", cadence="daily")]), None)
+    assert "subscriber mail to morning@example.org (daily at 07:00 America/New_York), drift@example.org (daily); " \
+        in caplog.text
