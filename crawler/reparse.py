@@ -14,6 +14,13 @@ it, so a daemon writing the same archive waits milliseconds and a crash leaves e
 re-parsed or untouched. Hashes are reassigned inside the transaction from the rows as they are then,
 so a version the daemon added meanwhile is respected.
 
+Parsing is most of the cost (a real-size page takes a few milliseconds), so ``workers`` > 1 parses
+in a process pool: the main process reads the selected versions in batches of whole subjects, the
+workers inflate and parse them, and the main process alone writes, subject by subject in the order
+of the single-process path, so both give the same report and the same rows. The rows a worker
+parses were read a batch or two before they are written; a version the daemon added meanwhile is
+still respected, as above.
+
 Two versions of one subject may now read the same (the difference was a parser artefact). Both are
 kept, the UNIQUE (subject, content_hash) constraint is honoured by giving the new hash to one of
 them, and the other keeps its stored hash and is reported as a duplicate. The current version is
@@ -24,9 +31,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import multiprocessing
 import time
-from collections import Counter
-from collections.abc import Callable, Iterator
+import zlib
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,9 +44,10 @@ import sqlite_utils
 
 from core.records import PARSER_VERSION
 from crawler.parsers import parse_page
-from db.rows import image_columns, read_raw, story_columns, write_tags
+from db.rows import image_columns, story_columns, write_tags
 from db.versions import content_hash, image_content, story_content
 
+BATCH_VERSIONS = 64  # versions per pool task: pickling amortised, little held in flight
 MAX_LISTED_FAILURES = 50  # the counts are complete; the examples are for a person to look at
 IGNORED_KEYS = ("parser_version",)  # a new stamp alone is not a change in the extraction
 
@@ -64,20 +74,24 @@ STORY = Subject("story", "story_versions", "story_id", "stories", "id", "story",
 IMAGE = Subject("image", "image_versions", "media_id", "images", "media_id", "photo", "media_id",
                 ("title", "caption", "credit"), image_content)
 SUBJECTS = (STORY, IMAGE)
+BY_NOUN = {subject.noun: subject for subject in SUBJECTS}
 
 
 @dataclass
 class VersionRow:
+    """One stored version as read for re-parsing; the record and the raw page stay as stored until parsed."""
+
     id: int
     subject_id: int
     version: int
     content_hash: str
-    record: dict[str, Any]
+    record_json: str
     parser_version: str
     raw_sha256: str | None
     url: str | None
     content_type: str | None
     first_seen: str
+    raw: bytes | None  # the zlib-compressed body from raw_pages, None when it was not stored
 
 
 @dataclass
@@ -111,6 +125,7 @@ class ReparseReport:
     """What the re-parse changed in the extraction; ``as_json`` keys are a contract with scripts."""
 
     dry_run: bool = False
+    workers: int = 1  # processes that parsed (1: in this process)
     reparsed: int = 0
     changed: int = 0
     unchanged: int = 0
@@ -145,7 +160,8 @@ class ReparseReport:
 
     def as_json(self) -> dict[str, Any]:
         return {
-            "parser_version": PARSER_VERSION, "dry_run": self.dry_run, "reparsed": self.reparsed,
+            "parser_version": PARSER_VERSION, "dry_run": self.dry_run, "workers": self.workers,
+            "reparsed": self.reparsed,
             "changed": self.changed, "unchanged": self.unchanged, "failed": self.failed,
             "restamped": self.restamped, "hash_changed": self.hash_changed, "current_updated": self.current_updated,
             "fields": dict(sorted(self.fields.items())),
@@ -191,26 +207,45 @@ def _version_rows(db: sqlite_utils.Database, subject: Subject, sid: int, since: 
     where, params = _filters(subject, since, sid)
     rows = db.execute(
         f"""SELECT v.id, v.{subject.key}, v.version, v.content_hash, v.record, v.parser_version, v.raw_sha256,
-                   COALESCE(f.final_url, f.url), r.content_type, v.first_seen
+                   COALESCE(f.final_url, f.url), r.content_type, v.first_seen, r.content
             FROM {subject.versions} v
             LEFT JOIN fetches f ON f.id = v.fetch_id
             LEFT JOIN raw_pages r ON r.sha256 = v.raw_sha256
             WHERE {where} ORDER BY v.version""",
         params,
     ).fetchall()
-    return [VersionRow(r[0], r[1], r[2], r[3], json.loads(r[4]), r[5], r[6], r[7], r[8], r[9]) for r in rows]
+    return [VersionRow(*r) for r in rows]
+
+
+Batch = list[tuple[Subject, int, list[VersionRow]]]
+
+
+def _batches(db: sqlite_utils.Database, since: str | None, subject_id: int | None, size: int) -> Iterator[Batch]:
+    """The selected subjects in order (stories, then images), grouped whole until a batch holds ``size`` versions."""
+    batch: Batch = []
+    held = 0
+    for subject in SUBJECTS:
+        for sid in _subject_ids(db, subject, since, subject_id):
+            rows = _version_rows(db, subject, sid, since)
+            batch.append((subject, sid, rows))
+            held += len(rows)
+            if held >= size:
+                yield batch
+                batch, held = [], 0
+    if batch:
+        yield batch
 
 
 # -- parsing --------------------------------------------------------------------------------------
 
 
-def reparse_version(db: sqlite_utils.Database, subject: Subject, row: VersionRow) -> Outcome:
+def reparse_version(subject: Subject, row: VersionRow) -> Outcome:
     """Parse one stored version's raw page again and compare the record with the stored one."""
-    body = read_raw(db, row.raw_sha256)
-    if body is None:
+    if row.raw is None:
         return Outcome(row, "failed", reason="no_raw_page", detail="the raw page was not stored")
-    url = row.url or row.record.get("url") or row.record.get("page_url") or ""
-    parsed = parse_page(body, url, row.content_type)
+    stored = json.loads(row.record_json)
+    url = row.url or stored.get("url") or stored.get("page_url") or ""
+    parsed = parse_page(zlib.decompress(row.raw), url, row.content_type)
     if parsed.type == "error":
         return Outcome(row, "failed", reason=parsed.reason, detail=parsed.detail)  # type: ignore[union-attr]
     record = json.loads(json.dumps(parsed.to_dict(), ensure_ascii=False))  # the shape the archive stores
@@ -218,8 +253,55 @@ def reparse_version(db: sqlite_utils.Database, subject: Subject, row: VersionRow
         found = f"{parsed.type} {record.get(subject.record_id) or ''}".strip()
         return Outcome(row, "failed", reason="wrong_page", detail=f"parsed as {found}, not {subject.noun} "
                                                                   f"{row.subject_id}")
-    fields = changed_keys(row.record, record)
+    fields = changed_keys(stored, record)
     return Outcome(row, "changed" if fields else "unchanged", record, content_hash(subject.content(record)), fields)
+
+
+Reading = tuple[str, dict[str, Any] | None, str | None, list[str], str | None, str | None]
+
+
+def _parse_batch(batch: list[tuple[str, list[VersionRow]]]) -> list[list[Reading]]:
+    """A pool task: each subject's versions parsed, returned without the rows the main process still holds."""
+    readings = []
+    for noun, rows in batch:
+        outcomes = [reparse_version(BY_NOUN[noun], row) for row in rows]
+        readings.append([(o.status, o.record, o.digest, o.fields, o.reason, o.detail) for o in outcomes])
+    return readings
+
+
+def _parsed_in_process(batches: Iterable[Batch]) -> Iterator[tuple[Subject, int, list[Outcome]]]:
+    for batch in batches:
+        for subject, sid, rows in batch:
+            yield subject, sid, [reparse_version(subject, row) for row in rows]
+
+
+def _context() -> multiprocessing.context.BaseContext:
+    """Workers started clean (never forked from a process holding an SQLite connection and threads)."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["crawler.reparse"])  # the parsers imported once, not in every worker
+    return context
+
+
+def _parsed_in_pool(batches: Iterable[Batch], workers: int) -> Iterator[tuple[Subject, int, list[Outcome]]]:
+    """Batches parsed by ``workers`` processes, yielded in order; a few in flight so the workers never wait.
+
+    Batches are read here, in the caller's thread, one ahead of the tasks (``Pool.imap`` would read
+    them in a thread of its own, on a connection that thread must not share).
+    """
+    with _context().Pool(workers) as pool:
+        pending: deque[tuple[Batch, Any]] = deque()
+        todo = iter(batches)
+        while True:
+            while len(pending) < 2 * workers and (batch := next(todo, None)) is not None:
+                task = [(subject.noun, rows) for subject, _, rows in batch]
+                pending.append((batch, pool.apply_async(_parse_batch, (task,))))
+            if not pending:
+                return
+            batch, result = pending.popleft()
+            for (subject, sid, rows), readings in zip(batch, result.get(), strict=True):
+                yield subject, sid, [Outcome(row, *reading) for row, reading in zip(rows, readings, strict=True)]
 
 
 def changed_keys(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
@@ -351,21 +433,27 @@ def reparse_archive(
     subject_id: int | None = None,
     dry_run: bool = False,
     progress: Progress | None = None,
+    workers: int = 1,
+    batch_versions: int | None = None,
 ) -> ReparseReport:
     """Re-parse every selected stored version (stories, then photo pages) and refresh the records.
 
     ``since`` selects versions first stored at or after that ISO instant; ``subject_id`` one story
     or image (story ids and media ids are both matched). A version whose page no longer parses, or
-    parses to another page, is counted as failed and left exactly as it was.
+    parses to another page, is counted as failed and left exactly as it was. ``workers`` > 1 parses
+    in that many processes when there is more than one batch of ``batch_versions`` (default
+    ``BATCH_VERSIONS``) to share; the result is the same as in one process.
     """
-    report = ReparseReport(dry_run=dry_run)
+    batch_versions = batch_versions or BATCH_VERSIONS
     total = count_versions(db, since=since, subject_id=subject_id)
+    pooled = workers > 1 and total > batch_versions
+    report = ReparseReport(dry_run=dry_run, workers=workers if pooled else 1)
     started = time.monotonic()
-    for subject in SUBJECTS:
-        for sid in _subject_ids(db, subject, since, subject_id):
-            outcomes = [reparse_version(db, subject, row) for row in _version_rows(db, subject, sid, since)]
-            _apply(db, subject, sid, outcomes, report)
-            if progress:
-                progress(report.reparsed, total)
+    batches = _batches(db, since, subject_id, batch_versions)
+    parsed = _parsed_in_pool(batches, workers) if pooled else _parsed_in_process(batches)
+    for subject, sid, outcomes in parsed:
+        _apply(db, subject, sid, outcomes, report)
+        if progress:
+            progress(report.reparsed, total)
     report.elapsed_s = time.monotonic() - started
     return report

@@ -8,6 +8,7 @@ serves the archive with Datasette (``defwatch.browse``). Both import their heavy
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -32,20 +33,31 @@ def register_reparse(commands: Any) -> None:
     p.add_argument("--since", metavar="ISO", help="only versions first stored at or after this UTC date/time")
     p.add_argument("--id", type=int, metavar="ID", help="only this story (article id) or image (media id)")
     p.add_argument("--dry-run", action="store_true", help="report what would change, write nothing")
+    p.add_argument("--workers", type=int, default=default_workers(), metavar="N",
+                   help=f"processes that parse (default: the CPUs here, {default_workers()}; 1: in this process)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(handler=cmd_reparse)
+
+
+def default_workers() -> int:
+    """The CPUs this process may run on: parsing is the cost, and it splits across them."""
+    affinity = getattr(os, "sched_getaffinity", None)
+    return len(affinity(0)) if affinity else os.cpu_count() or 1
 
 
 def cmd_reparse(args: argparse.Namespace) -> int:
     from crawler.reparse import count_versions, reparse_archive
     from db.schema import connect
 
+    if args.workers < 1:
+        raise UsageError(f"--workers must be 1 or more, not {args.workers}")
     since = parse_instant(args.since) if args.since else None
     db = connect(existing_db(config_from(args).db))
     if args.id is not None and not count_versions(db, subject_id=args.id):
         raise UsageError(f"no stored version of a story or image with id {args.id}")
     progress = Progress("reparse", unit="versions")
-    report = reparse_archive(db, since=since, subject_id=args.id, dry_run=args.dry_run, progress=progress.update)
+    report = reparse_archive(db, since=since, subject_id=args.id, dry_run=args.dry_run, progress=progress.update,
+                             workers=args.workers)
     progress.finish()
     data = report.as_json()
     print_json(data) if args.json else _print_report(data)
@@ -54,8 +66,9 @@ def cmd_reparse(args: argparse.Namespace) -> int:
 
 def _print_report(data: dict[str, Any]) -> None:
     verb = "would re-parse" if data["dry_run"] else "re-parsed"
+    processes = f", parsed by {data['workers']} processes" if data["workers"] > 1 else ""
     print(f"{verb} {data['reparsed']} stored version(s) with parser {data['parser_version']} "
-          f"in {data['elapsed_s']:.1f}s ({data['pages_per_second']:.1f} pages/s)")
+          f"in {data['elapsed_s']:.1f}s ({data['pages_per_second']:.1f} pages/s){processes}")
     by = data["by_subject"]
     for status in ("changed", "unchanged", "failed"):
         split = ", ".join(f"{noun} {counts[status]}" for noun, counts in by.items())
