@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from crawl_speed import CONFIG_TEXT, REPO, child_env, table_sizes
+from scale_pages import BenchArchive, StoredBody, parse_fast, stored_body
 
 from core.clock import utcnow
 from core.constants import DEFAULT_SITE
@@ -64,6 +65,7 @@ from samplesite.synthetic import FUNCTION_WORDS, SYN_BASE_ID
 SEARCH_P50_MS = 20.0  # targets of the issue: an analyst's search must feel instant
 SEARCH_P95_MS = 100.0
 BATCH_SIZE = 50  # responses per transaction, as crawler.pipelines.ArchivePipeline.BATCH_SIZE
+BUILD_BATCH_SIZE = 2000  # the build's transactions: no reader waits on it, and each commit costs
 CHUNK = 100  # stories per worker task: big enough to amortise pickling, small enough to stream
 EDIT_SEED = 20_251_215
 
@@ -76,7 +78,7 @@ class Fetched:
     """One page as the crawler would hand it to the archive (``fetched_at`` is stamped at save time)."""
 
     fetch: FetchInfo
-    body: bytes | None
+    body: bytes | StoredBody | None  # StoredBody: compressed by a build worker (scale_pages)
     record: Record | None
 
 
@@ -100,10 +102,13 @@ def render_chunk(ids: range) -> list[Fetched]:
 
 
 def story_with_photos(site: Site, story_id: int) -> list[Fetched]:
-    """What a crawl fetches for one new story: the page, then its photo pages (the spider follows them)."""
+    """What a crawl fetches for one new story: the page, then its photo pages (the spider follows them).
+
+    Built for the archive (``scale_pages``): bodies compressed here, records read without the chrome.
+    """
     data = site.content.story(story_id)
     assert data is not None
-    page = fetch_page(site, story_url(data["kind"], story_id, data.get("slug") or ""), "story", story_id)
+    page = fetch_page(site, story_url(data["kind"], story_id, data.get("slug") or ""), "story", story_id, fast=True)
     pages = [page]
     if isinstance(page.record, Story):
         seen: set[int] = set()
@@ -111,22 +116,28 @@ def story_with_photos(site: Site, story_id: int) -> list[Fetched]:
             if image.media_id is not None and image.media_id not in seen:
                 seen.add(image.media_id)
                 url = image.page_url or photo_page_url(image.media_id)
-                pages.append(fetch_page(site, url, "photo", image.media_id))
+                pages.append(fetch_page(site, url, "photo", image.media_id, fast=True))
     return pages
 
 
-def fetch_page(site: Site, url: str, page_type: str, subject_id: int) -> Fetched:
-    """Answer, classify and parse one GET the way the spider does (``SiteSpider._result``)."""
+def fetch_page(site: Site, url: str, page_type: str, subject_id: int, *, fast: bool = False) -> Fetched:
+    """Answer, classify and parse one GET the way the spider does (``SiteSpider._result``).
+
+    ``fast``: the build's way (``scale_pages``), the same rows for a fraction of the cost.
+    """
     resp = site.respond("GET", url.removeprefix(DEFAULT_SITE), {}, base=DEFAULT_SITE)
     ctype = resp.headers.get("Content-Type")
     outcome, reason = classify(resp.status, resp.headers, resp.body)
-    record = parse_page(resp.body, url, ctype) if outcome == "ok" else None
+    record = None
+    if outcome == "ok":
+        record = parse_fast(resp.body, url, ctype, DEFAULT_SITE) if fast else parse_page(resp.body, url, ctype)
     if isinstance(record, Story | Photo) and _record_id(record) != subject_id:
         outcome, reason = "error", f"expected {page_type} {subject_id}, got {record.type}"
     fetch = FetchInfo(url=url, outcome=outcome, page_type=page_type, subject_id=subject_id, status=resp.status,
                       etag=resp.headers.get("ETag"), last_modified=resp.headers.get("Last-Modified"),
                       content_type=ctype, error=reason)
-    return Fetched(fetch, resp.body or None, record)
+    body = (stored_body(resp.body) if fast else resp.body) if resp.body else None
+    return Fetched(fetch, body, record)
 
 
 def _record_id(record: Story | Photo) -> int | None:
@@ -156,8 +167,8 @@ class Build:
 class Writer:
     """Stores pages through ``Archive.save_response`` in batches, like the crawl pipeline's writer thread."""
 
-    def __init__(self, archive: Archive, run_id: int, build: Build):
-        self.archive, self.run_id, self.build = archive, run_id, build
+    def __init__(self, archive: Archive, run_id: int, build: Build, batch_size: int = BATCH_SIZE):
+        self.archive, self.run_id, self.build, self.batch_size = archive, run_id, build, batch_size
         self.batched = 0
 
     def save(self, page: Fetched) -> None:
@@ -167,7 +178,7 @@ class Writer:
         page.fetch.fetched_at = utcnow()
         result = self.archive.save_response(self.run_id, page.fetch, page.body, page.record)
         self.batched += 1
-        if self.batched >= BATCH_SIZE:
+        if self.batched >= self.batch_size:
             self.flush()
         self.build.save_seconds += time.perf_counter() - start
         self.build.pages[page.fetch.page_type or "other"] += 1
@@ -183,7 +194,7 @@ def build_archive(archive: Archive, stories: int, workers: int) -> Build:
     """Run 1: every synthetic story and its photo pages, stored as one baseline crawl run."""
     build = Build(stories)
     run_id = archive.start_run("full", DEFAULT_SITE)
-    writer = Writer(archive, run_id, build)
+    writer = Writer(archive, run_id, build, BUILD_BATCH_SIZE)
     chunks = [range(s, min(s + CHUNK, SYN_BASE_ID + stories)) for s in range(SYN_BASE_ID, SYN_BASE_ID + stories, CHUNK)]
     progress = Progress("build", stories)
     start = time.perf_counter()
@@ -702,7 +713,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def prepare(args: argparse.Namespace, path: Path) -> tuple[Archive, Build | None, EditRun | None, list[int], int]:
     """Build (or reuse) the archive and its edit run; returns the story count the archive really has."""
-    archive = Archive.open(str(path))
+    archive = BenchArchive.open(str(path))
     existing = archive.db.execute("SELECT COUNT(*), MAX(id) FROM stories").fetchone()
     build = edit = None
     if existing[0]:
