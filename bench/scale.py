@@ -3,15 +3,21 @@
 Why in-process: crawling 100,000 stories over HTTP would take most of an hour and measure the
 crawler again (``crawl_speed.py`` does that). Here the sample site renders each page with
 ``Site.respond`` (the bytes a GET would get), ``parse_page`` parses it and ``Archive.save_response``
-stores it in batches the size the crawl pipeline commits: the real write path, minus the network.
-Rendering and parsing run in worker processes so the single writer (as in a crawl) sets the pace.
+stores it: the real write path, minus the network. Rendering, parsing and compressing run in worker
+processes (``scale_pages`` says how, and what it checks) so the single writer, as in a crawl, sets
+the pace; it commits every ``BUILD_BATCH_SIZE`` pages.
 
 Then about 5 % of the stories get a paragraph edited (``Site.edit_paragraph``) and are stored again
 in a second run, and ``monitor.changes.detect_changes`` turns that into events, so ``changes``
 and ``history`` have something to read. Latencies are taken with the functions the CLI calls
 (``db.analysis.search_stories``, ``db.events.list_events``, ``db.analysis.story_versions``), plus a
 few timed ``python -m defwatch ...`` children for end-to-end figures (interpreter start-up
-included). ``crawler.reparse.reparse_archive`` (dry run) gives the re-parse rate. Prints figures; not a test.
+included). ``crawler.reparse.reparse_archive`` (dry run) gives the re-parse rate, in one process and in
+``--reparse-workers``. Prints figures; not a test.
+
+The build (``scale_pages``): ``--stories 101600`` stores about 400,000 real-size pages (stories and
+the photo pages they link, as a crawl stores them), the size of the live site, in a file of about
+16 GB; keep it out of /tmp (``--db /work/bench-data/scale.db``) and reuse it with the same ``--db``.
 
 Searches are a documented mix drawn from the archive itself (see ``MIX``): rare, mid-frequency and
 common words (classed by the share of stories FTS5 says they match), recurring phrases, word stems
@@ -19,7 +25,7 @@ with ``*``, and words narrowed by ``--kind``, ``--since`` or ``title:``; stop wo
 
     .venv/bin/python bench/scale.py [--stories 100000] [--db PATH] [--queries 280] [--stopword-queries 20]
                                     [--history 200] [--cli-runs 8] [--reparse-sample 5000] [--reparse-all]
-                                    [--workers N] [--keep]
+                                    [--reparse-workers N] [--reparse-real] [--workers N] [--keep]
 """
 
 from __future__ import annotations
@@ -563,25 +569,35 @@ def cli_latency(db_path: Path, queries: list[Query], edited: list[int], since: s
 # --- re-parse ----------------------------------------------------------------------------------
 
 
-def reparse(db: Any, sample: int, everything: bool) -> None:
-    """Dry-run re-parses, each reported as it ends: the newest ``sample`` stored pages, then all if asked.
+def reparse(db: Any, args: argparse.Namespace) -> None:
+    """Re-parses, each reported as it ends: the newest ``--reparse-sample`` stored pages, then all if asked.
 
     The sample is chosen with ``since`` (the only range ``reparse_archive`` takes), so it is the
-    last pages the build stored plus the edit run's versions.
+    last pages the build stored plus the edit run's versions. It is re-parsed in one process and
+    with ``--reparse-workers`` (the speed-up, on the same pages), and with ``--reparse-real`` also
+    for real: with the parser the archive was built with, nothing changes, so nothing is written.
     """
-    if sample > 0:
+    workers = args.reparse_workers
+    if args.reparse_sample > 0:
         row = db.execute("SELECT fetched_at FROM fetches WHERE sha256 IS NOT NULL ORDER BY id DESC LIMIT 1 OFFSET ?",
-                         [sample - 1]).fetchone()
+                         [args.reparse_sample - 1]).fetchone()
         since = row[0] if row else None
-        report_reparse(f"newest pages (since {since})", *_reparse_once(db, since))
-    if everything:
-        report_reparse("whole archive", *_reparse_once(db, None))
+        label = f"newest pages (since {since})"
+        for count in sorted({1, workers}):
+            report_reparse(label, *_reparse_once(db, since, count, dry_run=True))
+        if args.reparse_real:
+            report_reparse(label, *_reparse_once(db, since, workers, dry_run=False))
+    if args.reparse_all:
+        report_reparse("whole archive", *_reparse_once(db, None, workers, dry_run=True))
 
 
-def _reparse_once(db: Any, since: str | None) -> tuple[Any, float]:
-    print(f"  re-parsing {count_versions(db, since=since)} versions ...", file=sys.stderr, flush=True)
+def _reparse_once(db: Any, since: str | None, workers: int, *, dry_run: bool) -> tuple[Any, float]:
+    total = count_versions(db, since=since)
+    print(f"  re-parsing {total} versions with {workers} worker(s) ({load()}) ...", file=sys.stderr, flush=True)
+    progress = Progress("re-parse", total)
     start = time.perf_counter()
-    report = reparse_archive(db, since=since, dry_run=True)
+    report = reparse_archive(db, since=since, dry_run=dry_run, workers=workers,
+                             progress=lambda done, _total: progress.update(done))
     return report, time.perf_counter() - start
 
 
@@ -680,9 +696,12 @@ def report_slowest(c: Corpus, slowest: list[tuple[float, Query, int]]) -> None:
 
 
 def report_reparse(label: str, rep: Any, wall: float) -> None:
-    print(f"\nre-parse (dry run), {label}: {rep.reparsed} pages in {wall:.1f} s = "
-          f"{rep.reparsed / wall:.0f} pages/s (reparse_archive says {rep.pages_per_second}); "
-          f"changed {rep.changed}, unchanged {rep.unchanged}, failed {rep.failed}")
+    """One line per re-parse, with the load it ran under: the cores are shared, so a loaded figure is a floor."""
+    how = "dry run" if rep.dry_run else "real"
+    print(f"\nre-parse ({how}, {rep.workers} parsing process{'es' if rep.workers > 1 else ''}), {label}: "
+          f"{rep.reparsed} pages in {wall:.1f} s = {rep.reparsed / max(wall, 1e-9):.1f} pages/s "
+          f"(reparse_archive says {rep.pages_per_second}); changed {rep.changed}, unchanged {rep.unchanged}, "
+          f"failed {rep.failed}, restamped {rep.restamped}, hashes moved {rep.hash_changed}; {load()}")
 
 
 # --- main --------------------------------------------------------------------------------------
@@ -702,12 +721,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--reparse-sample", type=int, default=5000, metavar="N",
                         help="dry-run re-parse of the newest N stored pages (0: skip)")
     parser.add_argument("--reparse-all", action="store_true", help="then dry-run re-parse the whole archive")
-    parser.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 2) - 1), metavar="N",
-                        help="render+parse processes (0: in the writer's process)")
+    parser.add_argument("--reparse-workers", type=int, default=os.cpu_count() or 1, metavar="N",
+                        help="re-parse processes (default: the CPUs); the sample is also re-parsed in one")
+    parser.add_argument("--reparse-real", action="store_true",
+                        help="also re-parse the sample for real (writes only what the parser now reads differently)")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, metavar="N",
+                        help="render+parse processes for the build (default: the CPUs; 0: in the writer's process)")
     parser.add_argument("--keep", action="store_true", help="keep the temp archive (without --db)")
     args = parser.parse_args(argv)
-    if args.stories < 1 or args.queries < 1 or args.history < 2:
-        parser.error("--stories and --queries must be >= 1, --history >= 2")
+    if args.stories < 1 or args.queries < 1 or args.history < 2 or args.reparse_workers < 1:
+        parser.error("--stories, --queries and --reparse-workers must be >= 1, --history >= 2")
     return args
 
 
@@ -748,7 +771,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"after the build: {load()}")
         report_build(build, edit, counts(db), archive_size(path), tables)
         run_queries(db, path, args, edited, stories)
-        reparse(db, args.reparse_sample, args.reparse_all)
+        reparse(db, args)
     finally:
         archive.close()
         if work is not None and not args.keep:
