@@ -25,7 +25,8 @@ with ``*``, and words narrowed by ``--kind``, ``--since`` or ``title:``; stop wo
 
     .venv/bin/python bench/scale.py [--stories 100000] [--db PATH] [--queries 280] [--stopword-queries 20]
                                     [--history 200] [--cli-runs 8] [--reparse-sample 5000] [--reparse-all]
-                                    [--reparse-workers N] [--reparse-real] [--workers N] [--keep]
+                                    [--reparse-workers N] [--reparse-compare] [--reparse-real] [--workers N]
+                                    [--keep] [--resume]
 """
 
 from __future__ import annotations
@@ -196,18 +197,19 @@ class Writer:
         self.batched = 0
 
 
-def build_archive(archive: Archive, stories: int, workers: int) -> Build:
-    """Run 1: every synthetic story and its photo pages, stored as one baseline crawl run."""
-    build = Build(stories)
+def build_archive(archive: Archive, stories: int, workers: int, first: int = SYN_BASE_ID) -> Build:
+    """Run 1: every synthetic story from ``first`` on and its photo pages, stored as one baseline crawl run."""
+    end = SYN_BASE_ID + stories
+    build = Build(end - first)
     run_id = archive.start_run("full", DEFAULT_SITE)
     writer = Writer(archive, run_id, build, BUILD_BATCH_SIZE)
-    chunks = [range(s, min(s + CHUNK, SYN_BASE_ID + stories)) for s in range(SYN_BASE_ID, SYN_BASE_ID + stories, CHUNK)]
-    progress = Progress("build", stories)
+    chunks = [range(s, min(s + CHUNK, end)) for s in range(first, end, CHUNK)]
+    progress = Progress("build", build.stories)
     start = time.perf_counter()
     for done, pages in enumerate(rendered(chunks, stories, workers), 1):
         for page in pages:
             writer.save(page)
-        progress.update(min(stories, done * CHUNK))
+        progress.update(min(build.stories, done * CHUNK))
     writer.flush()
     build.wall = time.perf_counter() - start
     archive.finish_run(run_id, "ok", {"pages": build.page_count, "bench": "scale"})
@@ -573,9 +575,10 @@ def reparse(db: Any, args: argparse.Namespace) -> None:
     """Re-parses, each reported as it ends: the newest ``--reparse-sample`` stored pages, then all if asked.
 
     The sample is chosen with ``since`` (the only range ``reparse_archive`` takes), so it is the
-    last pages the build stored plus the edit run's versions. It is re-parsed in one process and
-    with ``--reparse-workers`` (the speed-up, on the same pages), and with ``--reparse-real`` also
-    for real: with the parser the archive was built with, nothing changes, so nothing is written.
+    last pages the build stored plus the edit run's versions. It is re-parsed with
+    ``--reparse-workers`` (and in one process first with ``--reparse-compare``: the speed-up, on the
+    same pages), and with ``--reparse-real`` also for real: with the parser the archive was built
+    with, nothing changes, so nothing is written.
     """
     workers = args.reparse_workers
     if args.reparse_sample > 0:
@@ -583,7 +586,7 @@ def reparse(db: Any, args: argparse.Namespace) -> None:
                          [args.reparse_sample - 1]).fetchone()
         since = row[0] if row else None
         label = f"newest pages (since {since})"
-        for count in sorted({1, workers}):
+        for count in sorted({1, workers}) if args.reparse_compare else [workers]:
             report_reparse(label, *_reparse_once(db, since, count, dry_run=True))
         if args.reparse_real:
             report_reparse(label, *_reparse_once(db, since, workers, dry_run=False))
@@ -728,6 +731,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, metavar="N",
                         help="render+parse processes for the build (default: the CPUs; 0: in the writer's process)")
     parser.add_argument("--keep", action="store_true", help="keep the temp archive (without --db)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue a --db build that was interrupted, up to --stories (before its edit run)")
+    parser.add_argument("--reparse-compare", action="store_true",
+                        help="also re-parse the sample in one process, to compare with --reparse-workers")
     args = parser.parse_args(argv)
     if args.stories < 1 or args.queries < 1 or args.history < 2 or args.reparse_workers < 1:
         parser.error("--stories, --queries and --reparse-workers must be >= 1, --history >= 2")
@@ -739,7 +746,12 @@ def prepare(args: argparse.Namespace, path: Path) -> tuple[Archive, Build | None
     archive = BenchArchive.open(str(path))
     existing = archive.db.execute("SELECT COUNT(*), MAX(id) FROM stories").fetchone()
     build = edit = None
-    if existing[0]:
+    if existing[0] and args.resume and not edited_ids(archive.db):
+        first = int(existing[1])  # the last story stored, again: its photo pages may be in the batch a kill lost
+        print(f"resuming the build of {path} from story {first} to --stories {args.stories}")
+        stories = args.stories
+        build = build_archive(archive, stories, args.workers, first)
+    elif existing[0]:
         stories = int(existing[1]) - SYN_BASE_ID + 1
         print(f"reusing {path}: {existing[0]} stories (built with --stories {stories})")
         unfinished = archive.db.execute("SELECT COUNT(*) FROM runs WHERE status != 'ok'").fetchone()[0]

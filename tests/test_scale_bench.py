@@ -8,6 +8,7 @@ same records as a full parse, the same raw_pages row as ``Archive.save_response`
 from __future__ import annotations
 
 import re
+import sqlite3
 import subprocess
 import sys
 import zlib
@@ -71,17 +72,34 @@ def test_the_bench_archive_stores_the_raw_row_a_crawl_stores(tmp_path, pages):
     assert rows[0][0][0][1] == body and rows[0][1][0][1] == len(body)
 
 
-def test_bench_builds_and_reparses_at_tiny_scale(tmp_path):
-    db = tmp_path / "scale.db"
-    result = subprocess.run(
-        [sys.executable, "bench/scale.py", "--stories", "30", "--db", str(db), "--queries", "5",
-         "--stopword-queries", "1", "--history", "4", "--cli-runs", "1", "--reparse-sample", "100",
-         "--reparse-all", "--reparse-real", "--reparse-workers", "2", "--workers", "2"],
-        cwd=ROOT, capture_output=True, text=True, timeout=600)
+def bench(*args: str) -> str:
+    result = subprocess.run([sys.executable, "bench/scale.py", "--queries", "5", "--stopword-queries", "1",
+                             "--history", "4", "--cli-runs", "1", "--workers", "2", *args],
+                            cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
-    build = next(line for line in result.stdout.splitlines() if line.startswith("build: 30 stories, "))
+    return result.stdout
+
+
+def test_bench_builds_resumes_and_reparses_at_tiny_scale(tmp_path):
+    db = tmp_path / "scale.db"
+    first = bench("--stories", "20", "--db", str(db), "--edit-share", "0", "--reparse-sample", "0")
+    assert "build: 20 stories, " in first
+    with sqlite3.connect(db) as conn:  # as a kill leaves it: the build run never finished
+        conn.execute("UPDATE runs SET status = 'interrupted'")
+    conn.close()
+
+    out = bench("--stories", "30", "--db", str(db), "--resume", "--reparse-sample", "100", "--reparse-all",
+                "--reparse-compare", "--reparse-real", "--reparse-workers", "2")
+
+    assert f"resuming the build of {db} from story {scale.SYN_BASE_ID + 19} to --stories 30" in out
+    build = next(line for line in out.splitlines() if line.startswith("build: 11 stories, "))
     assert "parse errors 0" in build
-    found = [REPARSE.search(line) for line in result.stdout.splitlines() if line.startswith("re-parse (")]
+    with sqlite3.connect(db) as conn:
+        stored = conn.execute("SELECT COUNT(*), MIN(id), MAX(id) FROM stories").fetchone()
+        fetched = conn.execute("SELECT COUNT(*) FROM fetches WHERE page_type = 'story' AND run_id <= 2").fetchone()
+    conn.close()
+    assert stored == (30, scale.SYN_BASE_ID, scale.SYN_BASE_ID + 29) and fetched == (31,)  # story 20 twice
+    found = [REPARSE.search(line) for line in out.splitlines() if line.startswith("re-parse (")]
     runs = [(m.group(1), int(m.group(2)), m.group(3).split(" ")[0]) for m in found if m]
     assert runs == [("dry run", 1, "newest"), ("dry run", 2, "newest"), ("real", 2, "newest"),
                     ("dry run", 2, "whole")]
