@@ -261,12 +261,21 @@ Reading = tuple[str, dict[str, Any] | None, str | None, list[str], str | None, s
 
 
 def _parse_batch(batch: list[tuple[str, list[VersionRow]]]) -> list[list[Reading]]:
-    """A pool task: each subject's versions parsed, returned without the rows the main process still holds."""
+    """A pool task: each subject's versions parsed, returned without the rows the main process still holds.
+
+    A record that changes nothing (same fields, same stamp) is not sent back: nothing will write it.
+    """
     readings = []
     for noun, rows in batch:
         outcomes = [reparse_version(BY_NOUN[noun], row) for row in rows]
-        readings.append([(o.status, o.record, o.digest, o.fields, o.reason, o.detail) for o in outcomes])
+        readings.append([_reading(o) for o in outcomes])
     return readings
+
+
+def _reading(o: Outcome) -> Reading:
+    if o.status == "unchanged" and not o.restamp:
+        return (o.status, None, None, o.fields, o.reason, o.detail)
+    return (o.status, o.record, o.digest, o.fields, o.reason, o.detail)
 
 
 def _parsed_in_process(batches: Iterable[Batch]) -> Iterator[tuple[Subject, int, list[Outcome]]]:
