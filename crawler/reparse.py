@@ -296,7 +296,7 @@ def _context() -> multiprocessing.context.BaseContext:
 def _parsed_in_pool(batches: Iterable[Batch], workers: int) -> Iterator[tuple[Subject, int, list[Outcome]]]:
     """Batches parsed by ``workers`` processes, yielded in order; a few in flight so the workers never wait.
 
-    Batches are read here, in the caller's thread, one ahead of the tasks (``Pool.imap`` would read
+    Batches are read here, in the caller's thread, a few ahead of the writes (``Pool.imap`` would read
     them in a thread of its own, on a connection that thread must not share).
     """
     with _context().Pool(workers) as pool:
