@@ -49,6 +49,7 @@ from multiprocessing.pool import AsyncResult, Pool
 from pathlib import Path
 from typing import Any
 
+from cpu_meter import CpuMeter
 from crawl_speed import CONFIG_TEXT, REPO, child_env, table_sizes
 from scale_pages import BenchArchive, StoredBody, parse_fast, stored_body
 
@@ -594,14 +595,16 @@ def reparse(db: Any, args: argparse.Namespace) -> None:
         report_reparse("whole archive", *_reparse_once(db, None, workers, dry_run=True))
 
 
-def _reparse_once(db: Any, since: str | None, workers: int, *, dry_run: bool) -> tuple[Any, float]:
+def _reparse_once(db: Any, since: str | None, workers: int, *, dry_run: bool) -> tuple[Any, float, float]:
+    """One re-parse: its report, wall seconds and CPU seconds (this process and its workers)."""
     total = count_versions(db, since=since)
     print(f"  re-parsing {total} versions with {workers} worker(s) ({load()}) ...", file=sys.stderr, flush=True)
     progress = Progress("re-parse", total)
     start = time.perf_counter()
-    report = reparse_archive(db, since=since, dry_run=dry_run, workers=workers,
-                             progress=lambda done, _total: progress.update(done))
-    return report, time.perf_counter() - start
+    with CpuMeter() as cpu:
+        report = reparse_archive(db, since=since, dry_run=dry_run, workers=workers,
+                                 progress=lambda done, _total: progress.update(done))
+    return report, time.perf_counter() - start, cpu.seconds
 
 
 # --- archive facts -----------------------------------------------------------------------------
@@ -698,13 +701,20 @@ def report_slowest(c: Corpus, slowest: list[tuple[float, Query, int]]) -> None:
               f"({hits} shown of {c.matches(query.text)} matching)")
 
 
-def report_reparse(label: str, rep: Any, wall: float) -> None:
-    """One line per re-parse, with the load it ran under: the cores are shared, so a loaded figure is a floor."""
+def report_reparse(label: str, rep: Any, wall: float, cpu: float) -> None:
+    """One line per re-parse, with the load it ran under: the cores are shared, so a loaded figure is a floor.
+
+    CPU ms per page (this process and its workers) does not move with the load: ``cores * 1000 /
+    cpu_ms`` is what that many cores of our own would give if the work kept them all busy.
+    """
     how = "dry run" if rep.dry_run else "real"
+    per_page = 1000 * cpu / max(rep.reparsed, 1)
     print(f"\nre-parse ({how}, {rep.workers} parsing process{'es' if rep.workers > 1 else ''}), {label}: "
           f"{rep.reparsed} pages in {wall:.1f} s = {rep.reparsed / max(wall, 1e-9):.1f} pages/s "
           f"(reparse_archive says {rep.pages_per_second}); changed {rep.changed}, unchanged {rep.unchanged}, "
-          f"failed {rep.failed}, restamped {rep.restamped}, hashes moved {rep.hash_changed}; {load()}")
+          f"failed {rep.failed}, restamped {rep.restamped}, hashes moved {rep.hash_changed}; {load()}; "
+          f"CPU {cpu:.1f} s = {per_page:.2f} ms/page (at most {2000 / max(per_page, 1e-9):.0f} pages/s "
+          f"on 2 cores of our own)")
 
 
 # --- main --------------------------------------------------------------------------------------

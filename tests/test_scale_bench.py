@@ -28,7 +28,7 @@ import scale  # noqa: E402  (bench/ is not a package)
 import scale_pages  # noqa: E402
 
 REPARSE = re.compile(r"re-parse \((dry run|real), (\d) parsing process(?:es)?\), (.+?): (\d+) pages in [\d.]+ s = "
-                     r"[\d.]+ pages/s .*; changed (\d+), unchanged (\d+), failed (\d+)")
+                     r"[\d.]+ pages/s .*; changed (\d+), unchanged (\d+), failed (\d+).*; CPU ([\d.]+) s = ")
 
 
 @pytest.fixture(scope="module")
@@ -107,3 +107,4 @@ def test_bench_builds_resumes_and_reparses_at_tiny_scale(tmp_path):
     total = int(whole.group(4))
     assert total > 30 and (int(whole.group(5)), int(whole.group(6)), int(whole.group(7))) == (0, total, 0)
     assert all(int(m.group(5)) == 0 and int(m.group(7)) == 0 for m in found)  # the build's records hold
+    assert all(float(m.group(8)) > 0 for m in found)
