@@ -6,8 +6,9 @@ parsing every full page and compressing it in the single writer take most of an 
 Here the workers do the expensive parts, and the writer only inserts:
 
 - the raw body is the sample site's full page, byte for byte what a GET returns (distinct on every
-  answer: its ASP.NET view state is new each time); the worker compresses it (:class:`StoredBody`)
-  and :class:`BenchArchive` stores it with the row ``Archive.save_response`` would write;
+  answer: its ASP.NET view state is new each time); the worker compresses it at the crawler's level
+  (:class:`StoredBody`) and :class:`BenchArchive` stores it with the row ``Archive.save_response``
+  would write;
 - the record is parsed from the page with the site's shared chrome cut out (menus, scripts and
   styles: about 118 KiB that are the same on every page and that the parsers skip), a quarter of
   the cost of a full parse. Every ``VERIFY_EVERY``-th page is parsed in full too and must give the
@@ -25,13 +26,9 @@ from dataclasses import dataclass
 
 from core.records import Record
 from crawler.parsers import parse_page
-from db.archive import Archive
+from db.archive import RAW_COMPRESSION_LEVEL, Archive
 from samplesite.site import CDV_SENTINEL, CHROME_PARTS, chrome_html
 
-# zlib level of the raw bodies the build stores. The crawler uses 6; level 1 makes the build's
-# compression three times cheaper, and its blobs are about 15 % bigger and a little slower to
-# inflate, so a re-parse of this archive reads more than it would from a crawled one, never less.
-BUILD_ZLIB_LEVEL = 1
 VERIFY_EVERY = 25  # one page in 25 is also parsed in full and must give the same record
 PAGE_END = b"</body></html>\n"  # what the cut leaves of the last chrome part: the page stays complete
 _CDV = re.compile(rb"[?&]cdv=(\d+)")
@@ -57,7 +54,7 @@ class StoredBody:
 
 
 def stored_body(body: bytes) -> StoredBody:
-    return StoredBody(hashlib.sha256(body).hexdigest(), zlib.compress(body, BUILD_ZLIB_LEVEL), len(body))
+    return StoredBody(hashlib.sha256(body).hexdigest(), zlib.compress(body, RAW_COMPRESSION_LEVEL), len(body))
 
 
 class BenchArchive(Archive):
