@@ -10,6 +10,10 @@ from dataclasses import dataclass
 
 # Every outcome a fetch row may record.
 OUTCOMES = ("ok", "not_modified", "blocked", "not_found", "gone", "error")
+# The page answered: its content is known (a 304 says it still matches a stored version).
+GOOD_OUTCOMES = ("ok", "not_modified")
+# The page said it is not there (404, 410): the start or the confirmation of a removal.
+REMOVAL_OUTCOMES = ("not_found", "gone")
 
 
 @dataclass

@@ -20,7 +20,9 @@ import lxml.etree
 import lxml.html
 import sqlite_utils
 
-from db import events as q
+from core.fetch import GOOD_OUTCOMES
+from db.events import held_event_count, problem_open_since
+from db.runs import fetch_counts, fetch_statuses, first_refusal, run_end_time
 
 if TYPE_CHECKING:
     from core.config import MonitorConfig
@@ -30,10 +32,15 @@ logger = logging.getLogger(__name__)
 
 OPENING_KINDS = ("crawl_failed", "crawl_blocked", "parser_degraded")
 CLOSING_KINDS = ("crawl_unblocked", "crawl_recovered", "parser_recovered")
+PROBLEM_EVENTS = {  # problem -> the event that opens it and the one that closes it
+    "blocked": ("crawl_blocked", "crawl_unblocked"),
+    "failed": ("crawl_failed", "crawl_recovered"),
+    "degraded": ("parser_degraded", "parser_recovered"),
+}
 # Fewer story pages than this in a run say nothing about parser health or blocking.
 MIN_PAGES_FOR_HEALTH = 3
 BLOCK_PAGE_LINES = 6
-GOOD = ("ok", "not_modified")
+GOOD = GOOD_OUTCOMES
 
 FINISH_REASONS = {
     "archive_writer_failed": "the archive writer failed (a full disk or a read-only archive?); see the log",
@@ -71,11 +78,11 @@ def health_events(
 
     Call before held subscriber events are released: ``parser_recovered`` counts what it releases.
     """
-    counts = q.run_fetch_counts(db, run_id)
+    counts = fetch_counts(db, run_id)
     detection.blocked = _blocked(counts, policy, finish_reason)
     detection.failed = _failed(counts, finish_reason, detection.blocked)
     detection.degraded = degraded(counts, policy)
-    open_problems = q.open_health_problems(db, run_id)
+    open_problems = open_health_problems(db, before=run_id)
     now_state = {"blocked": detection.blocked, "failed": detection.failed, "degraded": detection.degraded}
     events = []
     for problem, present in now_state.items():
@@ -87,6 +94,21 @@ def health_events(
         elif opened and _shows_recovery(problem, counts, policy, detection):
             events.append(_closing_event(db, problem, run_id, counts, opened))
     return events
+
+
+def open_health_problems(db: sqlite_utils.Database, *, before: int) -> dict[str, dict[str, Any]]:
+    """Each run-health problem whose latest event before run ``before`` opened it, with the run that
+    opened it.
+
+    A problem stays open until an event closes it, however many inconclusive runs (a crawl stopped
+    after two pages) fall in between: the operator hears of the block once and of its end once.
+    """
+    problems = {}
+    for problem, (opened_by, closed_by) in PROBLEM_EVENTS.items():
+        opened = problem_open_since(db, opened_by, closed_by, before=before)
+        if opened:
+            problems[problem] = opened
+    return problems
 
 
 def degraded(counts: dict[str, int], policy: MonitorConfig) -> bool:
@@ -134,8 +156,8 @@ def _shows_recovery(problem: str, counts: dict[str, int], policy: MonitorConfig,
 
 def _blocked_event(db: sqlite_utils.Database, run_id: int, counts: dict[str, int], _reason: str) -> dict[str, Any]:
     refused, total = counts.get("blocked", 0), counts["total"]
-    status, why, body = q.run_block_page(db, run_id)
-    statuses = q.run_statuses(db, run_id, ("blocked",))
+    status, why, body = first_refusal(db, run_id)
+    statuses = fetch_statuses(db, run_id, ("blocked",))
     how = f"HTTP {status}" if status else "a block page"
     summary = f"Blocked: {refused} of {total} requests ({_share(refused, total)}) refused with {how}" + (
         f" ({why.replace('_', ' ')})" if why and why != f"HTTP {status}" else "")
@@ -150,7 +172,7 @@ def _blocked_event(db: sqlite_utils.Database, run_id: int, counts: dict[str, int
 def _failed_event(db: sqlite_utils.Database, run_id: int, counts: dict[str, int], reason: str) -> dict[str, Any]:
     total, good = counts["total"], _good(counts)
     failed = total - good
-    statuses = q.run_statuses(db, run_id, ("error", "blocked"))
+    statuses = fetch_statuses(db, run_id, ("error", "blocked"))
     worst = ", ".join(f"{n} {what}" for what, n in list(statuses.items())[:4])
     if reason in ("finished", "closespider_pagecount", "shutdown"):
         why = f"no request of {total} got an answer" + (f" ({worst})" if worst else "")
@@ -173,7 +195,7 @@ def _degraded_event(db: sqlite_utils.Database, run_id: int, counts: dict[str, in
                + "; subscriber alerts held")
     details = {
         "http_status": 200, "affected": ok - parsed, "requests": ok, "share": _ratio(ok - parsed, ok),
-        "generic": generic, "statuses": q.run_statuses(db, run_id, ("ok",)), "advice": DEGRADED_ADVICE,
+        "generic": generic, "statuses": fetch_statuses(db, run_id, ("ok",)), "advice": DEGRADED_ADVICE,
     }
     return _event("parser_degraded", run_id, summary, details)
 
@@ -187,14 +209,14 @@ _OPENERS = {"blocked": _blocked_event, "failed": _failed_event, "degraded": _deg
 def _closing_event(
     db: sqlite_utils.Database, problem: str, run_id: int, counts: dict[str, int], opened: dict[str, Any]
 ) -> dict[str, Any]:
-    since = f"since run {opened['run_id']} ({(q.run_finished_at(db, opened['run_id']) or '?')[:16].replace('T', ' ')})"
+    since = f"since run {opened['run_id']} ({(run_end_time(db, opened['run_id']) or '?')[:16].replace('T', ' ')})"
     total, good = counts["total"], _good(counts)
     details: dict[str, Any] = {"since_run": opened["run_id"], "requests": total, "answered": good,
                                "share": _ratio(good, total)}
     if problem == "degraded":
         unchanged = counts["story_not_modified"]  # a 304 stands for a version that parsed
         parsed, pages = counts["story_parsed"] + unchanged, counts["story_ok"] + unchanged
-        held = q.held_event_count(db)
+        held = held_event_count(db)
         details |= {"parsed": parsed, "story_pages": pages, "released": held}
         summary = (f"Parser healthy again: {parsed} of {pages} story pages parsed or unchanged "
                    f"({_share(parsed, pages)}), degraded {since}; {held} held subscriber alert(s) released")
