@@ -186,7 +186,9 @@ def set_state(db: sqlite_utils.Database, key: str, value: Any) -> None:
 
 def census(db: sqlite_utils.Database, old_rate: float) -> dict[str, Any]:
     """Page count, stories per kind and the sum of sqrt(change rate): one scan, done about hourly."""
-    sql = "SELECT COUNT(*), TOTAL(sqrt(COALESCE(change_rate, ?))) FROM frontier WHERE urgency = 0"
+    # ``+urgency``: one sequential scan of the table. Through ``frontier_due`` (urgency first) SQLite
+    # looked every row up by rowid from the index, 13 times slower at 400,000 pages (2.3 s, not 0.18 s).
+    sql = "SELECT COUNT(*), TOTAL(sqrt(COALESCE(change_rate, ?))) FROM frontier WHERE +urgency = 0"
     try:
         pages, root_sum = db.execute(sql, [old_rate]).fetchone()
     except sqlite3.OperationalError:  # an SQLite built without its math functions
