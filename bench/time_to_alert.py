@@ -40,7 +40,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -68,7 +68,7 @@ def iso(seconds: float) -> str:
     return policy.stamp(START + timedelta(seconds=seconds))
 
 
-@lru_cache(maxsize=None)
+@cache  # filled by build_archive for every page, before the RSS is first read
 def published_day(seconds: float) -> str:
     """A page's publication date as the archive stores it (asked for at every fetch of the page)."""
     return iso(seconds)[:10]

@@ -21,9 +21,9 @@ from core.constants import CRAWL_MODES
 from defwatch.cli import UsageError, config_from, print_json
 from defwatch.commands import _command
 
-# A frontier slice is planned by the run that crawls it (monitor.run); workers sharing a Redis
-# frontier have their own queue, so the distributed commands keep the whole-crawl modes.
-DISTRIBUTED_MODES = tuple(mode for mode in CRAWL_MODES if mode != "frontier")
+# Every mode: a frontier slice is planned by the writer from the archive (monitor.frontier) and seeded
+# into Redis as the slice's start requests; workers fetch it like any seeded run.
+DISTRIBUTED_MODES = CRAWL_MODES
 EXTRA_HINT = "distributed mode needs scrapy-redis and redis: pip install -e '.[distributed]'"
 
 
@@ -115,11 +115,20 @@ def run_writer(
     if not claim.acquire():
         raise UsageError(f"another writer is running for {config.site} on this Redis (key {keys.writer})")
     try:
-        crawl = DistributedCrawl(client, keys, claim, config, redis_url, mode, wait)
+        crawl = DistributedCrawl(client, keys, claim, config, redis_url, mode, wait,
+                                 plan=_frontier_slice(config) if mode == "frontier" else None)
         summary = run(config, mode, crawl, send_mail=send_mail)
         return summary, crawl.facts
     finally:
         _quietly(claim.release)
+
+
+def _frontier_slice(config: Config) -> Any:
+    """Plans the run's slice from the archive at its start, as a local ``--mode frontier`` run does."""
+    from core.clock import wall_clock
+    from monitor.frontier_runs import slice_spider_args
+
+    return lambda archive, run_id: slice_spider_args(archive.db, config, wall_clock(), run_id)
 
 
 # -- worker -----------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import sqlite_utils
@@ -37,6 +38,16 @@ def plan_run(db: sqlite_utils.Database, config: Config, now: datetime, run_id: i
     logger.info("frontier slice for run %s: allowance %d, %s (picked in %.1f ms)", run_id, plan.allowance,
                 plan.tiers, plan.pick_ms)
     return plan
+
+
+def slice_spider_args(db: sqlite_utils.Database, config: Config, now: datetime, run_id: int) -> dict[str, Any]:
+    """The spider arguments of a ``--mode frontier`` run, planned from the archive at the run's start:
+    the same for a local crawl (``monitor.run``) and a distributed writer's seed (its workers share them)."""
+    from db.queries import KnownPage
+
+    plan = plan_run(db, config, now, run_id)
+    pages = [KnownPage(row.page_type, row.subject_id, row.url, row.kind) for row in plan.pages]
+    return {"frontier_pages": pages, "frontier_index": plan.index, "frontier_listings": plan.listings}
 
 
 def record_run(db: sqlite_utils.Database, run_id: int, config: Config) -> int:

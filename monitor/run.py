@@ -191,12 +191,9 @@ class LocalCrawl:
 def _frontier_args(archive: Archive, config: Config, run_id: int) -> dict[str, Any]:
     """Spider arguments for a frontier slice, planned from the archive at this run's start."""
     from core.clock import wall_clock
-    from db.queries import KnownPage
-    from monitor.frontier_runs import plan_run
+    from monitor.frontier_runs import slice_spider_args
 
-    plan = plan_run(archive.db, config, wall_clock(), run_id)
-    pages = [KnownPage(row.page_type, row.subject_id, row.url, row.kind) for row in plan.pages]
-    return {"frontier_pages": pages, "frontier_index": plan.index, "frontier_listings": plan.listings}
+    return slice_spider_args(archive.db, config, wall_clock(), run_id)
 
 
 def _counted_in_archive(stats: dict[str, Any], stored: dict[str, int]) -> dict[str, Any]:

@@ -270,6 +270,55 @@ def test_a_download_cut_by_a_workers_stop_goes_back_to_the_frontier(site, redis_
     assert set(archived(db)["story"]) == set(site.content.stories)
 
 
+FRONTIER_SLICE_CONFIG = """\
+[monitor]
+removal_confirm_runs = 2
+
+[frontier]
+requests_per_hour = 100000.0
+burst = 100
+"""
+
+
+def test_a_frontier_slice_is_planned_by_the_writer_and_fetched_by_the_workers(site, redis_url, distributed, tmp_path):
+    """`--mode frontier`: the writer plans one slice of the budgeted frontier from the archive (as a local
+    slice would), seeds exactly its requests, and the run's fetches teach the frontier afterwards."""
+    config = tmp_path / "frontier.toml"
+    config.write_text(FRONTIER_SLICE_CONFIG, encoding="utf-8")
+    env = crawl_env(tmp_path, DEFWATCH_CONFIG=str(config))
+    db = tmp_path / "distributed.db"
+    assert run_crawl(db, site.base_url, env=env).returncode == 0  # the baseline fills the frontier
+    pages = len(site.content.stories) + len(site.content.images)
+    assert query(db, "SELECT COUNT(*) FROM frontier") == [(pages,)]
+    site.clear_requests()
+    common = ("--redis", redis_url, "--site", site.base_url)
+    writer = distributed("writer", *common, "--db", str(db), "--mode", "frontier", "--no-mail", "--json", env=env)
+    workers = [distributed("worker", *common, "--mode", "frontier", "--name", name, "--wait", "60", env=env)
+               for name in ("w1", "w2")]
+    status, summary, err = finish(writer)
+    assert status == 0 and summary["status"] == "ok" and summary["mode"] == "frontier", err[-3000:]
+    assert all(finish(proc, timeout=60)[0] == 0 for proc in workers)
+
+    run_id = summary["run_id"]
+    plan = json.loads(query(db, "SELECT value FROM frontier_state WHERE key = 'slice'")[0][0])
+    assert plan["run_id"] == run_id and plan["allowance"] == 100  # planned for this run, within the burst
+    tiers = plan["tiers"]
+    picked = tiers["urgent"] + tiers["due"] + tiers["verify"]
+    fetched = page_fetches(site)
+    # A slice, not a sweep: the pages the plan picked, each once (nothing new to discover), and the walk's
+    # listing pages besides the index check's first pages; never more requests than the allowance.
+    assert 0 < picked < pages and len(fetched) == sum(fetched.values()) == picked
+    walked = {(kind, page) for kind, page in plan["listings"]}
+    assert len(walked) == tiers["enumerate"] > 0
+    requests = [r for r in site.requests if r.path != "/robots.txt"]
+    assert len(requests) <= plan["allowance"]
+    assert tiers["index"] > 0 and summary["pages"] == len(requests)
+    # The frontier learned from the workers' fetches (run through the writer's archive).
+    checked = query(db, f"""SELECT page_type, subject_id FROM frontier WHERE last_checked >=
+                            (SELECT started_at FROM runs WHERE id = {run_id})""")
+    assert set(checked) == set(fetched)
+
+
 def test_a_worker_with_no_run_to_join_gives_up_after_wait(redis_url, distributed, tmp_path):
     worker = distributed("worker", "--redis", redis_url, "--site", "http://127.0.0.1:9", "--wait", "0.5",
                          env=crawl_env(tmp_path))

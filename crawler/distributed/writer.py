@@ -38,6 +38,9 @@ from db.archive import Archive
 logger = logging.getLogger(__name__)
 CLAIM_SECONDS = 60
 CHUNK = 1000
+# The spider arguments a run adds from its archive before seeding: a ``--mode frontier`` slice's plan
+# (``monitor.frontier_runs.slice_spider_args``, passed in by the CLI: the crawler never imports monitor).
+SpiderArgs = Callable[[Archive, int], dict[str, Any]]
 
 
 class WriterClaim:
@@ -68,7 +71,8 @@ class DistributedCrawl:
     ``interrupted``; after the call, ``facts`` says what the workers did."""
 
     def __init__(self, client: redis.Redis, keys: Keys, claim: WriterClaim, config: Config, redis_url: str,
-                 mode: str, wait: float):
+                 mode: str, wait: float, plan: SpiderArgs | None = None):
+        self.plan = plan  # extra spider arguments from the archive at the run's start (a frontier slice)
         self.client = client
         self.keys = keys
         self.claim = claim
@@ -93,8 +97,10 @@ class DistributedCrawl:
         config = self.config
         settings = frontier_settings(crawl_settings(config, run_id), redis_url=self.redis_url, keys=self.keys,
                                      run_id=run_id, worker_id=None)
+        planned = self.plan(archive, run_id) if self.plan is not None else {}
         spider = seed_spider(settings, mode=self.mode, listing_pages=config.crawl.discover_listing_pages,
-                             feeds=list(config.crawl.feeds), revisit=asdict(config.revisit), archive_db=archive.db)
+                             feeds=list(config.crawl.feeds), revisit=asdict(config.revisit), archive_db=archive.db,
+                             **planned)
         meta = {"run_id": run_id, "mode": self.mode, "site": config.site,
                 "listing_pages": config.crawl.discover_listing_pages}
         return seed(self.client, self.keys, spider, meta, archive.validators(), archive.index_bodies())
