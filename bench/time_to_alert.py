@@ -192,19 +192,29 @@ def build_archive(site: Site, config: FrontierConfig, path: str) -> object:
         age = -page.published / DAY
         history = age >= 7 + 360
         rate = site.true_rate((page_type, sid))
+        if page_type == "story":  # its inline captions are part of its content: their edits were seen too
+            rate += sum(site.true_rate(("photo", m)) for m in page.photos)
         changes = sum(rng.random() < 1 - math.exp(-rate * 30) for _ in range(12)) if history else 0
         verified = iso(-rng.uniform(0, config.verify_days * DAY))
         row = FrontierRow(page_type, sid, f"/{page_type}/{sid}/", page.kind, published_day(page.published), 0, verified,
                           None, 12 if history else 0, changes, 360.0 if history else 0.0, 1, verified, verified,
                           seen if page_type == "story" else None, iso(min(page.published, -DAY)))
-        row.change_rate = policy.estimated_rate(row, START, config)
-        row.band = policy.band(row, age, config)
+        row.band = policy.BAND_ON_STORY if page_type == "photo" else policy.band(row, age, config)
         rows.append(row)
     store.save_rows(db, rows)
-    census = policy.census(db, config, START)
+    floors = policy.census(db, config, START)["observed_rate"]  # what a year of checks saw, per page type
+    for row in rows:  # the state ``monitor.frontier.observe`` leaves after each page's last check
+        row.change_rate = policy.estimated_rate(row, START, config, floors.get(row.page_type))
+    with db.atomic():
+        db.conn.executemany("UPDATE frontier SET change_rate = ? WHERE page_type = ? AND subject_id = ?",
+                            [(r.change_rate, r.page_type, r.subject_id) for r in rows])
+        db.execute("DELETE FROM frontier_state WHERE key = 'census'")
+    scale = policy.census(db, config, START)["scale"]
     for row in rows:
-        row.due_at = policy.stamp(policy.parse_stamp(row.verified_at) + policy.revisit_interval(  # type: ignore[arg-type]
-            row.change_rate, policy.age_days(row.published, START), census["scale"], config))  # type: ignore[arg-type]
+        interval = (timedelta(days=config.verify_days) if row.band == policy.BAND_ON_STORY else
+                    policy.revisit_interval(row.change_rate, policy.age_days(row.published, START),  # type: ignore[arg-type]
+                                            scale, config))
+        row.due_at = policy.stamp(policy.parse_stamp(row.verified_at) + interval)  # type: ignore[arg-type]
     with db.atomic():  # only due_at changed: an update of one column, not a second insert of every row
         db.conn.executemany("UPDATE frontier SET due_at = ? WHERE page_type = ? AND subject_id = ?",
                             [(r.due_at, r.page_type, r.subject_id) for r in rows])
@@ -241,6 +251,7 @@ def run_frontier(args: argparse.Namespace, config: FrontierConfig, db_path: str)
                 for key in keys:
                     observations.append(_observe(approach, key, clock, found))
                     clock += 1 / approach.rate
+                _archive_story(db, site, story, clock)
             last_index = t
         for row in plan.pages:
             observations.append(_observe(approach, (row.page_type, row.subject_id), clock, found))
@@ -264,6 +275,21 @@ def run_frontier(args: argparse.Namespace, config: FrontierConfig, db_path: str)
                        "candidates_live": _live_candidates(db, site)}
     db.conn.close()  # type: ignore[attr-defined]
     return approach
+
+
+def _archive_story(db: Any, site: Site, story: int, at: float) -> None:
+    """The rows the archive writes when a run stores a new story and its photos (what the frontier reads of
+    it: the story, and which photo pages it shows)."""
+    page, seen = site.pages[("story", story)], iso(at)
+    with db.atomic():
+        db.execute("INSERT OR IGNORE INTO stories (id, kind, url, published, status, first_seen, last_seen) "
+                   "VALUES (?,?,?,?,?,?,?)", [story, page.kind, f"/Article/{story}/", published_day(page.published),
+                                              "live", seen, seen])
+        db.conn.executemany("INSERT OR IGNORE INTO images (media_id, page_url, source, status, first_seen, last_seen) "
+                            "VALUES (?,?,?,?,?,?)", [(m, f"/igphoto/{m}/", "photo_page", "live", seen, seen)
+                                                     for m in page.photos])
+        db.conn.executemany("INSERT OR IGNORE INTO story_images (story_id, media_id, position, first_seen, last_seen) "
+                            "VALUES (?,?,0,?,?)", [(story, m, seen, seen) for m in page.photos])
 
 
 def resident_kb() -> int:

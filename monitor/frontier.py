@@ -39,7 +39,14 @@ import sqlite_utils
 from core.clock import parse_stamp, stamp
 from core.config import FrontierConfig
 from db import frontier as store
-from db.frontier import URGENCY_CANDIDATE, URGENCY_CONFIRM, URGENCY_NONE, URGENCY_UNARCHIVED, FrontierRow
+from db.frontier import (
+    BAND_ON_STORY,
+    URGENCY_CANDIDATE,
+    URGENCY_CONFIRM,
+    URGENCY_NONE,
+    URGENCY_UNARCHIVED,
+    FrontierRow,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +58,11 @@ CENSUS_SMALL = 10_000  # below this many pages the census scan costs nothing: it
 LISTING_PAGE_SIZE = 10  # items per listing page on the site, until a walk says otherwise
 REMOVED_RECHECK = 1 / 6  # a removed page is fetched again this share of the verification period later
 MAX_CANDIDATE_SHARE = 0.10  # more unlisted stories than this says the walk or the parser broke, not the site
+# The verification pass: pages not verified for VERIFY_BACKLOG of the period are its backlog, spread over
+# VERIFY_PACE of the period, so each is verified by about (1 - VERIFY_BACKLOG + VERIFY_PACE) of it (95%);
+# pages the revisits fetch often never join the backlog and cost the pass nothing.
+VERIFY_BACKLOG = 0.5
+VERIFY_PACE = 0.45
 
 
 # -- budget -----------------------------------------------------------------------------------------
@@ -102,11 +114,14 @@ def age_days(published: str | None, now: datetime) -> float | None:
         return None
 
 
-def prior_rate(age: float | None, config: FrontierConfig) -> float:
-    """Expected changes a day at this age: high at publication, halving every ``prior_halflife_days``."""
+def prior_rate(age: float | None, config: FrontierConfig, floor: float | None = None) -> float:
+    """Expected changes a day at this age: high at publication, halving every ``prior_halflife_days``,
+    down to ``floor``: the rate the archive's own checks of pages of this type saw (the census), or
+    ``prior_old_rate`` before there is any history."""
+    base = config.prior_old_rate if floor is None else floor
     if age is None:
-        return config.prior_old_rate
-    return config.prior_old_rate + config.prior_fresh_rate * 0.5 ** (age / config.prior_halflife_days)
+        return base
+    return base + config.prior_fresh_rate * 0.5 ** (age / config.prior_halflife_days)
 
 
 def cho_garcia_molina(checks: int, changes: int, observed_days: float) -> float | None:
@@ -119,9 +134,9 @@ def cho_garcia_molina(checks: int, changes: int, observed_days: float) -> float 
     return -math.log((checks - changes + 0.5) / (checks + 0.5)) / (observed_days / checks)
 
 
-def estimated_rate(row: FrontierRow, now: datetime, config: FrontierConfig) -> float:
+def estimated_rate(row: FrontierRow, now: datetime, config: FrontierConfig, floor: float | None = None) -> float:
     """The age prior, and the page's own history weighted by how much of it there is."""
-    prior = prior_rate(age_days(row.published, now), config)
+    prior = prior_rate(age_days(row.published, now), config, floor)
     history = cho_garcia_molina(row.checks, row.changes, row.observed_days)
     if history is None:
         return prior
@@ -161,8 +176,14 @@ class Observation:
     published: str | None = None
 
 
-def observe(row: FrontierRow | None, seen: Observation, scale: float, config: FrontierConfig) -> FrontierRow:
-    """The page's next state after one fetch: history, estimate, next due time and urgency."""
+def observe(row: FrontierRow | None, seen: Observation, scale: float, config: FrontierConfig, *,
+            on_story: bool = False, floor: float | None = None) -> FrontierRow:
+    """The page's next state after one fetch: history, estimate, next due time and urgency.
+
+    ``on_story``: a photo page whose caption a live story shows. A story's content includes its inline
+    captions, so the story's revisits see a caption edit (and alert on it); fetching the photo page
+    by its own rate as well would spend three requests of four on 300,000 photo pages for edits the
+    100,000 stories already show. Such a page is left to the verification pass."""
     now, ts = seen.at, stamp(seen.at)
     if row is None:
         row = FrontierRow(seen.page_type, seen.subject_id, seen.url, due_at=ts, added_at=ts, version=seen.version)
@@ -175,9 +196,11 @@ def observe(row: FrontierRow | None, seen: Observation, scale: float, config: Fr
         _count_history(row, seen, age, config)
         row.version = seen.version if seen.version is not None else row.version
         row.verified_at, row.urgency = ts, URGENCY_NONE
-        row.change_rate = estimated_rate(row, now, config)
-        row.due_at = stamp(now + revisit_interval(row.change_rate, age, scale, config))
-        row.band = band(row, age, config)
+        row.change_rate = estimated_rate(row, now, config, floor)
+        interval = (timedelta(days=config.verify_days) if on_story
+                    else revisit_interval(row.change_rate, age, scale, config))
+        row.due_at = stamp(now + interval)
+        row.band = BAND_ON_STORY if on_story else band(row, age, config)
     elif seen.outcome in ABSENT:
         row.verified_at = ts
         if seen.status == "removed":  # confirmed: looked at again for its return, well within the period
@@ -193,7 +216,8 @@ def observe(row: FrontierRow | None, seen: Observation, scale: float, config: Fr
 
 def band(row: FrontierRow, age: float | None, config: FrontierConfig) -> int:
     """Which due revisits go first when not all fit the budget (a backlog after downtime, or right after
-    the migration made every page due): fresh pages, then pages seen changing, then the rest."""
+    the migration made every page due): fresh pages, then pages seen changing, then the rest
+    (``BAND_ON_STORY``, photo pages whose story shows their caption, are never revisits)."""
     if age is not None and age < config.fresh_days:
         return 2
     return 1 if row.changes > 0 else 0
@@ -216,12 +240,15 @@ def record_observations(db: sqlite_utils.Database, observations: Sequence[Observ
     """Apply a run's fetches to their rows (new pages enter the frontier here)."""
     if not observations:
         return
-    census = store.state(db, "census")
-    scale = float(census["scale"]) if census else 1.0
+    census = store.state(db, "census") or {}
+    scale = float(census.get("scale", 1.0))
+    floors = census.get("observed_rate", {})
     rows = store.load_rows(db, {(o.page_type, o.subject_id) for o in observations})
+    on_story = store.shown_on_stories(db, sorted({o.subject_id for o in observations if o.page_type == "photo"}))
     for seen in observations:  # in fetch order: a page fetched twice ends in its last state
         key = (seen.page_type, seen.subject_id)
-        rows[key] = observe(rows.get(key), seen, scale, config)
+        rows[key] = observe(rows.get(key), seen, scale, config, floor=floors.get(seen.page_type),
+                            on_story=seen.page_type == "photo" and seen.subject_id in on_story)
     store.save_rows(db, list(rows.values()))
 
 
@@ -305,7 +332,8 @@ def plan_slice(db: sqlite_utils.Database, config: FrontierConfig, now: datetime,
         remaining -= min(remaining, index_cost + NEW_PAGE_RESERVE)
         store.set_state(db, "index_at", stamp(now))
     slices_per_day = 24 * 60 / config.slice_minutes
-    verify_quota = min(remaining, math.ceil(counts["pages"] / (config.verify_days * slices_per_day)))
+    verify_quota = min(remaining, math.ceil(counts["verify_backlog"] / (VERIFY_PACE * config.verify_days
+                                                                         * slices_per_day)))
     listing_pages = sum(math.ceil(n / LISTING_PAGE_SIZE) for k, n in counts["stories_by_kind"].items()
                         if k in listing_kinds)
     enumerate_quota = min(remaining - verify_quota, math.ceil(listing_pages / (config.enumerate_days * slices_per_day)))
@@ -338,14 +366,14 @@ def _unarchived(db: sqlite_utils.Database, retry_before: datetime, limit: int) -
 def census(db: sqlite_utils.Database, config: FrontierConfig, now: datetime) -> dict[str, Any]:
     """Archive size and the revisit scale, recomputed about hourly (one scan of the table)."""
     census = store.state(db, "census")
-    fresh = census and timedelta(0) <= now - parse_stamp(census["at"]) < CENSUS_EVERY
+    fresh = census and "verify_backlog" in census and timedelta(0) <= now - parse_stamp(census["at"]) < CENSUS_EVERY
     if fresh and census["pages"] >= CENSUS_SMALL:  # a small archive (a new one) is counted every slice
         return census
-    counted = store.census(db, config.prior_old_rate)
+    counted = store.census(db, config.prior_old_rate, stamp(now - timedelta(days=config.verify_days * VERIFY_BACKLOG)))
     slices_per_day = 24 * 60 / config.slice_minutes
     budget_per_day = Budget.from_config(config).per_slice() * slices_per_day
     index_per_day = 24 * 60 / config.index_interval_minutes * 20  # feeds, first listings, what they lead to
-    verify_per_day = counted["pages"] / config.verify_days
+    verify_per_day = counted["verify_backlog"] / (VERIFY_PACE * config.verify_days)
     enumerate_per_day = sum(counted["stories_by_kind"].values()) / LISTING_PAGE_SIZE / config.enumerate_days
     revisits_per_day = budget_per_day - index_per_day - verify_per_day - enumerate_per_day
     census = {**counted, "at": stamp(now), "scale": revisit_scale(counted["root_rate_sum"], revisits_per_day)}
