@@ -550,6 +550,7 @@ def main(argv: list[str] | None = None) -> int:
     ratio = uniform["all-edits"]["p95"] / ours["all-edits"]["p95"] if ours["all-edits"]["p95"] else float("nan")
     print(f"\nall edits p95: frontier {ours['all-edits']['p95']:.1f} h, uniform {uniform['all-edits']['p95']:.1f} h "
           f"({ratio:.1f}x lower)")
+    print(restoration_line(ours["restoration"], args, config))
     print(summary_line(ours, uniform, frontier.requests / args.days))
     return 0
 
@@ -580,6 +581,18 @@ def measure_pick(args: argparse.Namespace, config: FrontierConfig) -> int:
           f"{percentile(picks, 95):.1f} ms, max {max(picks):.1f} ms; whole plan (state, cursors, hourly census "
           f"included) p95 {percentile(plans, 95):.1f} ms, max {max(plans):.1f} ms; census alone {census_ms:.0f} ms")
     return 0
+
+
+def restoration_line(figures: dict[str, float], args: argparse.Namespace, config: FrontierConfig) -> str:
+    """Restorations against the issue's target: seen within the verification period (undetected ones
+    count as the time they waited, so a restoration never seen can never look in time)."""
+    if not figures["count"]:
+        return "restorations (frontier): none in the simulated period"
+    within = figures["max"] <= config.verify_days
+    return (f"restorations (frontier): {figures['count']:.0f}, p50 {figures['p50']:.1f}d, p95 {figures['p95']:.1f}d, "
+            f"max {figures['max']:.1f}d, not yet detected {figures['undetected']:.0f}; they start on day "
+            f"{args.restore_start:g} of {args.days:g}; verification period {config.verify_days:g}d: "
+            f"{'all within it' if within else 'NOT all within it'}")
 
 
 def summary_line(ours: dict[str, dict[str, float]], uniform: dict[str, dict[str, float]], per_day: float) -> str:

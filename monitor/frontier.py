@@ -205,6 +205,7 @@ def observe(row: FrontierRow | None, seen: Observation, scale: float, config: Fr
         row.verified_at = ts
         if seen.status == "removed":  # confirmed: looked at again for its return, well within the period
             row.urgency, row.due_at = URGENCY_NONE, stamp(now + timedelta(days=config.verify_days * REMOVED_RECHECK))
+            row.band = band(row, age, config)  # a revisit even for a photo page: no live story shows it now
         elif row.urgency != URGENCY_CONFIRM:  # a first 404/410: confirmed or cleared by the next run
             row.urgency, row.due_at = URGENCY_CONFIRM, ts
         else:  # still missing after another run ([monitor] removal_delay_hours): ask again later, not every slice

@@ -32,6 +32,11 @@ def test_bench_runs_at_tiny_scale():
         header = next(line for line in lines if line.startswith(f"{approach}: "))
         assert "false removals 0" in header
     assert "product code over a real SQLite archive of 1,600 pages" in result.stdout
+    rss = re.search(r"process RSS after the build (\d+) MB, at the end (\d+) MB \(([-+][\d.]+)%\)", result.stdout)
+    assert rss and int(rss.group(1)) > 0 and int(rss.group(2)) > 0, result.stdout
+    restorations = next(line for line in lines if line.startswith("restorations (frontier): "))
+    assert "verification period 30d: all within it" in restorations, restorations
+    assert any(line.startswith("  edits at or over the all-edits p95: ") for line in lines)
 
 
 @pytest.mark.slow
