@@ -13,9 +13,13 @@ behind it. The frontier spends one request budget (``requests_per_hour`` on aver
    Intervals follow ``scale / sqrt(rate)``, the allocation that minimizes the mean time from a change
    to its detection for a fixed number of requests; ``scale`` is set from the archive so the
    revisits fit their share of the budget, pages under ``fresh_days`` are never left longer than
-   ``fresh_max_interval_hours`` and no page longer than the verification period;
-3. a verification pass, least recently verified first, at the pace that covers the whole archive in
-   ``verify_days`` (and with whatever the slice has left);
+   ``fresh_max_interval_hours`` and no page longer than the verification period. The prior's floor
+   is the change rate the archive's own checks saw for the page type (the census). A photo page
+   whose caption a live story shows (``BAND_ON_STORY``) is no revisit: the story's content includes
+   its captions, so the story's revisits see a caption edit first;
+3. a verification pass, least recently verified first, paced on its backlog (pages not verified for
+   ``VERIFY_BACKLOG`` of ``verify_days``) so every page is verified within the period, and with
+   whatever the slice has left; pages the revisits fetch often never join the backlog;
 4. a walk of every listing page within ``enumerate_days``: a story the whole walk never showed (and
    its photo pages) becomes a removal *candidate*, fetched soon. Only its own 404/410, seen on two
    runs as for any page (``monitor.changes``), ever removes it.
