@@ -268,6 +268,10 @@ def run_frontier(args: argparse.Namespace, config: FrontierConfig, db_path: str)
             for kind, number, ids, last, at in walked:
                 policy.record_listing(db, kind, number, ids, last=last, at=START + timedelta(seconds=at))
         spent.add(t, clock, approach.requests - before)
+        if int(t // DAY) != int(max(t + slice_s, clock) // DAY):
+            print(f"frontier: day {int(t // DAY) + 1} of {args.days:g} simulated, "
+                  f"{time.perf_counter() - started:.0f} s, RSS {resident_kb() / 1024:.0f} MB",
+                  file=sys.stderr, flush=True)
         t = max(t + slice_s, clock)
     site.advance(end_s)
     approach.notes |= {"sim_s": time.perf_counter() - started, "pick_ms_p95": percentile(picks, 95),
@@ -544,9 +548,13 @@ def main(argv: list[str] | None = None) -> int:
           f"({(notes['rss_end_kb'] / notes['rss_start_kb'] - 1) * 100:+.1f}%); live pages left as "
           f"listing candidates at the end {notes['candidates_live']:.0f}")
     ours = report(frontier, args)
+    started = time.perf_counter()
     uniform = report(run_uniform(args, config), args)
+    print(f"  (simulated in {time.perf_counter() - started:.0f} s)")
     if not args.skip_today:
+        started = time.perf_counter()
         report(run_today(args, config), args)
+        print(f"  (simulated in {time.perf_counter() - started:.0f} s)")
     ratio = uniform["all-edits"]["p95"] / ours["all-edits"]["p95"] if ours["all-edits"]["p95"] else float("nan")
     print(f"\nall edits p95: frontier {ours['all-edits']['p95']:.1f} h, uniform {uniform['all-edits']['p95']:.1f} h "
           f"({ratio:.1f}x lower)")
