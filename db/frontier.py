@@ -131,14 +131,19 @@ def load_rows(db: sqlite_utils.Database, keys: Iterable[tuple[str, int]]) -> dic
     return found
 
 
+# An upsert, not INSERT OR REPLACE: a replace deletes the row and inserts it again, rewriting every index
+# entry; an update rewrites only the entries whose columns changed (2 to 3 times faster at 400,000 pages).
+_UPSERT = (f"INSERT INTO frontier ({', '.join(COLUMNS)}) VALUES ({','.join('?' * len(COLUMNS))}) "
+           f"ON CONFLICT (page_type, subject_id) DO UPDATE SET "
+           + ", ".join(f"{name} = excluded.{name}" for name in COLUMNS[2:]))
+
+
 def save_rows(db: sqlite_utils.Database, rows: Sequence[FrontierRow]) -> None:
-    """Insert or replace rows (one statement per row, one transaction for all)."""
+    """Insert or update rows (one statement per row, one transaction for all)."""
     if not rows:
         return
-    marks = ",".join("?" * len(COLUMNS))
     with db.atomic():
-        db.conn.executemany(f"INSERT OR REPLACE INTO frontier ({', '.join(COLUMNS)}) VALUES ({marks})",
-                            [_AS_TUPLE(r) for r in rows])
+        db.conn.executemany(_UPSERT, [_AS_TUPLE(r) for r in rows])
 
 
 def mark_listed(db: sqlite_utils.Database, story_ids: Sequence[int], at: str) -> None:
@@ -190,7 +195,7 @@ def set_state(db: sqlite_utils.Database, key: str, value: Any) -> None:
 def census(db: sqlite_utils.Database, old_rate: float, verified_before: str) -> dict[str, Any]:
     """Page count, stories per kind, the sum of sqrt(change rate) of the pages revisited by rate, the
     changes a day each page type showed over its checks, and the pages not verified since
-    ``verified_before``: one scan, done about hourly."""
+    ``verified_before``: one scan, done every few hours (``monitor.frontier.CENSUS_EVERY``)."""
     # One sequential scan of the table with every total as a conditional sum: through ``frontier_due``
     # (``WHERE urgency = 0``) SQLite looked each row up by rowid, 13 times slower at 400,000 pages (2.3 s
     # against 0.18 s), and a GROUP BY page_type sorts the whole table.
@@ -206,8 +211,9 @@ def census(db: sqlite_utils.Database, old_rate: float, verified_before: str) -> 
     except sqlite3.OperationalError:  # an SQLite built without its math functions
         db.conn.create_function("sqrt", 1, math.sqrt, deterministic=True)
         pages, root_sum, *history = db.execute(sql, [old_rate]).fetchone()
-    by_kind = dict(db.execute(
-        "SELECT kind, COUNT(*) FROM frontier WHERE page_type = 'story' AND kind IS NOT NULL GROUP BY kind"))
+    # Only stories have a kind: counted from ``frontier_listed`` alone (with page_type = 'story' SQLite
+    # looked up each of 100,000 rows).
+    by_kind = dict(db.execute("SELECT kind, COUNT(*) FROM frontier WHERE kind IS NOT NULL GROUP BY kind"))
     observed = {page_type: changes / days for page_type, changes, days in
                 (("story", *history[:2]), ("photo", *history[2:])) if days > 0}
     backlog = db.execute("SELECT COUNT(*) FROM frontier WHERE verified_at IS NULL OR verified_at < ?",

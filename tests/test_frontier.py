@@ -211,7 +211,7 @@ def test_picking_the_next_batch_stays_fast_on_a_large_frontier(db):
     rows = [row(i, due=NOW + timedelta(seconds=i * 13 - 300_000), verified=NOW - timedelta(seconds=i * 7))
             for i in range(1, 100_001)]
     store.save_rows(db, rows)
-    plan(db)  # the hourly census, and the index tier
+    plan(db)  # the census, and the index tier
     started = time.perf_counter()
     sliced = plan(db, now=NOW + timedelta(minutes=5), used=150)
     took = (time.perf_counter() - started) * 1000
