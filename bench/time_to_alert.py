@@ -586,7 +586,7 @@ def measure_pick(args: argparse.Namespace, config: FrontierConfig) -> int:
         db.conn.close()  # type: ignore[attr-defined]
     print(f"archive of {pages:,} frontier pages built in {built:.0f} s; {args.measure_pick} slices of "
           f"{plan.requests} requests: picking the batch p50 {percentile(picks, 50):.1f} ms, p95 "
-          f"{percentile(picks, 95):.1f} ms, max {max(picks):.1f} ms; whole plan (state, cursors, hourly census "
+          f"{percentile(picks, 95):.1f} ms, max {max(picks):.1f} ms; whole plan (state, cursors, the 3-hourly census "
           f"included) p95 {percentile(plans, 95):.1f} ms, max {max(plans):.1f} ms; census alone {census_ms:.0f} ms")
     return 0
 
