@@ -304,3 +304,76 @@ def test_fresh_and_changing_pages_go_before_a_backlog_of_cold_ones(db):
     assert seen.band == 2
     changed = row(7, verified=NOW - timedelta(days=30))
     assert policy.observe(changed, Observation("story", 7, changed.url, "ok", NOW, version=2), 1.0, CONFIG).band == 1
+
+
+# -- photo pages shown on a story, the history floor, the verification backlog ----------------------
+
+
+def _story_with_photo(db, story: int, media: int, status: str = "live") -> None:
+    seen = policy.stamp(NOW - timedelta(days=400))
+    db.execute("INSERT INTO stories (id, kind, url, published, status, first_seen, last_seen) VALUES (?,?,?,?,?,?,?)",
+               [story, "news-story", f"/Article/{story}/", "2020-01-01", status, seen, seen])
+    db.execute("INSERT INTO images (media_id, page_url, source, status, first_seen, last_seen) VALUES (?,?,?,?,?,?)",
+               [media, f"/igphoto/{media}/", "photo_page", "live", seen, seen])
+    db.execute("INSERT INTO story_images (story_id, media_id, position, first_seen, last_seen) VALUES (?,?,0,?,?)",
+               [story, media, seen, seen])
+
+
+def test_a_photo_page_its_story_shows_is_left_to_the_verification_pass(db):
+    """A story's content includes its captions: its revisits see a caption edit, the photo page need not."""
+    _story_with_photo(db, 1, 501)
+    _story_with_photo(db, 2, 502, status="removed")  # a removed story shows nothing any more
+    photos = [row(m, page_type="photo", verified=NOW - timedelta(days=2)) for m in (501, 502, 503)]  # 503: no story
+    store.save_rows(db, [row(1), *photos])
+    policy.record_observations(db, [Observation("photo", m, f"/igphoto/{m}/", "ok", NOW, version=1)
+                                    for m in (501, 502, 503)], CONFIG)
+    rows = store.load_rows(db, [("photo", 501), ("photo", 502), ("photo", 503)])
+    rider = rows[("photo", 501)]
+    assert rider.band == store.BAND_ON_STORY
+    assert policy.parse_stamp(rider.due_at) == NOW + timedelta(days=CONFIG.verify_days)
+    for alone in (rows[("photo", 502)], rows[("photo", 503)]):  # revisited by their own rate
+        assert alone.band >= 0 and policy.parse_stamp(alone.due_at) < NOW + timedelta(days=CONFIG.verify_days)
+    # Overdue as a revisit, a rider is still not one: only the verification pass (or urgency) fetches it.
+    db.execute("UPDATE frontier SET due_at = ?, verified_at = ? WHERE page_type = 'photo'",
+               [policy.stamp(NOW - timedelta(days=1)), policy.stamp(NOW)])
+    due = {(r.page_type, r.subject_id) for r in store.pick_due(db, policy.stamp(NOW), 10) if r.page_type == "photo"}
+    assert due == {("photo", 502), ("photo", 503)}
+    # Confirmed removed, it is looked at again for its return like any page.
+    gone = policy.observe(rider, Observation("photo", 501, rider.url, "not_found", NOW, status="removed"),
+                          1.0, CONFIG)
+    assert gone.band >= 0
+
+
+def test_the_prior_floor_is_what_the_archives_checks_saw_per_page_type(db):
+    stories = [row(i) for i in range(1, 5)]
+    for story in stories:
+        story.checks, story.changes, story.observed_days = 12, 1, 360.0
+    photo = row(900, page_type="photo")
+    photo.checks, photo.changes, photo.observed_days = 12, 0, 360.0
+    store.save_rows(db, [*stories, photo])
+    counted = policy.census(db, CONFIG, NOW)
+    assert counted["observed_rate"] == {"story": pytest.approx(4 / 1440), "photo": 0.0}
+    young = row(50, published="2025-12-01")  # past the fresh days, no history yet: the observed rate
+    assert policy.estimated_rate(young, NOW, CONFIG, counted["observed_rate"]["story"]) == pytest.approx(
+        4 / 1440, rel=0.01)
+    assert policy.estimated_rate(young, NOW, CONFIG) == pytest.approx(CONFIG.prior_old_rate, rel=0.01)
+
+
+def test_the_verification_pass_spends_on_its_backlog_not_on_every_page(db):
+    """Pages the revisits keep fresh cost the pass nothing; those unverified for half the period are paced
+    so each is verified again within the period."""
+    config = FrontierConfig(verify_days=2.0)
+    recent = [row(i, due=NOW - timedelta(minutes=i), verified=NOW - timedelta(hours=12)) for i in range(1, 2001)]
+    stale = [row(i, due=NOW + timedelta(days=20), verified=NOW - timedelta(hours=25 + i % 20))
+             for i in range(2001, 3001)]
+    store.save_rows(db, [*recent, *stale])
+    counted = policy.census(db, config, NOW)
+    assert counted["verify_backlog"] == 1000  # not verified for a day (half the period)
+    slices_per_day = 24 * 60 / config.slice_minutes
+    quota = math.ceil(1000 / (policy.VERIFY_PACE * config.verify_days * slices_per_day))
+    assert quota == 4 < math.ceil(3000 / (config.verify_days * slices_per_day))  # the old pace: every page
+    sliced = plan(db, config=config)
+    assert sliced.tiers["due"] > 200  # the overdue revisits take the rest of the slice...
+    verified = [r.subject_id for r in sliced.pages[-sliced.tiers["verify"]:]]
+    assert sliced.tiers["verify"] == quota and all(i > 2000 for i in verified)  # ...the pass its backlog's pace
+    assert policy.VERIFY_PACE + 1 - policy.VERIFY_BACKLOG <= 1  # so each page within the period
