@@ -202,7 +202,7 @@ def build_archive(site: Site, config: FrontierConfig, path: str) -> object:
         row.band = policy.BAND_ON_STORY if page_type == "photo" else policy.band(row, age, config)
         rows.append(row)
     store.save_rows(db, rows)
-    floors = policy.census(db, config, START)["observed_rate"]  # what a year of checks saw, per page type
+    floors = policy.census(db, config, START, INDEX_COST)["observed_rate"]  # what a year of checks saw, per page type
     for row in rows:  # the state ``monitor.frontier.observe`` leaves after each page's last check
         row.change_rate = policy.estimated_rate(row, START, config, floors.get(row.page_type))
     with db.atomic():
@@ -215,7 +215,7 @@ def build_archive(site: Site, config: FrontierConfig, path: str) -> object:
     # 30 days would measure how the frontier works off that backlog. Two rounds: the intervals depend on
     # the census, whose verification backlog depends on when pages were last verified.
     for _ in range(2):
-        scale = policy.census(db, config, START)["scale"]
+        scale = policy.census(db, config, START, INDEX_COST)["scale"]
         for row in rows:
             interval = _interval(row, scale, config)
             last = START - interval * rng.random()
@@ -226,7 +226,7 @@ def build_archive(site: Site, config: FrontierConfig, path: str) -> object:
                                 "WHERE page_type = ? AND subject_id = ?",
                                 [(r.verified_at, r.last_checked, r.due_at, r.page_type, r.subject_id) for r in rows])
             db.execute("DELETE FROM frontier_state WHERE key = 'census'")
-    policy.census(db, config, START)
+    policy.census(db, config, START, INDEX_COST)
     return db
 
 

@@ -67,6 +67,7 @@ MAX_CANDIDATE_SHARE = 0.10  # more unlisted stories than this says the walk or t
 # pages the revisits fetch often never join the backlog and cost the pass nothing.
 VERIFY_BACKLOG = 0.5
 VERIFY_PACE = 0.45
+REVISIT_SHARE = 0.9  # of the budget left for revisits, the rest kept for urgent work (see ``census``)
 
 
 # -- budget -----------------------------------------------------------------------------------------
@@ -290,10 +291,18 @@ def _advance_listings(db: sqlite_utils.Database, quota: int, census: dict[str, A
     for kind, pages in sizes.items():
         if not pages or quota <= 0:
             continue
-        share = max(1, math.ceil(quota * pages / total))
         cursor = store.state(db, f"listing:{kind}") or {"next": 1, "cycle_start": None}
+        # Its share of the quota, the fraction carried to the next slice: a page at least per kind and
+        # slice (rounding up) walked the listings a third faster than ``enumerate_days`` at the live
+        # site's size, and took that from the revisits the census had sized.
+        credit = cursor.get("credit", 0.0) + quota * pages / total
+        share = int(credit)
+        cursor["credit"] = credit - share
         if cursor["next"] > pages + 2 * LISTING_PAGE_SIZE:  # the walk's end was never seen (a failed fetch)
-            cursor = {"next": 1, "cycle_start": None}
+            cursor = {"next": 1, "cycle_start": None, "credit": cursor["credit"]}
+        if not share:
+            store.set_state(db, f"listing:{kind}", cursor)
+            continue
         if cursor["next"] == 1:
             cursor["cycle_start"] = stamp(at)
         chosen += [(kind, page) for page in range(cursor["next"], cursor["next"] + share)]
@@ -326,7 +335,7 @@ def plan_slice(db: sqlite_utils.Database, config: FrontierConfig, now: datetime,
                index_cost: int, listing_kinds: Sequence[str]) -> SlicePlan:
     """Choose one slice's requests and advance the frontier's shared state (index time, listing cursors)."""
     budget = Budget.from_config(config)
-    counts = census(db, config, now)
+    counts = census(db, config, now, index_cost)
     plan = SlicePlan(now, budget.allowance(used_in_lookback))
     remaining = plan.allowance
     index_at = store.state(db, "index_at")
@@ -368,8 +377,14 @@ def _unarchived(db: sqlite_utils.Database, retry_before: datetime, limit: int) -
             if url or page_type == "photo"]
 
 
-def census(db: sqlite_utils.Database, config: FrontierConfig, now: datetime) -> dict[str, Any]:
-    """Archive size, the revisit scale and the verification backlog, recomputed every ``CENSUS_EVERY``."""
+def census(db: sqlite_utils.Database, config: FrontierConfig, now: datetime, index_cost: int = 0) -> dict[str, Any]:
+    """Archive size, the revisit scale and the verification backlog, recomputed every ``CENSUS_EVERY``.
+
+    The scale sizes the revisits to ``REVISIT_SHARE`` of what the budget leaves after the index checks
+    (as ``plan_slice`` reserves them), the verification backlog and the listing walk: revisits sized to
+    all of it left the least urgent band due for ever longer whenever confirmations, candidates and
+    retries took their share (old stories waited 9 days at the 95th percentile, not 6); what revisits
+    leave goes to verification."""
     census = store.state(db, "census")
     fresh = census and "verify_backlog" in census and timedelta(0) <= now - parse_stamp(census["at"]) < CENSUS_EVERY
     if fresh and census["pages"] >= CENSUS_SMALL:  # a small archive (a new one) is counted every slice
@@ -377,10 +392,10 @@ def census(db: sqlite_utils.Database, config: FrontierConfig, now: datetime) -> 
     counted = store.census(db, config.prior_old_rate, stamp(now - timedelta(days=config.verify_days * VERIFY_BACKLOG)))
     slices_per_day = 24 * 60 / config.slice_minutes
     budget_per_day = Budget.from_config(config).per_slice() * slices_per_day
-    index_per_day = 24 * 60 / config.index_interval_minutes * 20  # feeds, first listings, what they lead to
+    index_per_day = 24 * 60 / config.index_interval_minutes * (index_cost + NEW_PAGE_RESERVE)
     verify_per_day = counted["verify_backlog"] / (VERIFY_PACE * config.verify_days)
     enumerate_per_day = sum(counted["stories_by_kind"].values()) / LISTING_PAGE_SIZE / config.enumerate_days
-    revisits_per_day = budget_per_day - index_per_day - verify_per_day - enumerate_per_day
+    revisits_per_day = REVISIT_SHARE * (budget_per_day - index_per_day - verify_per_day - enumerate_per_day)
     census = {**counted, "at": stamp(now), "scale": revisit_scale(counted["root_rate_sum"], revisits_per_day)}
     store.set_state(db, "census", census)
     return census
