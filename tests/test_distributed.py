@@ -277,6 +277,7 @@ removal_confirm_runs = 2
 [frontier]
 requests_per_hour = 100000.0
 burst = 100
+enumerate_days = 0.001
 """
 
 
