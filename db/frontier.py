@@ -95,11 +95,11 @@ def pick_unarchived(db: sqlite_utils.Database, retry_before: str, limit: int) ->
            ORDER BY first_heard LIMIT ?""", [retry_before, limit]).fetchall()
 
 
-def pick_due(db: sqlite_utils.Database, now: str, limit: int) -> list[FrontierRow]:
+def pick_due(db: sqlite_utils.Database, now: str, limit: int, bands: Sequence[int] = (2, 1, 0)) -> list[FrontierRow]:
     """Revisits whose time has come: the highest band first (fresh, then pages that changed before),
     most overdue first within a band, so a backlog of cold pages never holds back the ones that change."""
     picked: list[FrontierRow] = []
-    for band in (2, 1, 0):  # one index range each
+    for band in bands:  # one index range each
         if len(picked) >= limit:
             break
         picked += _rows(db.execute(f"{_SELECT} WHERE urgency = 0 AND band = ? AND due_at <= ? ORDER BY due_at LIMIT ?",
