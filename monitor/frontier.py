@@ -7,9 +7,10 @@ behind it. The frontier spends one request budget (``requests_per_hour`` on aver
 
 1. feeds and the first listing pages every ``index_interval_minutes``, before anything else;
 2. revisits by expected change rate: pages awaiting removal confirmation first, then fresh pages
-   due, then listing candidates, then the other pages whose revisit is due. A page's rate blends a prior by age (stories are
-   edited mostly in their first days) with its own history past the fresh window, estimated as Cho &
-   Garcia-Molina do from n checks that saw X changes: ``-ln((n - X + 0.5) / (n + 0.5)) / mean interval``.
+   due, then listing candidates, then the other pages whose revisit is due. A page's rate blends a
+   prior by age (stories are edited mostly in their first days) with its own history past the fresh
+   window, estimated as Cho & Garcia-Molina do from n checks that saw X changes:
+   ``-ln((n - X + 0.5) / (n + 0.5)) / mean interval``.
    Intervals follow ``scale / sqrt(rate)``, the allocation that minimizes the mean time from a change
    to its detection for a fixed number of requests; ``scale`` is set from the archive so the
    revisits fit their share of the budget, pages under ``fresh_days`` are never left longer than
