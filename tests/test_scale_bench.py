@@ -107,4 +107,6 @@ def test_bench_builds_resumes_and_reparses_at_tiny_scale(tmp_path):
     total = int(whole.group(4))
     assert total > 30 and (int(whole.group(5)), int(whole.group(6)), int(whole.group(7))) == (0, total, 0)
     assert all(int(m.group(5)) == 0 and int(m.group(7)) == 0 for m in found)  # the build's records hold
-    assert all(float(m.group(8)) > 0 for m in found)
+    # The one-process re-parse's CPU is its own, read at the end; a pool's workers are sampled every
+    # 0.5 s (bench/cpu_meter.py), and at this tiny scale they may come and go between two samples.
+    assert all(float(m.group(8)) > 0 for m in found if m.group(2) == "1")
