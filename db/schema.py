@@ -349,7 +349,7 @@ CREATE TABLE frontier (  -- the budgeted crawl frontier: one row per archived st
     verified_at TEXT,                   -- last time the site answered for it (200, 304, 404 or 410)
     listed_at TEXT,                     -- last time a listing enumeration showed it (stories)
     added_at TEXT,                      -- when it entered the frontier (a listing walk begun earlier cannot miss it)
-    band INTEGER NOT NULL DEFAULT 0,    -- due revisits, higher first: 2 under fresh_days old, 1 changed before, 0 rest, -1 a photo page a live story shows (its caption rides on the story's revisits: verification only)
+    band INTEGER NOT NULL DEFAULT 0,    -- 2 fresh, 1 changed before, 0 rest, -1 photo a live story shows; higher first
     PRIMARY KEY (page_type, subject_id)
 );
 CREATE INDEX frontier_due ON frontier(urgency, band, due_at);
