@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from scrapy import Request, Spider
+from scrapy import Request, Spider, signals
 from scrapy.crawler import Crawler
 from scrapy.exceptions import IgnoreRequest
 from scrapy.http import Response
@@ -116,6 +116,13 @@ class BackoffMiddleware:
     request in flight is one more refusal (and one more reason to stay blocked), and it lets a
     block storm end the run after about ``DEFWATCH_BLOCK_STORM`` requests instead of that many
     plus a full window of concurrency. A good answer widens and speeds the slot up again.
+
+    A crawl also starts with one request in the downloader, until the first answer that is not a
+    refusal (robots.txt's, usually). Requests the engine hands over while robots.txt is fetched wait
+    inside the downloader, and everything inside it is sent, even after the spider has counted its
+    storm and closed: without this, a site refusing from the start (robots.txt too) got a whole
+    window of concurrency beyond the storm whenever robots.txt was slow to answer. A healthy crawl
+    loses nothing: every request waits for robots.txt anyway, and its answer opens the downloader.
     """
 
     def __init__(self, crawler: Crawler):
@@ -125,7 +132,9 @@ class BackoffMiddleware:
         self.retries = settings.getint("DEFWATCH_BACKOFF_RETRIES")
         self.base_delay = settings.getfloat("DOWNLOAD_DELAY")
         self.narrowed: dict[str, int] = {}  # slot key -> its concurrency before a block narrowed it
-        self.total_concurrency = 0  # the downloader's own limit before a block narrowed it
+        self.total_concurrency = 0  # the downloader's own limit before a block (or the start) narrowed it
+        self.probing = False  # one request in the downloader until the site answers without refusing
+        crawler.signals.connect(self._start_probing, signal=signals.spider_opened)
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> BackoffMiddleware:
@@ -135,6 +144,8 @@ class BackoffMiddleware:
         status = response.status
         if status in BLOCKED_STATUSES:  # the host refuses this client
             self._narrow_slot(request)
+        elif self.probing:  # the first answer, and no refusal: open the downloader
+            self._end_probe()
         wait = retry_after_seconds(response.headers.get(b"Retry-After"))
         if status == 429 or (status == 503 and wait is not None):
             retry = self._retry(request, response, wait)
@@ -144,6 +155,12 @@ class BackoffMiddleware:
         elif status < 400 or status in (404, 410):  # the host answers normally again
             self._restore_slot(request)
         return response
+
+    def process_exception(self, request: Request, exception: Exception, spider: Spider | None = None) -> None:
+        """No answer at all (a timeout, a reset) is no refusal either: a site that is down must not be
+        crawled one request at a time. (A request refused here, off the site, says nothing of the site.)"""
+        if self.probing and not isinstance(exception, IgnoreRequest):
+            self._end_probe()
 
     def _retry(self, request: Request, response: Response, wait: float | None) -> Request | None:
         tries = request.meta.get("backoff_tries", 0)
@@ -169,6 +186,18 @@ class BackoffMiddleware:
             slot.delay = max(slot.delay, delay)
             slot.jitter = 0.0  # the wait asked for is a floor: no random shortening
 
+    def _start_probing(self) -> None:
+        """One request in the downloader until the first answer that is not a refusal (see the class)."""
+        downloader = self.crawler.engine.downloader if self.crawler.engine else None
+        if downloader is not None and downloader.total_concurrency > 1:
+            self.total_concurrency = self.total_concurrency or downloader.total_concurrency
+            downloader.total_concurrency = 1
+            self.probing = True
+
+    def _end_probe(self) -> None:
+        self.probing = False
+        self.crawler.engine.downloader.total_concurrency = self.total_concurrency  # type: ignore[union-attr]
+
     def _narrow_slot(self, request: Request) -> None:
         """One request at a time to this host, and no more pulled from the scheduler meanwhile.
 
@@ -176,6 +205,7 @@ class BackoffMiddleware:
         in the downloader, and a spider that closes on a block storm still sends all of those.
         The crawl only talks to one site, so the downloader's total narrows with the slot.
         """
+        self.probing = False  # the site refuses: the downloader stays narrow until a good answer
         key, slot = self._slot(request)
         if slot is not None and slot.concurrency > 1:
             self.narrowed.setdefault(key, slot.concurrency)
@@ -193,8 +223,8 @@ class BackoffMiddleware:
             slot.delay = max(self.base_delay, slot.delay / 2)
         if key in self.narrowed:
             slot.concurrency = self.narrowed.pop(key)
-            if self.total_concurrency:
-                self.crawler.engine.downloader.total_concurrency = self.total_concurrency  # type: ignore[union-attr]
+        if self.total_concurrency:  # narrowed by a refusal, or since the start
+            self.crawler.engine.downloader.total_concurrency = self.total_concurrency  # type: ignore[union-attr]
 
 
 class ElapsedMiddleware:

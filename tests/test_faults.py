@@ -21,6 +21,7 @@ import re
 import sqlite3
 import subprocess
 import sys
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +31,6 @@ import pytest
 
 from crawler.middlewares import SiteOnlyMiddleware
 from crawler.outcomes import classify
-from crawler.settings import local_overrides
 from crawler.spiders.site import _landed_elsewhere
 from samplesite import SampleSite
 from tests.conftest import ROOT, CrawlRun, crawl_env, run_crawl
@@ -261,20 +261,34 @@ def test_an_offsite_link_is_not_a_related_story(scenario):
     assert rows == []
 
 
-def test_block_storm_ends_the_run_and_429_with_an_http_date_is_waited_out(site, tmp_path):
+def late_robots_txt(site: SampleSite, monkeypatch: pytest.MonkeyPatch, seconds: float = 1.0) -> None:
+    """robots.txt answers ``seconds`` late, as on a loaded machine: every request Scrapy holds behind it
+    meets the site's answer at once (the sample site's ``delay`` does not slow a block page)."""
+    respond = site.respond
+
+    def late(method: str, target: str, headers: dict[str, str] | None = None, base: str = "") -> Any:
+        if target.startswith("/robots.txt"):
+            time.sleep(seconds)
+        return respond(method, target, headers, base=base)
+
+    monkeypatch.setattr(site, "respond", late)
+
+
+def test_block_storm_ends_the_run_and_429_with_an_http_date_is_waited_out(site, tmp_path, monkeypatch):
     db = tmp_path / "storm.db"
     env = crawl_env(tmp_path)
     assert run_crawl(db, site.base_url, env=env).returncode == 0
     site.block(None)
     site.clear_requests()
-    blocked = run_crawl(db, site.base_url, env=env)
+    with monkeypatch.context() as patch:
+        late_robots_txt(site, patch)
+        blocked = run_crawl(db, site.base_url, env=env)
     storm_requests = len(site.requests)
     assert blocked.returncode == 3 and blocked.summary["finish_reason"] == "blocked", blocked.stderr[-2000:]
-    # DEFWATCH_BLOCK_STORM, robots.txt, and what was in flight when the storm was counted. Known limit
-    # (seen under CI load): the first wave of requests waits behind robots.txt and goes out together
-    # when it answers, before a refusal narrows the host, so up to a window of the local site's
-    # concurrency (32; 2 per host on the live site) can be refused beyond the storm.
-    assert storm_requests <= 25 + 1 + local_overrides()["CONCURRENT_REQUESTS"]
+    # DEFWATCH_BLOCK_STORM, robots.txt, and a request or two in flight when the storm was counted. The
+    # requests held behind a late robots.txt are not a wave on top: until the site has answered without
+    # refusing, the downloader holds one request (crawler.middlewares.BackoffMiddleware).
+    assert storm_requests <= 25 + 3
     assert storm_requests < query(db, "SELECT COUNT(*) FROM fetches WHERE run_id = 1")[0][0]  # ended early
     assert run_events(db, 2) == [("crawl_blocked", 2)]
     assert query(db, "SELECT DISTINCT outcome FROM fetches WHERE run_id = 2") == [("blocked",)]
