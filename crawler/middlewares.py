@@ -115,7 +115,11 @@ class BackoffMiddleware:
     A 401/403/429 also narrows the host to one request at a time: against a bot wall every extra
     request in flight is one more refusal (and one more reason to stay blocked), and it lets a
     block storm end the run after about ``DEFWATCH_BLOCK_STORM`` requests instead of that many
-    plus a full window of concurrency. A good answer widens and speeds the slot up again.
+    plus a full window of concurrency. A good answer speeds the slot up again and widens it step by
+    step (doubling), and after a rate limit no more than once per wait it asked for: opening the whole
+    window at the first good answer sent a burst into each new rate-limit window, refused as a whole,
+    until a page had been refused more times than it may be retried. A retried request goes ahead of
+    fresh ones for the same reason.
 
     A crawl also starts with one request in the downloader, until the first answer that is not a
     refusal (robots.txt's, usually). Requests the engine hands over while robots.txt is fetched wait
@@ -132,6 +136,7 @@ class BackoffMiddleware:
         self.retries = settings.getint("DEFWATCH_BACKOFF_RETRIES")
         self.base_delay = settings.getfloat("DOWNLOAD_DELAY")
         self.narrowed: dict[str, int] = {}  # slot key -> its concurrency before a block narrowed it
+        self.widening: dict[str, tuple[float, float]] = {}  # slot key -> (no widening before, then every)
         self.total_concurrency = 0  # the downloader's own limit before a block (or the start) narrowed it
         self.probing = False  # one request in the downloader until the site answers without refusing
         crawler.signals.connect(self._start_probing, signal=signals.spider_opened)
@@ -169,7 +174,9 @@ class BackoffMiddleware:
             return None
         self._slow_slot(request, delay)
         logger.info("HTTP %s for %s: waiting %.1fs before retry %d", response.status, request.url, delay, tries + 1)
-        retry = request.replace(dont_filter=True)
+        # ahead of the fresh requests: when the window reopens, what was refused goes first instead of
+        # losing the race to new requests again and running out of retries
+        retry = request.replace(dont_filter=True, priority=request.priority + 1)
         retry.meta["backoff_tries"] = tries + 1
         return retry
 
@@ -181,10 +188,11 @@ class BackoffMiddleware:
         return key, downloader.slots.get(key)
 
     def _slow_slot(self, request: Request, delay: float) -> None:
-        _, slot = self._slot(request)
+        key, slot = self._slot(request)
         if slot is not None:
             slot.delay = max(slot.delay, delay)
             slot.jitter = 0.0  # the wait asked for is a floor: no random shortening
+            self.widening[key] = (time.monotonic() + delay, delay)
 
     def _start_probing(self) -> None:
         """One request in the downloader until the first answer that is not a refusal (see the class)."""
@@ -221,10 +229,23 @@ class BackoffMiddleware:
             return
         if slot.delay > self.base_delay:
             slot.delay = max(self.base_delay, slot.delay / 2)
-        if key in self.narrowed:
-            slot.concurrency = self.narrowed.pop(key)
-        if self.total_concurrency:  # narrowed by a refusal, or since the start
-            self.crawler.engine.downloader.total_concurrency = self.total_concurrency  # type: ignore[union-attr]
+        downloader = self.crawler.engine.downloader  # type: ignore[union-attr]
+        if key in self.narrowed:  # a refusal narrowed it: widen step by step, not back to a burst at once
+            not_before, every = self.widening.get(key, (0.0, 0.0))
+            now = time.monotonic()
+            if now < not_before:  # a rate limit's window: as wide as it is until the window has passed
+                return
+            self.widening[key] = (now + every, every)
+            full = self.narrowed[key]
+            slot.concurrency = min(full, slot.concurrency * 2)
+            if slot.concurrency >= full:
+                del self.narrowed[key]
+                self.widening.pop(key, None)
+            if self.total_concurrency:
+                downloader.total_concurrency = min(self.total_concurrency, max(slot.concurrency,
+                                                                               downloader.total_concurrency * 2))
+        elif self.total_concurrency:  # narrowed since the start only: the site answers, open the downloader
+            downloader.total_concurrency = self.total_concurrency
 
 
 class ElapsedMiddleware:
