@@ -215,6 +215,7 @@ class BackoffMiddleware:
         """
         self.probing = False  # the site refuses: the downloader stays narrow until a good answer
         key, slot = self._slot(request)
+        self.widening.pop(key, None)  # paced anew by this refusal's wait, if it asks for one
         if slot is not None and slot.concurrency > 1:
             self.narrowed.setdefault(key, slot.concurrency)
             slot.concurrency = 1
