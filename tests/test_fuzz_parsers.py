@@ -631,8 +631,9 @@ def test_long_runs_of_one_token_parse_in_linear_time(token: bytes) -> None:
         for url in (STORY_URL, OTHER_URLS[1], OTHER_URLS[2], OTHER_URLS[4], OTHER_URLS[5], "not a url"):
             small_body, large_body = (prefix + token * (size // len(token)) + suffix for size in (RUN_SMALL, RUN_LARGE))
             small, large = _cpu(small_body, url), _cpu(large_body, url)
-            if large >= RUN_FLOOR_CPU_S:  # once more: a first call may pay a lazy import or regex compile
-                large = min(large, _cpu(large_body, url))
+            if large >= RUN_FLOOR_CPU_S:  # best of three: a first call may pay a lazy import or regex compile,
+                large = min(large, _cpu(large_body, url), _cpu(large_body, url))  # and a busy CI core a pause
+                small = min(small, _cpu(small_body, url))
             ratio = large / max(small, 1e-4)
             assert large < RUN_FLOOR_CPU_S or ratio < RUN_MAX_RATIO, (
                 f"{token!r} in {prefix!r} at {url}: {small:.3f} CPU s for {RUN_SMALL} bytes, {large:.3f} for "
