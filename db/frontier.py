@@ -75,13 +75,7 @@ ALL_URGENCIES = (URGENCY_CONFIRM, URGENCY_UNARCHIVED, URGENCY_CANDIDATE)
 def pick_urgent(db: sqlite_utils.Database, now: str, limit: int,
                 urgencies: Sequence[int] = ALL_URGENCIES) -> list[FrontierRow]:
     """Due pages with an urgency, highest first (removal confirmation, unarchived, listing candidates)."""
-    picked: list[FrontierRow] = []
-    for urgency in urgencies:  # one index range each
-        if len(picked) >= limit:
-            break
-        picked += _rows(db.execute(f"{_SELECT} WHERE urgency = ? AND due_at <= ? ORDER BY due_at LIMIT ?",
-                                   [urgency, now, limit - len(picked)]))
-    return picked
+    return _pick_in_order(db, "urgency = ?", [[u] for u in urgencies], now, limit)
 
 
 def pick_unarchived(db: sqlite_utils.Database, retry_before: str, limit: int) -> list[tuple[str, int, str | None]]:
@@ -98,12 +92,18 @@ def pick_unarchived(db: sqlite_utils.Database, retry_before: str, limit: int) ->
 def pick_due(db: sqlite_utils.Database, now: str, limit: int, bands: Sequence[int] = (2, 1, 0)) -> list[FrontierRow]:
     """Revisits whose time has come: the highest band first (fresh, then pages that changed before),
     most overdue first within a band, so a backlog of cold pages never holds back the ones that change."""
+    return _pick_in_order(db, "urgency = 0 AND band = ?", [[b] for b in bands], now, limit)
+
+
+def _pick_in_order(db: sqlite_utils.Database, where: str, groups: Sequence[list[int]], now: str,
+                   limit: int) -> list[FrontierRow]:
+    """Due rows of each group in turn, most overdue first within a group: one index range each."""
     picked: list[FrontierRow] = []
-    for band in bands:  # one index range each
+    for values in groups:
         if len(picked) >= limit:
             break
-        picked += _rows(db.execute(f"{_SELECT} WHERE urgency = 0 AND band = ? AND due_at <= ? ORDER BY due_at LIMIT ?",
-                                   [band, now, limit - len(picked)]))
+        picked += _rows(db.execute(f"{_SELECT} WHERE {where} AND due_at <= ? ORDER BY due_at LIMIT ?",
+                                   [*values, now, limit - len(picked)]))
     return picked
 
 
