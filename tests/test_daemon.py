@@ -334,17 +334,20 @@ def test_second_daemon_on_the_same_archive_exits_2_naming_the_first(tmp_path):
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_signal_ends_the_running_crawl_and_exits_0(tmp_path, sig):
     db, pidfile, marker = tmp_path / "archive.db", tmp_path / "child.pid", tmp_path / "marker.txt"
+    # The kill timeout is far above the bound below: a daemon that waited for it instead of seeing its
+    # child exit on SIGTERM fails the bound, while a slow machine's interpreter shut-down does not.
     daemon = start_runner(tmp_path, [job_spec("crawl", 0.1)],
-                          [PY, "-c", CHILD_TRAP, str(pidfile), str(marker), "exit"])
+                          [PY, "-c", CHILD_TRAP, str(pidfile), str(marker), "exit"], kill_timeout=60)
     try:
         assert wait_for(lambda: pidfile.exists() or daemon.poll() is not None)
         child = int(pidfile.read_text())
         assert alive(child)
         began = time.monotonic()
         daemon.send_signal(sig)
-        _, stderr = daemon.communicate(timeout=10)
+        _, stderr = daemon.communicate(timeout=30)
         assert daemon.returncode == 0, stderr
-        assert time.monotonic() - began < 4
+        assert time.monotonic() - began < 20
+        assert "killing it" not in stderr
     finally:
         if daemon.poll() is None:
             daemon.kill()
