@@ -280,12 +280,25 @@ def _report_full(full: Trial) -> None:
         per_page = 1000 / max(1, full.pages)
         parts = ", ".join(f"{part} {seconds * per_page:.2f}" for part, seconds in sorted(cpu.items()))
         print(f"full run CPU ms/page by process: {parts} (the crawl process's reactor thread; the archive writer)")
+    _report_hand_off(summary.get("hand_off") or {}, full.crawl)
     size = extra["size"]
     print(f"archive size: {size / 1e6:.1f} MB ({size / max(1, full.pages) / 1024:.1f} KiB per page fetched)")
     tables = extra["tables"]
     if tables:
         top = ", ".join(f"{name} {b / 1e6:.1f} MB" for name, b in list(tables.items())[:8])
         print(f"  largest: {top}")
+
+
+def _report_hand_off(hand_off: dict[str, Any], crawl: float) -> None:
+    """Lost parallelism, from the run's summary (``hand_off``): the reactor blocked sending to a busy writer, the writer
+    idle waiting for pages, and the photo pages the crawl process parsed because the writer was behind."""
+    if "pipe_wait_seconds" not in hand_off:
+        return
+    idle = hand_off.get("writer_idle_seconds", 0)
+    print(f"hand-off to the writer (crawl {crawl:.1f} s): reactor blocked on the pipe "
+          f"{hand_off['pipe_wait_seconds']:.2f} s, writer idle {idle:.2f} s "
+          f"(start-up and end included), photo pages parsed in the crawl process while the writer was behind: "
+          f"{hand_off.get('parsed_in_crawl', 0)}")
 
 
 def profile_full(base: str, work: Path, env: dict[str, str], parse_in: str = "writer", top: int = 25) -> None:

@@ -47,7 +47,11 @@ BATCH_SIZE = 50
 BATCH_SECONDS = 1.0
 # A benchmark's switch, not a setting: profile the writer process into this file (bench/crawl_speed.py).
 PROFILE_ENV = "DEFWATCH_BENCH_PROFILE_WRITER"
-PIPE_BYTES = 1 << 20  # room for dozens of pages in flight before a send waits (Linux caps it)
+PIPE_BYTES = 1 << 20  # room for a few real-size pages in flight before a send waits (Linux caps it)
+# Jobs sent and not answered yet, in bytes, past which the writer is behind (``ArchiverClient.behind``):
+# half the pipe, so that a page sent at the mark still fits and the send does not wait. The crawl's
+# setting DEFWATCH_WRITER_BEHIND_BYTES (crawler.settings) says the same.
+BEHIND_BYTES = PIPE_BYTES // 2
 
 
 @dataclass
@@ -73,9 +77,11 @@ class Stored:
 
 @dataclass
 class WriterStats:
-    """The writer's last message, after its input closed: what the run cost it."""
+    """The writer's last message, after its input closed: what the run cost it, and how long it
+    waited for work (the crawl did not send fast enough)."""
 
     cpu_seconds: float
+    idle_seconds: float = 0.0
 
 
 class ArchiverError(RuntimeError):
@@ -91,11 +97,13 @@ def serve(db_path: str, run_id: int, jobs: Connection, answers: Connection) -> N
     from db.archive import Archive  # the writer's imports only; the crawl process never needs these twice
 
     archive = Archive.open(db_path)
-    batched, batch_started, answering = 0, 0.0, True
+    batched, batch_started, answering, waited = 0, 0.0, True, 0.0
     try:
         while True:
             idle = max(0.0, BATCH_SECONDS - (time.monotonic() - batch_started)) if batched else None
-            if not jobs.poll(idle):  # a quiet spell: commit the batch
+            ready, seconds = _poll(jobs, idle)
+            waited += seconds
+            if not ready:  # a quiet spell: commit the batch
                 archive.commit_batch()
                 batched = 0
                 continue
@@ -116,7 +124,18 @@ def serve(db_path: str, run_id: int, jobs: Connection, answers: Connection) -> N
         archive.commit_batch()
         archive.close()
         if answering:
-            _answer(answers, WriterStats(time.process_time()))
+            _answer(answers, WriterStats(time.process_time(), waited))
+
+
+def _poll(jobs: Connection, timeout: float | None) -> tuple[bool, float]:
+    """Whether a job is ready within ``timeout``, and the seconds spent waiting for it: the writer's
+    idle time, which with the crawl's time blocked on the pipe says whether the two processes kept
+    both cores busy (``bench/crawl_speed.py``)."""
+    if jobs.poll(0):
+        return True, 0.0
+    started = time.perf_counter()
+    ready = jobs.poll(timeout)
+    return ready, time.perf_counter() - started
 
 
 def _answer(answers: Connection, message: Any) -> bool:
@@ -194,7 +213,8 @@ class ArchiverClient:
     thread has to win the GIL back from the busy reactor after every read, which paced the answers,
     and so the whole crawl, at the interpreter's switch interval."""
 
-    def __init__(self, db_path: str, run_id: int):
+    def __init__(self, db_path: str, run_id: int, behind_bytes: int = BEHIND_BYTES):
+        self.behind_bytes = behind_bytes
         jobs_read, jobs_write = _pipe()
         answers_read, answers_write = _pipe()
         self.proc = subprocess.Popen(
@@ -212,6 +232,9 @@ class ArchiverClient:
         self.answers_fd = answers_read
         self.buffer = bytearray()
         self.pending: dict[int, asyncio.Future[Stored]] = {}
+        self.sizes: dict[int, int] = {}  # bytes of each job sent and not answered yet
+        self.backlog_bytes = 0
+        self.send_wait_seconds = 0.0  # the reactor's time in sends: a full pipe blocks it
         self.sequence = 0
         self.failure: ArchiverError | None = None
         self.stats: WriterStats | None = None
@@ -227,11 +250,25 @@ class ArchiverClient:
             return future
         self.sequence += 1
         self.pending[self.sequence] = future
+        data = pickle.dumps((self.sequence, job), pickle.HIGHEST_PROTOCOL)
+        self.sizes[self.sequence] = len(data)
+        self.backlog_bytes += len(data)
+        started = time.perf_counter()
         try:
-            self.jobs.send_bytes(pickle.dumps((self.sequence, job), pickle.HIGHEST_PROTOCOL))
+            self.jobs.send_bytes(data)
         except OSError as exc:  # the writer is gone
             self._end(ArchiverError(f"archive writer is gone: {exc}"))
+        self.send_wait_seconds += time.perf_counter() - started
         return future
+
+    def behind(self) -> bool:
+        """True when the writer has ``behind_bytes`` or more of jobs it has not answered yet (0: always).
+
+        Why: a send to a full pipe blocks the reactor until the writer has read enough, and the
+        writer falls behind exactly when the crawl's pages cost it more than they cost the reactor
+        (photo pages, which it parses and stores). The pipeline then parses such pages itself
+        (``crawler.pipelines``): each process takes what the other cannot, and neither waits."""
+        return self.backlog_bytes >= self.behind_bytes
 
     async def aclose(self) -> int:
         """Close the input, read the last answers, wait for the writer to exit; its exit status."""
@@ -286,6 +323,7 @@ class ArchiverClient:
             self.stats = answer
             return
         seq, result = answer
+        self.backlog_bytes -= self.sizes.pop(seq, 0)
         future = self.pending.pop(seq, None)
         if future is not None:
             _settle(future, result)
@@ -298,6 +336,7 @@ class ArchiverClient:
             self.ended.set_result(None)
         self.failure = self.failure or error
         pending, self.pending = list(self.pending.values()), {}
+        self.sizes, self.backlog_bytes = {}, 0
         for future in pending:
             _settle(future, self.failure)
 

@@ -12,9 +12,10 @@ from typing import Any
 from scrapy import Spider
 from scrapy.crawler import Crawler
 
-from crawler.archiver import ArchiverClient, ArchiverError, Job, Stored
+from crawler.archiver import BEHIND_BYTES, ArchiverClient, ArchiverError, Job, Stored
 from crawler.items import PageResult
 from crawler.outcomes import count_result
+from crawler.pages import parse_fetched
 
 logger = logging.getLogger(__name__)
 
@@ -24,11 +25,13 @@ class ArchivePipeline:
 
     Every response is stored atomically (``Archive.save_response``) and committed in small batches.
     Pages the spider left unparsed (``PageResult.parse_url``: photo pages) are parsed by the writer
-    too; its answer settles ``PageResult.stored``.
+    too, unless the writer is behind: then they are parsed here (see ``process_item``); either way
+    the writer's answer settles ``PageResult.stored``.
     """
 
     def __init__(self, db_path: str, run_id: int, crawler: Crawler):
         self.db_path = db_path
+        self.behind_bytes = crawler.settings.getint("DEFWATCH_WRITER_BEHIND_BYTES", BEHIND_BYTES)
         self.run_id = run_id
         self.crawler = crawler
         self.archiver: ArchiverClient | None = None
@@ -45,7 +48,7 @@ class ArchivePipeline:
         return cls(crawler.settings.get("DEFWATCH_DB"), run_id, crawler)
 
     def open_spider(self, spider: Spider | None = None) -> None:
-        self.archiver = ArchiverClient(self.db_path, self.run_id)
+        self.archiver = ArchiverClient(self.db_path, self.run_id, self.behind_bytes)
 
     async def close_spider(self, spider: Spider | None = None) -> None:
         if self.archiver is not None:
@@ -56,6 +59,9 @@ class ArchivePipeline:
                 self.crawler.stats.set_value("defwatch/archiver_exit", status)
             if self.archiver.stats is not None:  # where the crawl's CPU went: the reactor's thread or the writer
                 self.crawler.stats.set_value("defwatch/writer_cpu_seconds", round(self.archiver.stats.cpu_seconds, 2))
+                self.crawler.stats.set_value("defwatch/writer_idle_seconds", round(self.archiver.stats.idle_seconds, 2))
+            # Lost parallelism, the other way round: the reactor blocked on a full pipe to the writer.
+            self.crawler.stats.set_value("defwatch/pipe_wait_seconds", round(self.archiver.send_wait_seconds, 2))
         self.crawler.stats.set_value("defwatch/reactor_cpu_seconds", round(time.thread_time(), 2))
         if self.progress is not None:
             self.progress.finish()
@@ -68,10 +74,22 @@ class ArchivePipeline:
         The answer is counted when it comes (``close_spider`` waits for the last ones)."""
         if not isinstance(item, PageResult) or self.archiver is None:
             return item
+        if item.parse_url is not None and self.archiver.behind():
+            self._parse_here(item)
         future = self.archiver.store(Job(item.fetch, item.body, item.record, item.parse_url))
         self.outstanding.add(future)
         future.add_done_callback(partial(self._stored, item))
         return item
+
+    def _parse_here(self, item: PageResult) -> None:
+        """Parse a page left for the writer on this side, with the same ``parse_fetched`` (same record,
+        same outcome check). Why: a crawl's photo pages come after its stories (lower priority); they
+        cost the writer about twice what they cost the reactor, so the writer falls behind and the
+        reactor would block on the full pipe while its own core idles. Parsing the pages the writer
+        cannot take in time shares that phase between both cores (docs/ARCHITECTURE.md)."""
+        item.record = parse_fetched(item.fetch, item.body or b"", item.parse_url or "")
+        item.parse_url = None
+        self.counts["parsed_in_crawl"] += 1
 
     def _stored(self, item: PageResult, future: asyncio.Future[Stored]) -> None:
         self.outstanding.discard(future)

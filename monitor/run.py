@@ -68,6 +68,9 @@ class RunSummary:
     mails_sent: int = 0
     outcomes: dict[str, int] = field(default_factory=dict)
     cpu_seconds: dict[str, float] = field(default_factory=dict)  # the crawl's reactor thread and archive writer
+    # The hand-off between them: the reactor blocked on the pipe, the writer idle, pages parsed in the
+    # crawl process because the writer was behind (crawler.pipelines).
+    hand_off: dict[str, float] = field(default_factory=dict)
     stop_signals: list[str] = field(default_factory=list)  # what stopped the run early (SIGINT: Ctrl-C)
     candidates: int = 0  # pages a finished listing walk made removal candidates (fetched soon, never removed by it)
 
@@ -202,6 +205,9 @@ def _counted_in_archive(stats: dict[str, Any], stored: dict[str, int]) -> dict[s
     return {k: v for k, v in stats.items() if not k.startswith(counters)} | stored
 
 
+HAND_OFF_STATS = ("pipe_wait_seconds", "writer_idle_seconds", "parsed_in_crawl")
+
+
 def summarise(run_id: int, mode: str, reason: str, stats: dict[str, Any], detection: Detection) -> RunSummary:
     prefix = "defwatch/outcome/"
     outcomes = {k.removeprefix(prefix): v for k, v in stats.items() if k.startswith(prefix)}
@@ -218,6 +224,7 @@ def summarise(run_id: int, mode: str, reason: str, stats: dict[str, Any], detect
         not_modified=outcomes.get("not_modified", 0), baseline=detection.baseline, outcomes=outcomes,
         cpu_seconds={part: stats[f"defwatch/{part}_cpu_seconds"] for part in ("reactor", "writer")
                      if f"defwatch/{part}_cpu_seconds" in stats},
+        hand_off={key: stats[f"defwatch/{key}"] for key in HAND_OFF_STATS if f"defwatch/{key}" in stats},
     )
 
 

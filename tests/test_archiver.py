@@ -225,3 +225,50 @@ def test_a_304_listing_still_leads_to_the_stories_it_lists(tmp_path: Path) -> No
 
 def _stories(db: Path) -> int:
     return sqlite3.connect(db).execute("SELECT COUNT(*) FROM stories").fetchone()[0]
+
+
+# `defwatch crawl` with Scrapy settings on top: monitor.run.run_once, as tests/test_faults.py runs it.
+RUN_ONCE = """
+import json, sys
+from dataclasses import replace
+from core.config import load_config
+from monitor.run import run_once
+db, site, settings = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+summary = run_once(replace(load_config(), db=db, site=site), mode="full", send_mail=False, settings_overrides=settings)
+print(json.dumps(summary.as_json()))
+"""
+
+# What two crawls of one site must store alike (not the raw pages' hashes: the sample site's pages
+# carry a cache-buster, ?cdv=, that changes with every request).
+VERSIONS = {
+    "image_versions": "SELECT media_id, version, content_hash, title, caption, credit, record FROM image_versions "
+                      "ORDER BY media_id, version",
+    "story_versions": "SELECT story_id, version, content_hash, record FROM story_versions ORDER BY story_id, version",
+    "fetches": "SELECT url, outcome, page_type, subject_id, error FROM fetches ORDER BY url",
+}
+
+
+def test_photo_pages_parsed_in_the_crawl_while_the_writer_is_behind_store_the_same_records(tmp_path: Path) -> None:
+    """The pipeline parses the photo pages itself when the writer is behind (crawler.pipelines): the
+    archive must not tell which process parsed a page. Behind mark 0: every photo page is parsed in
+    the crawl process; a mark no backlog reaches: the writer parses them all."""
+    env = crawl_env(tmp_path)
+    stored: dict[str, dict[str, list[tuple]]] = {}
+    summaries: dict[str, dict] = {}
+    with SampleSite() as site:
+        for name, mark in (("crawl", 0), ("writer", 1 << 40)):
+            db = tmp_path / f"{name}.db"
+            proc = subprocess.run([sys.executable, "-c", RUN_ONCE, str(db), site.base_url,
+                                   json.dumps({"DEFWATCH_WRITER_BEHIND_BYTES": mark})],
+                                  env=env, capture_output=True, text=True, timeout=120, cwd=ROOT, check=False)
+            assert proc.returncode == 0, proc.stderr[-2000:]
+            summaries[name] = json.loads(proc.stdout.strip().splitlines()[-1])
+            with sqlite3.connect(db) as conn:
+                stored[name] = {table: conn.execute(sql).fetchall() for table, sql in VERSIONS.items()}
+    photos_ok = sum(1 for row in stored["crawl"]["fetches"] if row[2] == "photo" and row[1] == "ok")
+    assert photos_ok == len(site.content.images) > 0
+    assert summaries["crawl"]["hand_off"]["parsed_in_crawl"] == photos_ok
+    assert summaries["writer"]["hand_off"].get("parsed_in_crawl", 0) == 0
+    assert len(stored["crawl"]["image_versions"]) == photos_ok
+    for table in VERSIONS:
+        assert stored["crawl"][table] == stored["writer"][table], table
