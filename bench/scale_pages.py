@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 from core.records import Record
 from crawler.parsers import parse_page
-from db.archive import RAW_COMPRESSION_LEVEL, Archive
+from db.archive import Archive, compress_raw
 from samplesite.site import CDV_SENTINEL, CHROME_PARTS, chrome_html
 
 VERIFY_EVERY = 25  # one page in 25 is also parsed in full and must give the same record
@@ -54,7 +54,7 @@ class StoredBody:
 
 
 def stored_body(body: bytes) -> StoredBody:
-    return StoredBody(hashlib.sha256(body).hexdigest(), zlib.compress(body, RAW_COMPRESSION_LEVEL), len(body))
+    return StoredBody(hashlib.sha256(body).hexdigest(), compress_raw(body), len(body))
 
 
 class BenchArchive(Archive):

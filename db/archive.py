@@ -20,6 +20,7 @@ from dataclasses import asdict
 from typing import Any
 
 import sqlite_utils
+from isal import isal_zlib
 
 from core.clock import boot_time, utcnow
 from core.fetch import FetchInfo, SaveResult
@@ -31,11 +32,15 @@ from db.rows import image_columns, marks, read_raw, story_columns, write_tags
 from db.schema import check_writable, connect
 from db.versions import content_hash, image_content, story_content
 
-# zlib level of stored raw pages. Level 1, not 6: on the 130-150 KiB pages of war.gov it compresses in
-# 2.2 ms a page instead of 5.8 ms (level 6 was the largest single CPU cost of a crawl, in the archive
-# writer process) for a raw_pages table about 16% larger (25% of the page size instead of 22%). Any
-# level reads back with the same zlib.decompress, so rows written at level 6 still read.
-RAW_COMPRESSION_LEVEL = 1
+# How raw pages are compressed. History: zlib level 6 until a7687ae (5.8 ms a 130-150 KiB page, the
+# largest CPU cost of a crawl), then zlib level 1 (2.2 ms; raw_pages about 16% larger). Now ISA-L's
+# deflate (python-isal) at its level 2, which writes the same zlib stream (RFC 1950) that
+# zlib.decompress reads, as every stored row is and users' scripts expect; rows of any earlier level
+# read the same. Why: on the sample site's real-size pages (130-147 KiB) it takes 0.24 ms a page where
+# zlib's level 1 took 1.2-1.4 ms (the largest CPU cost left in the archive writer), and the rows come
+# out slightly smaller (25.0% of the page; 25.2% at zlib level 1). Measured December 2026, load 6,
+# best of 15 (bench/crawl_speed.py shows the writer's CPU a page).
+RAW_ISAL_LEVEL = 2
 
 
 class Archive:
@@ -128,7 +133,7 @@ class Archive:
         if self.db.execute("SELECT 1 FROM raw_pages WHERE sha256 = ?", [sha]).fetchone() is None:
             self.db.execute(
                 "INSERT INTO raw_pages (sha256, content, content_type, size, first_seen) VALUES (?, ?, ?, ?, ?)",
-                [sha, zlib.compress(body, RAW_COMPRESSION_LEVEL), content_type, len(body), seen_at],
+                [sha, compress_raw(body), content_type, len(body), seen_at],
             )
         return sha
 
@@ -494,3 +499,9 @@ def _headers_json(headers: list[tuple[str, str]] | None) -> str | None:
     if headers is None:
         return None
     return json.dumps([list(pair) for pair in headers], ensure_ascii=False, separators=(",", ":"))
+
+
+def compress_raw(body: bytes) -> bytes:
+    """A raw page as stored in ``raw_pages.content``: a zlib stream (``zlib.decompress`` reads it),
+    written by ISA-L (see ``RAW_ISAL_LEVEL``)."""
+    return isal_zlib.compress(body, RAW_ISAL_LEVEL)

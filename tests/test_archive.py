@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
+import zlib
+from pathlib import Path
 
 import pytest
 
@@ -150,3 +153,26 @@ def test_schema_version_and_refusing_a_newer_archive(tmp_path):
     db.conn.close()
     with pytest.raises(ArchiveTooNew):
         connect(path)
+
+
+REAL = Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "real"
+
+
+def test_raw_pages_are_zlib_streams_that_zlib_decompress_reads_back(archive):
+    """raw_pages.content is written by ISA-L (db.archive.compress_raw), not by zlib: every stored body,
+    every real page among them, must read back byte for byte with the standard library's
+    zlib.decompress, as users' scripts read it, and no larger than zlib's level 1 made it."""
+    bodies = [path.read_bytes() for path in sorted(REAL.glob("*.htm*"))]
+    assert len(bodies) >= 10, f"the real pages are missing from {REAL}"
+    bodies += [b"", b"x", bytes(range(256)) * 600]
+    run = archive.start_run("full", "s")
+    for n, body in enumerate(bodies):
+        archive.save_response(run, ok(1000 + n), body)
+    rows = archive.db.execute("SELECT sha256, content, size FROM raw_pages").fetchall()
+    by_sha = {hashlib.sha256(body).hexdigest(): body for body in bodies if body}
+    assert {sha for sha, _, _ in rows} == set(by_sha)
+    for sha, content, size in rows:
+        assert zlib.decompress(content) == by_sha[sha] and size == len(by_sha[sha])
+    real = bodies[:-3]
+    stored = sum(len(content) for sha, content, _ in rows if by_sha[sha] in real)
+    assert stored <= sum(len(zlib.compress(body, 1)) for body in real)
