@@ -267,7 +267,12 @@ class ArchiverClient:
         Why: a send to a full pipe blocks the reactor until the writer has read enough, and the
         writer falls behind exactly when the crawl's pages cost it more than they cost the reactor
         (photo pages, which it parses and stores). The pipeline then parses such pages itself
-        (``crawler.pipelines``): each process takes what the other cannot, and neither waits."""
+        (``crawler.pipelines``): each process takes what the other cannot, and neither waits.
+
+        The answers already in the pipe are read first: a reactor busy with a burst of responses
+        reads them late, and counting them as pending made an idle writer look behind."""
+        if self.loop is not None and self.backlog_bytes >= self.behind_bytes:
+            self._on_readable()
         return self.backlog_bytes >= self.behind_bytes
 
     async def aclose(self) -> int:
