@@ -271,8 +271,8 @@ class ArchiverClient:
 
         The answers already in the pipe are read first: a reactor busy with a burst of responses
         reads them late, and counting them as pending made an idle writer look behind."""
-        if self.loop is not None and self.backlog_bytes >= self.behind_bytes:
-            self._on_readable()
+        if self.backlog_bytes >= self.behind_bytes and self.ended is not None and not self.ended.done():
+            self._on_readable()  # only while the answers' pipe is open: a closed fd number may be reused
         return self.backlog_bytes >= self.behind_bytes
 
     async def aclose(self) -> int:
