@@ -73,6 +73,7 @@ class RunSummary:
     hand_off: dict[str, float] = field(default_factory=dict)
     stop_signals: list[str] = field(default_factory=list)  # what stopped the run early (SIGINT: Ctrl-C)
     candidates: int = 0  # pages a finished listing walk made removal candidates (fetched soon, never removed by it)
+    not_stored: int = 0  # fetched pages the archive writer or a pipeline failed on (see the log): the run failed
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -81,6 +82,7 @@ class RunSummary:
         return (
             f"run {self.run_id} ({self.mode}) {self.status}: {self.pages} pages, {self.new_versions} new versions, "
             f"{self.events} events, {self.errors} errors, {self.blocked} blocked, {self.not_modified} not modified"
+            + (f", {self.not_stored} fetched but not stored (see the log)" if self.not_stored else "")
         )
 
 
@@ -217,6 +219,10 @@ def summarise(run_id: int, mode: str, reason: str, stats: dict[str, Any], detect
         status = "blocked"
     elif detection.failed:  # e.g. every request refused or timed out: not a run that saw the site
         status = "failed"
+    # A page fetched and then lost on the way to the archive is a defect of this run, never a quiet gap.
+    not_stored = int(stats.get("defwatch/store_errors", 0)) + int(stats.get("defwatch/not_stored", 0))
+    if not_stored and status == "ok":
+        status = "failed"
     return RunSummary(
         run_id=run_id, mode=mode, status=status, finish_reason=reason,
         pages=int(stats.get("defwatch/fetches", 0)), new_versions=versions, events=len(detection.event_ids),
@@ -225,6 +231,7 @@ def summarise(run_id: int, mode: str, reason: str, stats: dict[str, Any], detect
         cpu_seconds={part: stats[f"defwatch/{part}_cpu_seconds"] for part in ("reactor", "writer")
                      if f"defwatch/{part}_cpu_seconds" in stats},
         hand_off={key: stats[f"defwatch/{key}"] for key in HAND_OFF_STATS if f"defwatch/{key}" in stats},
+        not_stored=not_stored,
     )
 
 

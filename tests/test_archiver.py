@@ -18,6 +18,7 @@ import textwrap
 import time
 from contextlib import suppress
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -272,3 +273,34 @@ def test_photo_pages_parsed_in_the_crawl_while_the_writer_is_behind_store_the_sa
     assert len(stored["crawl"]["image_versions"]) == photos_ok
     for table in VERSIONS:
         assert stored["crawl"][table] == stored["writer"][table], table
+
+
+class LosesOnePhotoPage:
+    """A pipeline with a defect: it raises on the first photo page it is given (a bug, a full disk)."""
+
+    def __init__(self) -> None:
+        self.raised = False
+
+    def process_item(self, item: Any, spider: Any = None) -> Any:
+        if not self.raised and getattr(item.fetch, "page_type", None) == "photo":
+            self.raised = True
+            raise RuntimeError("a defect in a pipeline")
+        return item
+
+
+def test_a_page_a_pipeline_fails_on_fails_the_run_instead_of_leaving_a_quiet_gap(tmp_path: Path) -> None:
+    """Scrapy logs an exception raised in a pipeline and goes on; the page never reaches the archive.
+    The run must then say so (status failed, ``not_stored``), not report ``ok`` with a page missing."""
+    pipelines = {"tests.test_archiver.LosesOnePhotoPage": 100, "crawler.pipelines.ArchivePipeline": 300}
+    with SampleSite() as site:
+        db = tmp_path / "a.db"
+        proc = subprocess.run([sys.executable, "-c", RUN_ONCE, str(db), site.base_url,
+                               json.dumps({"ITEM_PIPELINES": pipelines})],
+                              env=crawl_env(tmp_path), capture_output=True, text=True, timeout=120, cwd=ROOT,
+                              check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    summary = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert summary["not_stored"] == 1
+    assert summary["status"] == "failed"
+    photos = sqlite3.connect(db).execute("SELECT COUNT(*) FROM fetches WHERE page_type = 'photo'").fetchone()[0]
+    assert photos == len(site.content.images) - 1

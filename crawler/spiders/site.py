@@ -121,7 +121,7 @@ class SiteSpider(Spider):
         writer = crawler.settings.getdict("ITEM_PIPELINES").get("crawler.pipelines.ArchivePipeline")
         spider.parse_in_writer = crawler.settings.getbool("DEFWATCH_PARSE_IN_WRITER") and writer is not None
         crawler.signals.connect(spider._not_stored, signal=signals.item_dropped)
-        crawler.signals.connect(spider._not_stored, signal=signals.item_error)
+        crawler.signals.connect(spider._failed_in_pipeline, signal=signals.item_error)
         return spider
 
     # -- start --------------------------------------------------------------------------------
@@ -370,6 +370,13 @@ class SiteSpider(Spider):
         stored = getattr(item, "stored", None)
         if stored is not None and not stored.done():
             stored.set_result(None)
+
+    def _failed_in_pipeline(self, item: Any, **kwargs: Any) -> None:
+        """A fetched page a pipeline raised on is lost to this run: counted, so the run cannot say ``ok``
+        (``monitor.run.summarise``); Scrapy has logged the traceback."""
+        if isinstance(item, PageResult) and self.crawler is not None and self.crawler.stats is not None:
+            self.crawler.stats.inc_value("defwatch/not_stored")
+        self._not_stored(item, **kwargs)
 
     def on_error(self, failure: Failure) -> Iterator[PageResult]:
         """Network errors, timeouts, refused or looping redirects and oversized bodies are fetches
