@@ -197,6 +197,10 @@ class FrontierConfig:
     prior_halflife_days: float = 1.0  # ...halving every this many days...
     prior_old_rate: float = 0.002  # ...down to this floor
     prior_weight: float = 4.0  # how many checks of history weigh as much as the age prior
+    # share of the revisit budget spread evenly over the revisited pages, the rest by sqrt(rate): a year of
+    # monthly checks sees most pages never change, yet they hold half the edits; spread evenly, this share
+    # bounds every page's interval (days, not weeks) and with it the edits' p95 (monitor.frontier.census)
+    even_share: float = 0.8
     retry_minutes: float = 60.0  # a blocked or failed fetch is tried again this much later
 
 
@@ -606,6 +610,8 @@ def _validate_frontier(frontier: FrontierConfig, origins: _Origins) -> None:
     _at_least(frontier.burst, 1, origins, "frontier.burst")
     for key in ("fresh_days", "prior_fresh_rate", "prior_weight"):
         _at_least(getattr(frontier, key), 0, origins, f"frontier.{key}")
+    _check(0 <= frontier.even_share <= 1, origins, "frontier.even_share",
+           f"expected a share from 0 to 1, got {frontier.even_share}")
 
 
 def _at_least(value: float, low: float, origins: _Origins, key: str) -> None:

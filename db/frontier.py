@@ -193,7 +193,7 @@ def set_state(db: sqlite_utils.Database, key: str, value: Any) -> None:
 
 
 def census(db: sqlite_utils.Database, old_rate: float, verified_before: str) -> dict[str, Any]:
-    """Page count, stories per kind, the sum of sqrt(change rate) of the pages revisited by rate, the
+    """Page count, stories per kind, the pages revisited by rate and the sum of their sqrt(change rate), the
     changes a day each page type showed over its checks, and the pages not verified since
     ``verified_before``: one scan, done every few hours (``monitor.frontier.CENSUS_EVERY``)."""
     # One sequential scan of the table with every total as a conditional sum: through ``frontier_due``
@@ -201,16 +201,17 @@ def census(db: sqlite_utils.Database, old_rate: float, verified_before: str) -> 
     # against 0.18 s), and a GROUP BY page_type sorts the whole table.
     sql = f"""SELECT TOTAL(urgency = 0),
                      TOTAL(CASE WHEN urgency = 0 AND band != {BAND_ON_STORY} THEN sqrt(COALESCE(change_rate, ?)) END),
+                     TOTAL(urgency = 0 AND band != {BAND_ON_STORY}),
                      TOTAL(CASE WHEN page_type = 'story' THEN changes END),
                      TOTAL(CASE WHEN page_type = 'story' THEN observed_days END),
                      TOTAL(CASE WHEN page_type = 'photo' THEN changes END),
                      TOTAL(CASE WHEN page_type = 'photo' THEN observed_days END)
               FROM frontier"""
     try:
-        pages, root_sum, *history = db.execute(sql, [old_rate]).fetchone()
+        pages, root_sum, revisited, *history = db.execute(sql, [old_rate]).fetchone()
     except sqlite3.OperationalError:  # an SQLite built without its math functions
         db.conn.create_function("sqrt", 1, math.sqrt, deterministic=True)
-        pages, root_sum, *history = db.execute(sql, [old_rate]).fetchone()
+        pages, root_sum, revisited, *history = db.execute(sql, [old_rate]).fetchone()
     # Only stories have a kind: counted from ``frontier_listed`` alone (with page_type = 'story' SQLite
     # looked up each of 100,000 rows).
     by_kind = dict(db.execute("SELECT kind, COUNT(*) FROM frontier WHERE kind IS NOT NULL GROUP BY kind"))
@@ -218,8 +219,8 @@ def census(db: sqlite_utils.Database, old_rate: float, verified_before: str) -> 
                 (("story", *history[:2]), ("photo", *history[2:])) if days > 0}
     backlog = db.execute("SELECT COUNT(*) FROM frontier WHERE verified_at IS NULL OR verified_at < ?",
                          [verified_before]).fetchone()[0]
-    return {"pages": int(pages), "root_rate_sum": root_sum, "stories_by_kind": by_kind, "observed_rate": observed,
-            "verify_backlog": backlog}
+    return {"pages": int(pages), "root_rate_sum": root_sum, "revisited": int(revisited), "stories_by_kind": by_kind,
+            "observed_rate": observed, "verify_backlog": backlog}
 
 
 def shown_on_stories(db: sqlite_utils.Database, media_ids: Sequence[int]) -> set[int]:

@@ -167,6 +167,39 @@ def test_slice_respects_a_small_budget_by_priority(db):
     assert [r.subject_id for r in again.pages[1:4]] == [100, 99, 98]  # then the most overdue
 
 
+def test_the_even_share_bounds_every_revisit_interval():
+    """Frequencies add: sqrt(rate) / scale and 1 / even_days; a page whose history saw nothing gets about
+    even_days, not the verification period."""
+    quiet = policy.revisit_interval(1e-9, 400, 1.0, CONFIG, even_days=5.0)
+    assert timedelta(days=4.99) < quiet <= timedelta(days=5)
+    assert policy.revisit_interval(4.0, 400, 1.0, CONFIG, even_days=2.0) == timedelta(hours=24 / 2.5)
+    assert policy.revisit_interval(4.0, 400, 1.0, CONFIG, even_days=None) == timedelta(hours=12)
+    assert policy.revisit_interval(1e-9, 2, 1.0, CONFIG, even_days=5.0) == timedelta(hours=2)  # fresh cap kept
+    # an empty archive's census (no rate summed yet): scale 0, the shortest interval, as scale / sqrt(rate) gave
+    assert policy.revisit_interval(0.01, 400, 0.0, CONFIG, even_days=None) == timedelta(hours=CONFIG.min_interval_hours)
+
+
+def test_the_census_splits_the_same_revisits_between_even_and_sqrt(db):
+    """The even share moves requests from busy pages to quiet ones; the revisits a day stay what the
+    budget leaves (the sum of 1 / interval over the revisited pages)."""
+    rates = [10 ** (-4 + 3 * i / 199) for i in range(200)]
+    rows = [row(i + 1, due=NOW + timedelta(days=1)) for i in range(200)]
+    for page, rate in zip(rows, rates, strict=True):
+        page.change_rate = rate
+    store.save_rows(db, rows)
+    sums = {}
+    for share in (0.0, 0.8):
+        config = FrontierConfig(requests_per_hour=45, even_share=share, verify_days=10_000)
+        counted = policy.census(db, config, NOW, index_cost=0)
+        assert counted["revisited"] == 200
+        intervals = [policy.revisit_interval(rate, 400, counted["scale"], config, counted["even_days"])
+                     for rate in rates]
+        sums[share] = sum(timedelta(days=1) / interval for interval in intervals)
+        sums[f"longest {share}"] = max(intervals)
+    assert sums[0.8] == pytest.approx(sums[0.0], rel=0.01)
+    assert sums["longest 0.8"] < sums["longest 0.0"] / 3  # the quietest page, far sooner
+
+
 def test_listing_gaps_make_candidates_never_removals(db):
     db.execute("INSERT INTO stories (id, kind, url, status, first_seen, last_seen) VALUES "
                "(1, 'news-story', 'u1', 'live', 'x', 'x'), (2, 'news-story', 'u2', 'live', 'x', 'x')")
