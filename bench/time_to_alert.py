@@ -49,6 +49,7 @@ for path in (ROOT, Path(__file__).resolve().parent):
     if str(path) not in sys.path:
         sys.path.insert(0, str(path))
 
+from tta_oracle import bound_lines, fixed_costs, run_oracle  # noqa: E402
 from ttamodel import DAY, KINDS, Change, Key, Site  # noqa: E402
 
 from core.config import FrontierConfig  # noqa: E402
@@ -103,6 +104,7 @@ class Approach:
     false_removals: int = 0
     removal_state: dict[Key, tuple[str, int]] = field(default_factory=dict)  # missing|removed, run number
     notes: dict[str, float] = field(default_factory=dict)
+    known: dict[int, float] = field(default_factory=dict)  # frontier: each old story's change_rate before the run
 
     def visit(self, key: Key, at: float, found: list[int]) -> tuple[str, int, str]:
         """Fetch ``key`` at ``at`` in run ``self.runs``: (outcome, version, status after detection)."""
@@ -215,9 +217,9 @@ def build_archive(site: Site, config: FrontierConfig, path: str) -> object:
     # 30 days would measure how the frontier works off that backlog. Two rounds: the intervals depend on
     # the census, whose verification backlog depends on when pages were last verified.
     for _ in range(2):
-        scale = policy.census(db, config, START, INDEX_COST)["scale"]
+        counted = policy.census(db, config, START, INDEX_COST)
         for row in rows:
-            interval = _interval(row, scale, config)
+            interval = _interval(row, counted["scale"], config, counted.get("even_days"))
             last = START - interval * rng.random()
             row.verified_at = row.last_checked = policy.stamp(last)
             row.due_at = policy.stamp(last + interval)
@@ -230,12 +232,12 @@ def build_archive(site: Site, config: FrontierConfig, path: str) -> object:
     return db
 
 
-def _interval(row: FrontierRow, scale: float, config: FrontierConfig) -> timedelta:
+def _interval(row: FrontierRow, scale: float, config: FrontierConfig, even_days: float | None) -> timedelta:
     """The revisit interval ``monitor.frontier.observe`` gives the page after an answered fetch."""
     if row.band == policy.BAND_ON_STORY:
         return timedelta(days=config.verify_days)
     return policy.revisit_interval(row.change_rate, policy.age_days(row.published, START), scale,  # type: ignore[arg-type]
-                                   config)
+                                   config, even_days)
 
 
 def run_frontier(args: argparse.Namespace, config: FrontierConfig, db_path: str) -> Approach:
@@ -244,6 +246,8 @@ def run_frontier(args: argparse.Namespace, config: FrontierConfig, db_path: str)
     built = time.perf_counter()
     db = build_archive(site, config, db_path)
     approach.notes["archive_build_s"] = time.perf_counter() - built
+    approach.known = dict(db.execute(  # type: ignore[attr-defined]  # what the monitor knows: the information bound's ranking
+        "SELECT subject_id, change_rate FROM frontier WHERE page_type = 'story'").fetchall())
     slice_s, end_s = config.slice_minutes * 60, args.days * DAY
     lookback = policy.Budget.from_config(config).lookback.total_seconds()
     spent = Ledger()
@@ -531,6 +535,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--error-rate", type=float, default=0.003, help="share of fetches that fail (5xx, timeout)")
     p.add_argument("--requests-per-hour", type=float, default=defaults.requests_per_hour,
                    help="the budget ([frontier] requests_per_hour); the same for every approach")
+    p.add_argument("--even-share", type=float, default=defaults.even_share,
+                   help="[frontier] even_share: revisits spread evenly, the rest by sqrt(rate)")
+    p.add_argument("--verify-days", type=float, default=defaults.verify_days,
+                   help="[frontier] verify_days: every page fetched within it (a trade-off to measure)")
+    p.add_argument("--enumerate-days", type=float, default=defaults.enumerate_days,
+                   help="[frontier] enumerate_days: the listing walk's period (a trade-off to measure)")
     p.add_argument("--db", help="archive file for the frontier (default: a temporary one)")
     p.add_argument("--skip-today", action="store_true", help="leave out today's schedule (slowest to simulate)")
     p.add_argument("--measure-pick", type=int, default=0, metavar="N",
@@ -549,12 +559,15 @@ def main(argv: list[str] | None = None) -> int:
         from tta_e2e import run_end_to_end
 
         return run_end_to_end(args)
-    config = FrontierConfig(requests_per_hour=args.requests_per_hour)
+    config = FrontierConfig(requests_per_hour=args.requests_per_hour, even_share=args.even_share,
+                            verify_days=args.verify_days, enumerate_days=args.enumerate_days)
     if args.measure_pick:
         return measure_pick(args, config)
     print(f"model: {args.stories:,} stories, {args.photos:,} photo pages, {args.days:g} days, budget "
           f"{args.requests_per_hour / 3600:.2f} req/s ({args.requests_per_hour * 24:,.0f}/day), slices of "
-          f"{config.slice_minutes:g} min, index every {config.index_interval_minutes:g} min")
+          f"{config.slice_minutes:g} min, index every {config.index_interval_minutes:g} min; frontier: even share "
+          f"{config.even_share:g}, verification within {config.verify_days:g} d, listing walk every "
+          f"{config.enumerate_days:g} d")
     with tempfile.TemporaryDirectory(prefix="defwatch-tta-", dir=scratch_dir()) as tmp:
         frontier = run_frontier(args, config, args.db or str(Path(tmp) / "frontier.db"))
     notes = frontier.notes
@@ -572,9 +585,21 @@ def main(argv: list[str] | None = None) -> int:
         started = time.perf_counter()
         report(run_today(args, config), args)
         print(f"  (simulated in {time.perf_counter() - started:.0f} s)")
+    started = time.perf_counter()
+    old_share = (ours["old-edit"]["count"] + ours["related"]["count"]) / max(1, ours["all-edits"]["count"])
+    oracle_approach, aim = run_oracle(args, config, INDEX_COST, old_share)
+    oracle = report(oracle_approach, args)
+    print(f"  (simulated in {time.perf_counter() - started:.0f} s; old stories revisited by the true rates, the "
+          f"highest every {aim * 24:.0f} h, the others every {config.verify_days:g} d; the listing walk's requests "
+          f"spent but not read, so its removals are not comparable)")
     ratio = uniform["all-edits"]["p95"] / ours["all-edits"]["p95"] if ours["all-edits"]["p95"] else float("nan")
     print(f"\nall edits p95: frontier {ours['all-edits']['p95']:.1f} h, uniform {uniform['all-edits']['p95']:.1f} h "
-          f"({ratio:.1f}x lower)")
+          f"({ratio:.1f}x lower); oracle {oracle['all-edits']['p95']:.1f} h "
+          f"({uniform['all-edits']['p95'] / oracle['all-edits']['p95']:.1f}x lower); target "
+          f"{uniform['all-edits']['p95'] / 3:.1f} h (3x lower)")
+    for line in bound_lines(frontier.site, frontier.known, fixed_costs(args, config, INDEX_COST), config,
+                            args.days, old_share):
+        print(line)
     print(restoration_line(ours["restoration"], args, config))
     print(summary_line(ours, uniform, frontier.requests / args.days))
     return 0

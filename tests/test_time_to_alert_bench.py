@@ -37,6 +37,16 @@ def test_bench_runs_at_tiny_scale():
     restorations = next(line for line in lines if line.startswith("restorations (frontier): "))
     assert "verification period 30d: all within it" in restorations, restorations
     assert any(line.startswith("  edits at or over the all-edits p95: ") for line in lines)
+    assert "false removals 0" in next(line for line in lines if line.startswith("oracle: "))
+    p95 = re.search(r"all edits p95: frontier ([\d.]+) h, uniform ([\d.]+) h \(([\d.]+)x lower\); oracle ([\d.]+) h "
+                    r"\(([\d.]+)x lower\); target ([\d.]+) h \(3x lower\)", result.stdout)
+    assert p95, result.stdout
+    assert float(p95.group(6)) == pytest.approx(float(p95.group(2)) / 3, abs=0.06)
+    bound = re.search(r"with the monitor's knowledge \(a year of monthly checks\) ([\d.]+) h, with perfect "
+                      r"knowledge ([\d.]+) h, knowing nothing \(every story alike\) ([\d.]+) h", result.stdout)
+    assert bound, result.stdout
+    monitor, perfect, nothing = (float(bound.group(i)) for i in (1, 2, 3))
+    assert 0 < perfect <= monitor and perfect <= nothing
 
 
 @pytest.mark.slow
