@@ -235,7 +235,7 @@ def build_archive(site: Site, config: FrontierConfig, path: str) -> object:
 def _interval(row: FrontierRow, scale: float, config: FrontierConfig, even_days: float | None) -> timedelta:
     """The revisit interval ``monitor.frontier.observe`` gives the page after an answered fetch."""
     if row.band == policy.BAND_ON_STORY:
-        return timedelta(days=config.verify_days)
+        return timedelta(days=policy.on_story_period(config))
     return policy.revisit_interval(row.change_rate, policy.age_days(row.published, START), scale,  # type: ignore[arg-type]
                                    config, even_days)
 
@@ -539,6 +539,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="[frontier] even_share: revisits spread evenly, the rest by sqrt(rate)")
     p.add_argument("--verify-days", type=float, default=defaults.verify_days,
                    help="[frontier] verify_days: every page fetched within it (a trade-off to measure)")
+    p.add_argument("--on-story-verify-days", type=float, default=defaults.on_story_verify_days,
+                   help="[frontier] on_story_verify_days: photo pages a live story shows verified within it "
+                        "(0: verify_days; a trade-off to measure)")
     p.add_argument("--enumerate-days", type=float, default=defaults.enumerate_days,
                    help="[frontier] enumerate_days: the listing walk's period (a trade-off to measure)")
     p.add_argument("--db", help="archive file for the frontier (default: a temporary one)")
@@ -560,13 +563,15 @@ def main(argv: list[str] | None = None) -> int:
 
         return run_end_to_end(args)
     config = FrontierConfig(requests_per_hour=args.requests_per_hour, even_share=args.even_share,
-                            verify_days=args.verify_days, enumerate_days=args.enumerate_days)
+                            verify_days=args.verify_days, enumerate_days=args.enumerate_days,
+                            on_story_verify_days=args.on_story_verify_days)
     if args.measure_pick:
         return measure_pick(args, config)
     print(f"model: {args.stories:,} stories, {args.photos:,} photo pages, {args.days:g} days, budget "
           f"{args.requests_per_hour / 3600:.2f} req/s ({args.requests_per_hour * 24:,.0f}/day), slices of "
           f"{config.slice_minutes:g} min, index every {config.index_interval_minutes:g} min; frontier: even share "
-          f"{config.even_share:g}, verification within {config.verify_days:g} d, listing walk every "
+          f"{config.even_share:g}, verification within {config.verify_days:g} d (photo pages a live story shows: "
+          f"{policy.on_story_period(config):g} d), listing walk every "
           f"{config.enumerate_days:g} d")
     with tempfile.TemporaryDirectory(prefix="defwatch-tta-", dir=scratch_dir()) as tmp:
         frontier = run_frontier(args, config, args.db or str(Path(tmp) / "frontier.db"))

@@ -17,7 +17,7 @@ same fixed costs (index checks, fresh stories, photo verification, the listing w
   both evaluated with the true rates. A static bound: what the monitor learns during the run is not in it.
 - the *oracle*: simulated, like the baselines, at the same budget: the same index checks, removal
   confirmations, fresh stories every ``fresh_max_interval_hours``, listing walk (its requests spent,
-  its pages not read: the oracle knows nothing from them), photo verification within ``verify_days``;
+  its pages not read: the oracle knows nothing from them), photo verification within their period;
   old stories revisited by that knapsack at the true rates. Perfect knowledge, simulated.
 """
 
@@ -47,7 +47,7 @@ class FixedCosts:
 
     index: float  # feeds and first listing pages, and the new stories and photos they lead to
     fresh: float  # stories under fresh_days, every fresh_max_interval_hours
-    photos: float  # photo pages verified within verify_days
+    photos: float  # photo pages verified within their period (on_story_verify_days)
     walk: float  # every listing page within enumerate_days
     budget: float
 
@@ -67,7 +67,7 @@ def fixed_costs(args: argparse.Namespace, config: FrontierConfig, index_cost: in
     return FixedCosts(
         index=24 * 60 / config.index_interval_minutes * index_cost + new_pages,
         fresh=args.new_per_day * FRESH_DAYS * 24 / config.fresh_max_interval_hours,
-        photos=args.photos / config.verify_days,
+        photos=args.photos / policy.on_story_period(config),  # every photo page of the model is on a story
         walk=args.stories / policy.LISTING_PAGE_SIZE / config.enumerate_days,
         budget=config.requests_per_hour * 24)
 

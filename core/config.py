@@ -187,6 +187,10 @@ class FrontierConfig:
     slice_minutes: float = 5.0  # one run per slice: events and mails come at its end
     index_interval_minutes: float = 30.0  # feeds and first listing pages, never behind other work
     verify_days: float = 30.0  # every archived page fetched at least once in this period
+    # ...but a photo page whose caption a live story shows within this one (0: verify_days): the story's
+    # revisits already see its caption, so a longer period frees requests for revisits, at the cost of a
+    # change only the photo page shows (its image, its own removal) waiting longer
+    on_story_verify_days: float = 0.0
     # every listing page walked once in this period: a story gone from the site is a candidate within
     # two walks at most, so 1.5 days keeps removals under 3 days (10,000 listing pages: 6,700 requests a day)
     enumerate_days: float = 1.5
@@ -610,6 +614,7 @@ def _validate_frontier(frontier: FrontierConfig, origins: _Origins) -> None:
     _at_least(frontier.burst, 1, origins, "frontier.burst")
     for key in ("fresh_days", "prior_fresh_rate", "prior_weight"):
         _at_least(getattr(frontier, key), 0, origins, f"frontier.{key}")
+    _at_least(frontier.on_story_verify_days, 0, origins, "frontier.on_story_verify_days")
     _check(0 <= frontier.even_share <= 1, origins, "frontier.even_share",
            f"expected a share from 0 to 1, got {frontier.even_share}")
 

@@ -192,10 +192,12 @@ def set_state(db: sqlite_utils.Database, key: str, value: Any) -> None:
     db.execute("INSERT OR REPLACE INTO frontier_state (key, value) VALUES (?, ?)", [key, json.dumps(value)])
 
 
-def census(db: sqlite_utils.Database, old_rate: float, verified_before: str) -> dict[str, Any]:
+def census(db: sqlite_utils.Database, old_rate: float, verified_before: str,
+           on_story_verified_before: str | None = None) -> dict[str, Any]:
     """Page count, stories per kind, the pages revisited by rate and the sum of their sqrt(change rate), the
     changes a day each page type showed over its checks, and the pages not verified since
-    ``verified_before``: one scan, done every few hours (``monitor.frontier.CENSUS_EVERY``)."""
+    ``verified_before`` (photo pages a live story shows: since ``on_story_verified_before``, when their
+    period is another): one scan, done every few hours (``monitor.frontier.CENSUS_EVERY``)."""
     # One sequential scan of the table with every total as a conditional sum: through ``frontier_due``
     # (``WHERE urgency = 0``) SQLite looked each row up by rowid, 13 times slower at 400,000 pages (2.3 s
     # against 0.18 s), and a GROUP BY page_type sorts the whole table.
@@ -205,13 +207,16 @@ def census(db: sqlite_utils.Database, old_rate: float, verified_before: str) -> 
                      TOTAL(CASE WHEN page_type = 'story' THEN changes END),
                      TOTAL(CASE WHEN page_type = 'story' THEN observed_days END),
                      TOTAL(CASE WHEN page_type = 'photo' THEN changes END),
-                     TOTAL(CASE WHEN page_type = 'photo' THEN observed_days END)
+                     TOTAL(CASE WHEN page_type = 'photo' THEN observed_days END),
+                     TOTAL(CASE WHEN band = {BAND_ON_STORY} AND (verified_at IS NULL OR verified_at < ?) THEN 1 END),
+                     TOTAL(CASE WHEN band = {BAND_ON_STORY} AND (verified_at IS NULL OR verified_at < ?) THEN 1 END)
               FROM frontier"""
+    values = [old_rate, verified_before, on_story_verified_before or verified_before]
     try:
-        pages, root_sum, revisited, *history = db.execute(sql, [old_rate]).fetchone()
+        pages, root_sum, revisited, *history, on_story_regular, on_story = db.execute(sql, values).fetchone()
     except sqlite3.OperationalError:  # an SQLite built without its math functions
         db.conn.create_function("sqrt", 1, math.sqrt, deterministic=True)
-        pages, root_sum, revisited, *history = db.execute(sql, [old_rate]).fetchone()
+        pages, root_sum, revisited, *history, on_story_regular, on_story = db.execute(sql, values).fetchone()
     # Only stories have a kind: counted from ``frontier_listed`` alone (with page_type = 'story' SQLite
     # looked up each of 100,000 rows).
     by_kind = dict(db.execute("SELECT kind, COUNT(*) FROM frontier WHERE kind IS NOT NULL GROUP BY kind"))
@@ -220,7 +225,8 @@ def census(db: sqlite_utils.Database, old_rate: float, verified_before: str) -> 
     backlog = db.execute("SELECT COUNT(*) FROM frontier WHERE verified_at IS NULL OR verified_at < ?",
                          [verified_before]).fetchone()[0]
     return {"pages": int(pages), "root_rate_sum": root_sum, "revisited": int(revisited), "stories_by_kind": by_kind,
-            "observed_rate": observed, "verify_backlog": backlog}
+            "observed_rate": observed, "verify_backlog": backlog - int(on_story_regular) + int(on_story),
+            "verify_backlog_on_story": int(on_story)}
 
 
 def shown_on_stories(db: sqlite_utils.Database, media_ids: Sequence[int]) -> set[int]:

@@ -23,7 +23,10 @@ behind it. The frontier spends one request budget (``requests_per_hour`` on aver
    its captions, so the story's revisits see a caption edit first;
 3. a verification pass, least recently verified first, paced on its backlog (pages not verified for
    ``VERIFY_BACKLOG`` of ``verify_days``) so every page is verified within the period, and with
-   whatever the slice has left; pages the revisits fetch often never join the backlog;
+   whatever the slice has left; pages the revisits fetch often never join the backlog. Photo pages
+   whose caption a live story shows may have a longer period (``on_story_verify_days``): it frees
+   requests for revisits (at 300,000 photo pages, 90 days instead of 30 frees 6,700 a day), at the
+   cost of a change only the photo page shows waiting longer;
 4. a walk of every listing page within ``enumerate_days``: a story the whole walk never showed (and
    its photo pages) becomes a removal *candidate*, fetched soon. Only its own 404/410, seen on two
    runs as for any page (``monitor.changes``), ever removes it.
@@ -219,7 +222,7 @@ def observe(row: FrontierRow | None, seen: Observation, scale: float, config: Fr
         row.version = seen.version if seen.version is not None else row.version
         row.verified_at, row.urgency = ts, URGENCY_NONE
         row.change_rate = estimated_rate(row, now, config, floor)
-        interval = (timedelta(days=config.verify_days) if on_story
+        interval = (timedelta(days=on_story_period(config)) if on_story
                     else revisit_interval(row.change_rate, age, scale, config, even_days))
         row.due_at = stamp(now + interval)
         row.band = BAND_ON_STORY if on_story else band(row, age, config)
@@ -235,6 +238,11 @@ def observe(row: FrontierRow | None, seen: Observation, scale: float, config: Fr
     else:  # blocked, 5xx, timeout: says nothing about the page; try again later, urgency kept
         row.due_at = stamp(now + timedelta(minutes=config.retry_minutes))
     return row
+
+
+def on_story_period(config: FrontierConfig) -> float:
+    """Days within which a photo page whose caption a live story shows is verified (``on_story_verify_days``)."""
+    return config.on_story_verify_days or config.verify_days
 
 
 def band(row: FrontierRow, age: float | None, config: FrontierConfig) -> int:
@@ -364,8 +372,8 @@ def plan_slice(db: sqlite_utils.Database, config: FrontierConfig, now: datetime,
         remaining -= min(remaining, index_cost + NEW_PAGE_RESERVE)
         store.set_state(db, "index_at", stamp(now))
     slices_per_day = 24 * 60 / config.slice_minutes
-    verify_quota = min(remaining, math.ceil(counts["verify_backlog"] / (VERIFY_PACE * config.verify_days
-                                                                         * slices_per_day)))
+    verify_per_day = counts.get("verify_per_day", counts["verify_backlog"] / (VERIFY_PACE * config.verify_days))
+    verify_quota = min(remaining, math.ceil(verify_per_day / slices_per_day))
     listing_pages = sum(math.ceil(n / LISTING_PAGE_SIZE) for k, n in counts["stories_by_kind"].items()
                         if k in listing_kinds)
     enumerate_quota = min(remaining - verify_quota, math.ceil(listing_pages / (config.enumerate_days * slices_per_day)))
@@ -410,15 +418,19 @@ def census(db: sqlite_utils.Database, config: FrontierConfig, now: datetime, ind
     fresh = census and "verify_backlog" in census and timedelta(0) <= now - parse_stamp(census["at"]) < CENSUS_EVERY
     if fresh and census["pages"] >= CENSUS_SMALL:  # a small archive (a new one) is counted every slice
         return census
-    counted = store.census(db, config.prior_old_rate, stamp(now - timedelta(days=config.verify_days * VERIFY_BACKLOG)))
+    counted = store.census(db, config.prior_old_rate, stamp(now - timedelta(days=config.verify_days * VERIFY_BACKLOG)),
+                           stamp(now - timedelta(days=on_story_period(config) * VERIFY_BACKLOG)))
     slices_per_day = 24 * 60 / config.slice_minutes
     budget_per_day = Budget.from_config(config).per_slice() * slices_per_day
     index_per_day = 24 * 60 / config.index_interval_minutes * (index_cost + NEW_PAGE_RESERVE)
-    verify_per_day = counted["verify_backlog"] / (VERIFY_PACE * config.verify_days)
+    on_story = counted["verify_backlog_on_story"]  # each part of the backlog paced on its own period
+    verify_per_day = ((counted["verify_backlog"] - on_story) / (VERIFY_PACE * config.verify_days)
+                      + on_story / (VERIFY_PACE * on_story_period(config)))
     enumerate_per_day = sum(counted["stories_by_kind"].values()) / LISTING_PAGE_SIZE / config.enumerate_days
     revisits_per_day = REVISIT_SHARE * (budget_per_day - index_per_day - verify_per_day - enumerate_per_day)
     by_rate = (1 - config.even_share) * revisits_per_day
-    census = {**counted, "at": stamp(now), "scale": revisit_scale(counted["root_rate_sum"], by_rate),
+    census = {**counted, "at": stamp(now), "verify_per_day": verify_per_day,
+              "scale": revisit_scale(counted["root_rate_sum"], by_rate),
               "even_days": even_interval(counted["revisited"], config.even_share * revisits_per_day)}
     store.set_state(db, "census", census)
     return census

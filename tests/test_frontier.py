@@ -410,3 +410,23 @@ def test_the_verification_pass_spends_on_its_backlog_not_on_every_page(db):
     verified = [r.subject_id for r in sliced.pages[-sliced.tiers["verify"]:]]
     assert sliced.tiers["verify"] == quota and all(i > 2000 for i in verified)  # ...the pass its backlog's pace
     assert policy.VERIFY_PACE + 1 - policy.VERIFY_BACKLOG <= 1  # so each page within the period
+
+
+def test_photo_pages_a_story_shows_may_have_a_longer_verification_period(db):
+    """``on_story_verify_days``: the story's revisits see their captions, so those photo pages may be verified
+    more slowly; each part of the backlog is paced on its own period."""
+    config = FrontierConfig(verify_days=2.0, on_story_verify_days=6.0)
+    stories = [row(i, due=NOW + timedelta(days=9), verified=NOW - timedelta(hours=25)) for i in range(1, 101)]
+    riders = [row(1000 + i, page_type="photo", verified=NOW - timedelta(hours=25 + i)) for i in range(201)]
+    for rider in riders:
+        rider.band = store.BAND_ON_STORY
+    store.save_rows(db, [*stories, *riders])
+    counted = policy.census(db, config, NOW)
+    assert counted["verify_backlog_on_story"] == 153  # not verified for 3 days: 25 + i > 72 hours
+    assert counted["verify_backlog"] == 100 + 153  # the stories: not verified for a day
+    assert counted["verify_per_day"] == pytest.approx(100 / (policy.VERIFY_PACE * 2) + 153 / (policy.VERIFY_PACE * 6))
+    alike = policy.census(db, FrontierConfig(verify_days=2.0), NOW)  # by default their period is verify_days
+    assert alike["verify_backlog"] == 100 + 201 and alike["verify_backlog_on_story"] == 201
+    seen = policy.observe(riders[0], Observation("photo", 1000, riders[0].url, "ok", NOW, version=1), 1.0, config,
+                          on_story=True)
+    assert policy.parse_stamp(seen.due_at) == NOW + timedelta(days=6)
