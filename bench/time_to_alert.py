@@ -13,6 +13,11 @@ slice's batch with the indexed queries of ``db.frontier`` from a real SQLite arc
 - ``uniform``: the same slices, budget and index checks as the frontier, the rest a round robin over
   all pages (pages awaiting removal confirmation first, as in the frontier).
 
+Two more figures say what any policy could reach (``bench/tta_oracle.py``): the ``oracle``, simulated
+at the same budget and fixed costs, revisiting old stories by their true change rates; and the
+information bound, the least all-edits p95 of any fixed revisit allocation ranking stories by the
+monitor's estimates (a year of monthly checks), by the true rates, and by nothing.
+
 Every approach fetches at the budget's rate. A change is detected by the first fetch that shows it and
 reported when that run ends (runs are the unit of events and mails); a removal when the run of its
 second 404/410 on a later run ends, as ``monitor.changes`` confirms it. Simulated in memory: the site,
@@ -25,6 +30,7 @@ approach that misses changes cannot look faster for it; the number undetected is
     .venv/bin/python bench/time_to_alert.py                      # 100,000 stories, 300,000 photos, 30 days
     .venv/bin/python bench/time_to_alert.py --stories 2000 --photos 6000 --days 3   # a quick look
     .venv/bin/python bench/time_to_alert.py --end-to-end         # real daemon, real HTTP, one day, small
+    .venv/bin/python bench/time_to_alert.py --on-story-verify-days 90 --enumerate-days 3   # a trade-off
 """
 
 from __future__ import annotations
