@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 
-import trafilatura
 from lxml import etree
 
 from crawler.parsers.body import is_furniture_text
@@ -26,7 +25,13 @@ _XML_PARSER = etree.XMLParser(recover=True, no_network=True, resolve_entities=Fa
 
 def generic_paragraphs(html: str, url: str, title: str | None = None) -> list[str]:
     """The page's main text as paragraphs (trafilatura's paragraphs, list items, table rows and
-    sub-heads, in order); [] when it finds no body worth the name."""
+    sub-heads, in order); [] when it finds no body worth the name.
+
+    trafilatura is imported here, on the first page whose template is gone: its import (courlan,
+    htmldate, justext) takes about a tenth of a second that every crawl, archive writer and CLI
+    command would otherwise pay at start-up to parse pages that the template tables read."""
+    import trafilatura
+
     try:
         xml = trafilatura.extract(html, url=url or None, output_format="xml", include_comments=False,
                                   include_tables=True, include_images=False, include_links=False,
