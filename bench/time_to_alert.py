@@ -165,6 +165,21 @@ class Ledger:
         return round(total)
 
 
+def index_check(approach: Approach, start: float, since: float, until: float, index_cost: int,
+                found: list[int]) -> tuple[float, list[tuple[int, list[Key], float]]]:
+    """The feeds and first listing pages (``index_cost`` requests), then every story they show as
+    published since the last check with its photo pages; returns the end time and, per story, its
+    pages and when their fetch ended."""
+    clock = start + index_cost / approach.rate
+    approach.requests += index_cost
+    published = []
+    for story in approach.site.published_between(since, until):
+        keys = approach.site.story_and_photos(story)
+        clock = run_fetch_list(approach, clock, keys, found)
+        published.append((story, keys, clock))
+    return clock, published
+
+
 def run_fetch_list(approach: Approach, start: float, keys: list[Key], found: list[int]) -> float:
     """Fetch ``keys`` one after another from ``start`` at the budget's rate; returns the end time."""
     t = start
@@ -274,8 +289,7 @@ def run_frontier(args: argparse.Namespace, config: FrontierConfig, db_path: str)
             approach.requests += INDEX_COST
             clock += INDEX_COST / approach.rate
             for story in site.published_between(last_index, t):
-                keys = [("story", story), *(("photo", m) for m in site.pages[("story", story)].photos)]
-                for key in keys:
+                for key in site.story_and_photos(story):
                     observations.append(_observe(approach, key, clock, found))
                     clock += 1 / approach.rate
                 _archive_story(db, site, story, clock)
@@ -362,12 +376,8 @@ def run_uniform(args: argparse.Namespace, config: FrontierConfig) -> Approach:
         approach.runs += 1
         before, found, clock = approach.requests, [], t
         if allowance and t >= next_index:
-            approach.requests += INDEX_COST
-            clock += INDEX_COST / approach.rate
-            for story in site.published_between(last_index, t):
-                keys = [("story", story), *(("photo", m) for m in site.pages[("story", story)].photos)]
-                clock = run_fetch_list(approach, clock, keys, found)
-                order += keys
+            clock, published = index_check(approach, clock, last_index, t, INDEX_COST, found)
+            order += [key for _, keys, _ in published for key in keys]
             last_index, next_index = t, t + config.index_interval_minutes * 60
         left = allowance - (approach.requests - before)
         confirm = [k for k, (state, run) in approach.removal_state.items() if state == "missing"][:max(0, left)]
@@ -421,7 +431,7 @@ def _run_job(approach: Approach, job: str, start: float, last_fetched: dict[Key,
         clock = start + INDEX_COST / approach.rate
         keys = []
         for story in site.published_between(last_index, start):
-            keys += [("story", story), *(("photo", m) for m in site.pages[("story", story)].photos)]
+            keys += site.story_and_photos(story)
         last_index = start
     elif job == "revisit":
         clock, keys = start, _due_today(approach, start, last_fetched)

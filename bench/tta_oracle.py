@@ -139,7 +139,7 @@ def knapsack_intervals(true: dict[int, float], q: float, revisits: float, verify
 def run_oracle(args: argparse.Namespace, config: FrontierConfig, index_cost: int,
                old_share: float) -> tuple[Any, float]:
     """The oracle approach over its own copy of the site; returns it and the q its knapsack aimed at."""
-    from time_to_alert import Approach, Ledger, run_fetch_list
+    from time_to_alert import Approach, Ledger, index_check, run_fetch_list
 
     site = Site(args)
     approach = Approach("oracle", site, config.requests_per_hour / 3600)
@@ -166,14 +166,11 @@ def run_oracle(args: argparse.Namespace, config: FrontierConfig, index_cost: int
         approach.runs += 1
         before, found, clock = approach.requests, [], t
         if left and t >= next_index:
-            approach.requests += index_cost
-            clock += index_cost / approach.rate
-            for story in site.published_between(last_index, t):
-                keys = [("story", story), *(("photo", m) for m in site.pages[("story", story)].photos)]
-                clock = run_fetch_list(approach, clock, keys, found)
+            clock, published = index_check(approach, clock, last_index, t, index_cost, found)
+            for story, keys, fetched in published:
                 photos += keys[1:]
                 fresh.add(story)
-                heapq.heappush(due, (clock + fresh_s, story))
+                heapq.heappush(due, (fetched + fresh_s, story))
             last_index, next_index = t, t + config.index_interval_minutes * 60
         left -= approach.requests - before
         confirm = [k for k, (state, _) in approach.removal_state.items() if state == "missing"][:max(0, left)]

@@ -131,7 +131,7 @@ class Site:
         for story in old:
             if pages >= a.wave_pages:
                 break
-            keys = [("story", story), *(("photo", m) for m in self.pages[("story", story)].photos)]
+            keys = self.story_and_photos(story)
             pages += len(keys)
             at = (a.wave_start + rng.uniform(0, a.wave_days)) * DAY
             back = rng.uniform(a.restore_start * DAY, a.days * DAY) if rng.random() < a.restore_share else None
@@ -249,6 +249,10 @@ class Site:
         ids = (new + old[: max(0, start + PAGE_SIZE - len(new))])[start:start + PAGE_SIZE] if start < len(new) \
             else old[start - len(new): start - len(new) + PAGE_SIZE]
         return ids, start + PAGE_SIZE >= len(new) + len(old)
+
+    def story_and_photos(self, story: int) -> list[Key]:
+        """A story's page and its photo pages, in the order a crawl fetches them."""
+        return [("story", story), *(("photo", m) for m in self.pages[("story", story)].photos)]
 
     def published_between(self, since: float, until: float) -> list[int]:
         self.advance(until)
