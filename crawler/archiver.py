@@ -50,7 +50,7 @@ PROFILE_ENV = "DEFWATCH_BENCH_PROFILE_WRITER"
 PIPE_BYTES = 1 << 20  # room for a few real-size pages in flight before a send waits (Linux caps it)
 # Jobs sent and not answered yet, in bytes, past which the writer is behind (``ArchiverClient.behind``):
 # half the pipe, so that a page sent at the mark still fits and the send does not wait. The crawl's
-# setting DEFWATCH_WRITER_BEHIND_BYTES (crawler.settings) says the same.
+# setting DEFWATCH_WRITER_BEHIND_BYTES overrides it (crawler.pipelines).
 BEHIND_BYTES = PIPE_BYTES // 2
 
 

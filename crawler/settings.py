@@ -68,10 +68,10 @@ DEFWATCH_BLOCK_STORM = 25  # consecutive blocked responses that end the run inst
 # reactor's thread; the spider parses the rest. Distributed workers turn it off: their results travel
 # to a remote writer already parsed.
 DEFWATCH_PARSE_IN_WRITER = True
-# ...unless the writer has more than this many bytes of pages it has not stored yet: then the pipeline
-# parses them (crawler.pipelines), so the reactor never blocks on the full pipe to a busy writer. Half of
-# crawler.archiver.PIPE_BYTES; 0 parses every page in the crawl process (tests compare the records).
-DEFWATCH_WRITER_BEHIND_BYTES = 512 * 1024
+# ...unless the writer has more than DEFWATCH_WRITER_BEHIND_BYTES of pages it has not stored yet: then
+# the pipeline parses them (crawler.pipelines), so the reactor never blocks on the full pipe to a busy
+# writer. Unset, it is crawler.archiver.BEHIND_BYTES (half the pipe, which that module sizes); 0 parses
+# every page in the crawl process (tests compare the records).
 
 
 def local_overrides() -> dict[str, Any]:
