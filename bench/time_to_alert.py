@@ -63,6 +63,8 @@ from db import frontier as store  # noqa: E402
 from db.frontier import FrontierRow  # noqa: E402
 from db.schema import connect  # noqa: E402
 from monitor import frontier as policy  # noqa: E402
+from monitor import listings  # noqa: E402
+from monitor.listings import ListingPage  # noqa: E402
 
 START = datetime(2026, 1, 5, tzinfo=UTC)
 INDEX_COST = 4 + len(KINDS) * 3  # four feeds and three listing pages of each kind, as ``discover`` reads them
@@ -306,8 +308,9 @@ def run_frontier(args: argparse.Namespace, config: FrontierConfig, db_path: str)
         approach.end_run(clock, found)
         with db.atomic():  # type: ignore[attr-defined]  # as monitor.frontier_runs.record_run does
             policy.record_observations(db, observations, config)
-            for kind, number, ids, last, at in walked:
-                policy.record_listing(db, kind, number, ids, last=last, at=START + timedelta(seconds=at))
+            for kind in dict.fromkeys(k for k, *_ in walked):  # a kind's pages of the slice together
+                pages = [ListingPage(number, ids, last) for k, number, ids, last, _at in walked if k == kind]
+                listings.record(db, kind, pages, START + timedelta(seconds=clock))
         spent.add(t, clock, approach.requests - before)
         if int(t // DAY) != int(max(t + slice_s, clock) // DAY):
             print(f"frontier: day {int(t // DAY) + 1} of {args.days:g} simulated, "

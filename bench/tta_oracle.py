@@ -33,6 +33,7 @@ from ttamodel import DAY, FRESH_DAYS, Key, Site
 
 from core.config import FrontierConfig
 from monitor import frontier as policy
+from monitor.listings import LISTING_PAGE_SIZE
 
 TAIL_SHARE = 0.05  # the 95th percentile: at most this share of all edits waits longer
 # The oracle aims at an expected tail of 4%, not 5%: the knapsack leaves the cold stories at verify_days,
@@ -48,7 +49,7 @@ class FixedCosts:
     index: float  # feeds and first listing pages, and the new stories and photos they lead to
     fresh: float  # stories under fresh_days, every fresh_max_interval_hours
     photos: float  # photo pages verified within their period (on_story_verify_days)
-    walk: float  # every listing page within enumerate_days
+    walk: float  # one listing page in listing_stride within enumerate_days (spans left out)
     budget: float
 
     @property
@@ -68,7 +69,7 @@ def fixed_costs(args: argparse.Namespace, config: FrontierConfig, index_cost: in
         index=24 * 60 / config.index_interval_minutes * index_cost + new_pages,
         fresh=args.new_per_day * FRESH_DAYS * 24 / config.fresh_max_interval_hours,
         photos=args.photos / policy.on_story_period(config),  # every photo page of the model is on a story
-        walk=args.stories / policy.LISTING_PAGE_SIZE / config.enumerate_days,
+        walk=args.stories / LISTING_PAGE_SIZE / config.enumerate_days / config.listing_stride,  # past the first walk
         budget=config.requests_per_hour * 24)
 
 

@@ -194,6 +194,9 @@ class FrontierConfig:
     # every listing page walked once in this period: a story gone from the site is a candidate within
     # two walks at most, so 1.5 days keeps removals under 3 days (10,000 listing pages: 6,700 requests a day)
     enumerate_days: float = 1.5
+    # ...reading one listing page in this many (monitor.listings): a story gone from between two pages read
+    # together changes the count of stories between them; the first walk of a kind reads every page
+    listing_stride: int = 8
     fresh_days: float = 7.0  # pages this young are revisited at least every fresh_max_interval_hours
     fresh_max_interval_hours: float = 2.0
     min_interval_hours: float = 0.5
@@ -612,6 +615,7 @@ def _validate_frontier(frontier: FrontierConfig, origins: _Origins) -> None:
         value = getattr(frontier, key)
         _check(value > 0, origins, f"frontier.{key}", f"expected a number > 0, got {value}")
     _at_least(frontier.burst, 1, origins, "frontier.burst")
+    _at_least(frontier.listing_stride, 1, origins, "frontier.listing_stride")
     for key in ("fresh_days", "prior_fresh_rate", "prior_weight"):
         _at_least(getattr(frontier, key), 0, origins, f"frontier.{key}")
     _at_least(frontier.on_story_verify_days, 0, origins, "frontier.on_story_verify_days")

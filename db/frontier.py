@@ -152,8 +152,8 @@ def mark_listed(db: sqlite_utils.Database, story_ids: Sequence[int], at: str) ->
     for start in range(0, len(story_ids), 500):
         chunk = list(story_ids[start:start + 500])
         marks = ",".join("?" * len(chunk))
-        db.conn.execute(f"UPDATE frontier SET listed_at = ? WHERE page_type = 'story' AND subject_id IN ({marks})",
-                        [at, *chunk])
+        db.conn.execute(f"UPDATE frontier SET listed_at = ?, delisted_at = NULL "
+                        f"WHERE page_type = 'story' AND subject_id IN ({marks})", [at, *chunk])
 
 
 def unlisted_stories(db: sqlite_utils.Database, kind: str, cycle_start: str) -> list[int]:
@@ -181,6 +181,77 @@ def mark_candidates(db: sqlite_utils.Database, story_ids: Sequence[int], due_at:
                            (SELECT media_id FROM story_images WHERE story_id IN ({marks}))))""",
                 [due_at, *chunk, *chunk]).rowcount
     return marked
+
+
+# -- the listing order (``listing_key``, ``monitor.listings``) --------------------------------------------
+# Every query below is one range of ``frontier_listing`` (kind, listing_key) over stories still listed.
+
+
+def listing_keys(db: sqlite_utils.Database, story_ids: Sequence[int]) -> dict[int, float | None]:
+    """Archived stories among ``story_ids`` and their place in their listing (None: not learned yet)."""
+    found: dict[int, float | None] = {}
+    for start in range(0, len(story_ids), 500):
+        chunk = list(story_ids[start:start + 500])
+        found.update(db.execute(f"SELECT subject_id, listing_key FROM frontier WHERE page_type = 'story' "
+                                f"AND subject_id IN ({','.join('?' * len(chunk))})", chunk).fetchall())
+    return found
+
+
+def _key_range(kind: str, low: float | None, high: float | None) -> tuple[str, list[Any]]:
+    where, values = ["kind = ?", "delisted_at IS NULL", "listing_key IS NOT NULL"], [kind]
+    if low is not None:
+        where.append("listing_key > ?")
+        values.append(low)
+    if high is not None:
+        where.append("listing_key < ?")
+        values.append(high)
+    return " AND ".join(where), values
+
+
+def listed_between(db: sqlite_utils.Database, kind: str, low: float | None, high: float | None) -> list[int]:
+    """Stories of ``kind`` still taken as listed whose place lies strictly between two keys (None: no end)."""
+    where, values = _key_range(kind, low, high)
+    return [r[0] for r in db.execute(f"SELECT subject_id FROM frontier WHERE {where}", values)]
+
+
+def count_listed_between(db: sqlite_utils.Database, kind: str, low: float | None, high: float | None) -> int:
+    where, values = _key_range(kind, low, high)
+    return db.execute(f"SELECT COUNT(*) FROM frontier WHERE {where}", values).fetchone()[0]
+
+
+def neighbour_key(db: sqlite_utils.Database, kind: str, key: float, *, above: bool) -> float | None:
+    """The nearest key of a listed story above (newer) or below (older) ``key``."""
+    where, values = _key_range(kind, key if above else None, None if above else key)
+    order = "ASC" if above else "DESC"
+    row = db.execute(f"SELECT listing_key FROM frontier WHERE {where} ORDER BY listing_key {order} LIMIT 1",
+                     values).fetchone()
+    return row[0] if row else None
+
+
+def set_listing_keys(db: sqlite_utils.Database, keys: dict[int, float]) -> None:
+    db.conn.executemany("UPDATE frontier SET listing_key = ? WHERE page_type = 'story' AND subject_id = ?",
+                        [(key, story) for story, key in keys.items()])
+
+
+def mark_delisted(db: sqlite_utils.Database, story_ids: Sequence[int], at: str) -> None:
+    """A listing check found these stories gone from their listing (their place is kept for their return)."""
+    db.conn.executemany("UPDATE frontier SET delisted_at = ? WHERE page_type = 'story' AND subject_id = ?",
+                        [(at, story) for story in story_ids])
+
+
+def stories_of_kind(db: sqlite_utils.Database, kind: str) -> int:
+    return db.execute("SELECT COUNT(*) FROM frontier WHERE kind = ?", [kind]).fetchone()[0]
+
+
+def forget_listing_order(db: sqlite_utils.Database, kind: str) -> None:
+    """The site's order contradicted the learned one: learn it again from a walk of every page."""
+    db.execute("UPDATE frontier SET listing_key = NULL WHERE kind = ?", [kind])
+
+
+def unkeyed_listed_since(db: sqlite_utils.Database, kind: str, since: str) -> int:
+    """Stories of ``kind`` a listing showed since ``since`` whose place was not learned."""
+    return db.execute("SELECT COUNT(*) FROM frontier WHERE kind = ? AND listed_at >= ? AND listing_key IS NULL",
+                      [kind, since]).fetchone()[0]
 
 
 def state(db: sqlite_utils.Database, key: str) -> Any:

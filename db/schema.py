@@ -422,8 +422,17 @@ CREATE TABLE subscriber_events (
 );
 """
 
+# Listing checks (issue 12): the site's listing order, learned from the pages, lets a walk read one listing
+# page in ``listing_stride`` and still notice every story gone from it (``monitor.listings``).
+SCHEMA_V10 = """
+ALTER TABLE frontier ADD COLUMN listing_key REAL;  -- its place in its listing (larger: newer); NULL: not learned
+ALTER TABLE frontier ADD COLUMN delisted_at TEXT;  -- when a listing check found it gone from its listing; NULL: listed
+CREATE INDEX frontier_listing ON frontier(kind, listing_key) WHERE delisted_at IS NULL;
+"""
+
 # Every table's DDL with its comments, for generated docs and Datasette descriptions.
-SCHEMA_TEXT = SCHEMA_V1 + SCHEMA_V2 + SCHEMA_V3 + SCHEMA_V4 + SCHEMA_V5 + SCHEMA_V6 + SCHEMA_V7 + SCHEMA_V9
+SCHEMA_TEXT = (SCHEMA_V1 + SCHEMA_V2 + SCHEMA_V3 + SCHEMA_V4 + SCHEMA_V5 + SCHEMA_V6 + SCHEMA_V7 + SCHEMA_V9
+               + SCHEMA_V10)
 
 
 def _add_missing(db: sqlite_utils.Database, script: str) -> None:
@@ -536,11 +545,17 @@ def _v9(db: sqlite_utils.Database) -> None:
     _execute_script(db, SCHEMA_V9)
 
 
+def _v10(db: sqlite_utils.Database) -> None:
+    """Listing checks: a walk that reads one listing page in ``listing_stride`` needs each story's place in its
+    listing. Existing stories have none until the first walk (which reads every page) gives it."""
+    _add_missing(db, SCHEMA_V10)
+
+
 # Steps by number; append new ones, never edit a released one. Numbers are assigned to pieces of
 # work ahead of time, so a branch may carry a later step before an earlier one exists: an archive
 # is brought up step by step over the numbers present, and a missing number is no step at all.
 MIGRATIONS: dict[int, Callable[[sqlite_utils.Database], None]] = {
-    1: _v1, 2: _v2, 3: _v3, 4: _v4, 5: _v5, 6: _v6, 7: _v7, 8: _v8, 9: _v9,
+    1: _v1, 2: _v2, 3: _v3, 4: _v4, 5: _v5, 6: _v6, 7: _v7, 8: _v8, 9: _v9, 10: _v10,
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 

@@ -27,9 +27,11 @@ behind it. The frontier spends one request budget (``requests_per_hour`` on aver
    whose caption a live story shows may have a longer period (``on_story_verify_days``): it frees
    requests for revisits (at 300,000 photo pages, 90 days instead of 30 frees 6,700 a day), at the
    cost of a change only the photo page shows waiting longer;
-4. a walk of every listing page within ``enumerate_days``: a story the whole walk never showed (and
-   its photo pages) becomes a removal *candidate*, fetched soon. Only its own 404/410, seen on two
-   runs as for any page (``monitor.changes``), ever removes it.
+4. a walk of the listings within ``enumerate_days`` reading one page in ``listing_stride``, and the
+   pages between two whose count of stories between them differs from the learned order's
+   (``monitor.listings``): a story gone from between two shown neighbours (and its photo pages)
+   becomes a removal *candidate*, fetched soon. Only its own 404/410, seen on two runs as for any
+   page (``monitor.changes``), ever removes it.
 
 Every function takes the time as an argument: the daemon passes the wall clock, the time-to-alert
 benchmark a simulated one, and both run this same code over the same ``frontier`` table.
@@ -58,6 +60,7 @@ from db.frontier import (
     URGENCY_UNARCHIVED,
     FrontierRow,
 )
+from monitor import listings
 
 logger = logging.getLogger(__name__)
 
@@ -66,9 +69,7 @@ ABSENT = frozenset({"not_found", "gone"})
 NEW_PAGE_RESERVE = 20  # requests kept for the new stories and photos an index check leads to
 CENSUS_EVERY = timedelta(hours=3)  # a scan of the table (about 0.2 s at 400,000 pages); what it counts moves slowly
 CENSUS_SMALL = 10_000  # below this many pages the census scan costs nothing: it is taken every slice
-LISTING_PAGE_SIZE = 10  # items per listing page on the site, until a walk says otherwise
 REMOVED_RECHECK = 1 / 6  # a removed page is fetched again this share of the verification period later
-MAX_CANDIDATE_SHARE = 0.10  # more unlisted stories than this says the walk or the parser broke, not the site
 # The verification pass: pages not verified for VERIFY_BACKLOG of the period are its backlog, spread over
 # VERIFY_PACE of the period, so each is verified by about (1 - VERIFY_BACKLOG + VERIFY_PACE) of it (95%);
 # pages the revisits fetch often never join the backlog and cost the pass nothing.
@@ -289,52 +290,8 @@ def record_observations(db: sqlite_utils.Database, observations: Sequence[Observ
 
 def record_listing(db: sqlite_utils.Database, kind: str, page: int, story_ids: Sequence[int], *, last: bool,
                    at: datetime) -> int:
-    """Listing page ``page`` of ``kind`` showed ``story_ids``. When it is the end of the listing and the
-    walk's cursor has passed it, the walk is over: stories archived before it began that no page of it
-    showed (and their photo pages) become candidates. Returns how many pages became candidates."""
-    ts = stamp(at)
-    store.mark_listed(db, story_ids, ts)
-    cursor = store.state(db, f"listing:{kind}") or {}
-    if not last or not cursor.get("cycle_start") or page >= cursor.get("next", 1):
-        return 0  # not the end, or not a page of the walk under way (a discover read, a page past the end)
-    store.set_state(db, f"listing:{kind}", {"next": 1, "cycle_start": None})
-    unlisted = store.unlisted_stories(db, kind, cursor["cycle_start"])
-    census = store.state(db, "census") or {}
-    known = census.get("stories_by_kind", {}).get(kind, 0)
-    if len(unlisted) > max(50, MAX_CANDIDATE_SHARE * known):
-        logger.warning("listing walk of %s missed %d of %d stories: taken as a broken walk or parser, "
-                       "not as removals; no candidates marked", kind, len(unlisted), known)
-        return 0
-    return store.mark_candidates(db, unlisted, ts)
-
-
-def _advance_listings(db: sqlite_utils.Database, quota: int, census: dict[str, Any],
-                      kinds: Sequence[str], at: datetime) -> list[tuple[str, int]]:
-    """The next ``quota`` listing pages of the walk, shared between kinds by their size."""
-    sizes = {k: math.ceil(census.get("stories_by_kind", {}).get(k, 0) / LISTING_PAGE_SIZE) for k in kinds}
-    total = sum(sizes.values())
-    chosen: list[tuple[str, int]] = []
-    for kind, pages in sizes.items():
-        if not pages or quota <= 0:
-            continue
-        cursor = store.state(db, f"listing:{kind}") or {"next": 1, "cycle_start": None}
-        # Its share of the quota, the fraction carried to the next slice: a page at least per kind and
-        # slice (rounding up) walked the listings a third faster than ``enumerate_days`` at the live
-        # site's size, and took that from the revisits the census had sized.
-        credit = cursor.get("credit", 0.0) + quota * pages / total
-        share = int(credit)
-        cursor["credit"] = credit - share
-        if cursor["next"] > pages + 2 * LISTING_PAGE_SIZE:  # the walk's end was never seen (a failed fetch)
-            cursor = {"next": 1, "cycle_start": None, "credit": cursor["credit"]}
-        if not share:
-            store.set_state(db, f"listing:{kind}", cursor)
-            continue
-        if cursor["next"] == 1:
-            cursor["cycle_start"] = stamp(at)
-        chosen += [(kind, page) for page in range(cursor["next"], cursor["next"] + share)]
-        cursor["next"] += share
-        store.set_state(db, f"listing:{kind}", cursor)
-    return chosen
+    """One listing page fetched alone (``monitor.listings.record`` takes a run's pages of a kind together)."""
+    return listings.record(db, kind, [listings.ListingPage(page, list(story_ids), last)], at)
 
 
 # -- slices -------------------------------------------------------------------------------------------
@@ -374,9 +331,12 @@ def plan_slice(db: sqlite_utils.Database, config: FrontierConfig, now: datetime,
     slices_per_day = 24 * 60 / config.slice_minutes
     verify_per_day = counts.get("verify_per_day", counts["verify_backlog"] / (VERIFY_PACE * config.verify_days))
     verify_quota = min(remaining, math.ceil(verify_per_day / slices_per_day))
-    listing_pages = sum(math.ceil(n / LISTING_PAGE_SIZE) for k, n in counts["stories_by_kind"].items()
-                        if k in listing_kinds)
-    enumerate_quota = min(remaining - verify_quota, math.ceil(listing_pages / (config.enumerate_days * slices_per_day)))
+    walk_share = listings.walk_pages_per_day(db, counts, listing_kinds, config.enumerate_days) / slices_per_day
+    spans = listings.span_pages(db, listing_kinds)
+    if remaining - verify_quota >= spans:  # the walk's chains and spans first: what they leave goes to revisits
+        plan.listings = listings.advance(db, min(walk_share, remaining - verify_quota - spans), counts,
+                                         listing_kinds, now, config.listing_stride)
+    enumerate_quota = len(plan.listings)
     started = time.perf_counter()
     ts = stamp(now)
     left = remaining - verify_quota - enumerate_quota
@@ -391,7 +351,6 @@ def plan_slice(db: sqlite_utils.Database, config: FrontierConfig, now: datetime,
     verify = store.pick_least_verified(db, remaining - enumerate_quota - len(picked), picked)
     plan.pick_ms = (time.perf_counter() - started) * 1000
     plan.pages = urgent + due + verify
-    plan.listings = _advance_listings(db, enumerate_quota, counts, listing_kinds, now)
     plan.tiers = {"index": index_cost if plan.index else 0, "urgent": len(urgent), "due": len(due),
                   "verify": len(verify), "enumerate": len(plan.listings)}
     return plan
@@ -426,7 +385,7 @@ def census(db: sqlite_utils.Database, config: FrontierConfig, now: datetime, ind
     on_story = counted["verify_backlog_on_story"]  # each part of the backlog paced on its own period
     verify_per_day = ((counted["verify_backlog"] - on_story) / (VERIFY_PACE * config.verify_days)
                       + on_story / (VERIFY_PACE * on_story_period(config)))
-    enumerate_per_day = sum(counted["stories_by_kind"].values()) / LISTING_PAGE_SIZE / config.enumerate_days
+    enumerate_per_day = listings.walk_pages_per_day(db, counted, counted["stories_by_kind"], config.enumerate_days)
     revisits_per_day = REVISIT_SHARE * (budget_per_day - index_per_day - verify_per_day - enumerate_per_day)
     by_rate = (1 - config.even_share) * revisits_per_day
     census = {**counted, "at": stamp(now), "verify_per_day": verify_per_day,

@@ -17,8 +17,10 @@ from core.urls import LISTING_BY_KIND, classify_url, index_key
 from crawler.parsers import parse_page
 from db import frontier as store
 from db.rows import read_raw
-from monitor.frontier import ABSENT, ANSWERED, Budget, Observation, SlicePlan, plan_slice, record_listing
+from monitor import listings
+from monitor.frontier import ABSENT, ANSWERED, Budget, Observation, SlicePlan, plan_slice
 from monitor.frontier import record_observations as apply_observations
+from monitor.listings import ListingPage
 
 logger = logging.getLogger(__name__)
 CHUNK = 5000  # fetches applied to the frontier at a time
@@ -77,10 +79,12 @@ def _observations(db: sqlite_utils.Database, pages: list[tuple]) -> list[Observa
 
 
 def _record_listings(db: sqlite_utils.Database, run_id: int, fetches: list[tuple], config: Config) -> int:
-    """Listing pages of the run: their stories are listed; a walked kind's last page ends its walk."""
+    """Listing pages of the run, a kind's together (``monitor.listings``): their stories are listed, gaps
+    between them checked; a walked kind's last page ends its walk."""
     plan = store.state(db, "slice") or {}
     walked = {(kind, page) for kind, page in plan.get("listings", [])} if plan.get("run_id") == run_id else set()
-    candidates = 0
+    by_kind: dict[str, list[ListingPage]] = {}
+    at: dict[str, datetime] = {}
     for _type, _id, url, outcome, _version, fetched_at, sha, _ctype in fetches:
         kind, page = _listing_ref(url)
         if kind is None:
@@ -94,9 +98,10 @@ def _record_listings(db: sqlite_utils.Database, run_id: int, fetches: list[tuple
             ids, last = [item.id for item in listing.items], not listing.items or not listing.next_page
         else:
             continue  # blocked or failed: neither a page of stories nor the end of the walk
-        candidates += record_listing(db, kind, page, ids, last=last and (kind, page) in walked,
-                                     at=parse_stamp(fetched_at))
-    return candidates
+        by_kind.setdefault(kind, []).append(ListingPage(page, ids, last))
+        at[kind] = parse_stamp(fetched_at)
+    return sum(listings.record(db, kind, pages, at[kind], walked={p for k, p in walked if k == kind})
+               for kind, pages in by_kind.items())
 
 
 def _listing_ref(url: str) -> tuple[str | None, int]:

@@ -1,0 +1,164 @@
+"""Listing checks (``monitor.listings``): a walk that reads one listing page in ``listing_stride`` still names
+every story gone from the listing, over a real SQLite archive with an injected clock."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from core.config import FrontierConfig
+from db import frontier as store
+from db.frontier import URGENCY_CANDIDATE, FrontierRow
+from db.schema import connect
+from monitor import frontier as policy
+from monitor import listings
+from monitor.listings import ListingPage
+
+NOW = datetime(2026, 3, 1, 12, tzinfo=UTC)
+KIND = "news-story"
+SIZE = 10
+
+
+@pytest.fixture
+def db(tmp_path):
+    archive = connect(str(tmp_path / "listings.db"))
+    yield archive
+    archive.conn.close()
+
+
+class Listing:
+    """The site's listing of one kind: story ids newest first, ``SIZE`` a page."""
+
+    def __init__(self, ids: list[int]) -> None:
+        self.ids = ids
+
+    def page(self, number: int) -> ListingPage:
+        start = (number - 1) * SIZE
+        return ListingPage(number, self.ids[start:start + SIZE], start + SIZE >= len(self.ids))
+
+
+def archive(db, ids) -> None:
+    far = policy.stamp(NOW + timedelta(days=365))  # no revisit due: the slices spend on the listing alone
+    store.save_rows(db, [FrontierRow("story", i, f"https://www.war.gov/Article/{i}/", KIND, "2020-01-01",
+                                     due_at=far, verified_at=far, added_at=policy.stamp(NOW - timedelta(days=400)))
+                         for i in ids])
+
+
+def walk(db, site: Listing, pages: list[int], at: datetime = NOW) -> int:
+    with db.atomic():
+        return listings.record(db, KIND, [site.page(p) for p in pages], at)
+
+
+def learned(db, site: Listing) -> None:
+    """The state after a first walk of every page: each story placed, the kind keyed."""
+    store.set_state(db, f"listing:{KIND}", {"next": 99, "cycle_start": policy.stamp(NOW - timedelta(days=1))})
+    last = (len(site.ids) + SIZE - 1) // SIZE
+    walk(db, site, list(range(1, last + 1)), NOW - timedelta(hours=1))
+    assert listings.cursor(db, KIND)["keyed"]
+
+
+def candidates(db) -> set[int]:
+    return {r[0] for r in db.execute("SELECT subject_id FROM frontier WHERE urgency = ?", [URGENCY_CANDIDATE])}
+
+
+def test_a_first_walk_learns_the_order_of_the_listing(db):
+    site = Listing(list(range(1, 101)))
+    archive(db, site.ids)
+    learned(db, site)
+    keys = store.listing_keys(db, site.ids)
+    assert all(keys[a] > keys[b] for a, b in zip(site.ids, site.ids[1:], strict=False))  # newest first
+    assert listings.cursor(db, KIND)["walks"] == 1 and candidates(db) == set()
+
+
+def test_a_count_that_holds_spares_the_pages_between_and_one_that_does_not_names_the_story(db):
+    site = Listing(list(range(1, 101)))
+    archive(db, site.ids)
+    learned(db, site)
+    assert walk(db, site, [1, 9]) == 0  # nothing left: 70 listed stories between, as the site shows
+    assert listings.cursor(db, KIND)["spans"] == [] and candidates(db) == set()
+
+    site.ids.remove(37)  # page 4 on the site
+    assert walk(db, site, [1, 9]) == 0  # the count no longer holds, but which story left is not known yet
+    assert listings.cursor(db, KIND)["spans"] == [[1, 9, 0]]
+    assert listings.span_pages(db, [KIND]) == 9
+    assert walk(db, site, list(range(1, 10))) == 1  # the span, read whole: 36 and 38 are neighbours now
+    assert candidates(db) == {37}
+    assert listings.cursor(db, KIND)["spans"] == []
+    assert db.execute("SELECT delisted_at IS NOT NULL FROM frontier WHERE subject_id = 37").fetchone() == (1,)
+    assert walk(db, site, [1, 9]) == 0  # and the count holds again without it
+    assert listings.cursor(db, KIND)["spans"] == []
+
+
+def test_neighbours_on_one_page_name_the_story_between_them(db):
+    site = Listing(list(range(1, 101)))
+    archive(db, site.ids)
+    learned(db, site)
+    site.ids.remove(55)
+    assert walk(db, site, [6]) == 1
+    assert candidates(db) == {55}
+
+
+def test_stories_gone_from_the_top_and_the_bottom(db):
+    site = Listing(list(range(1, 101)))
+    archive(db, site.ids)
+    learned(db, site)
+    site.ids = site.ids[1:-1]  # the newest and the oldest
+    walk(db, site, [1, 10])  # page 1 and the last page, together
+    assert candidates(db) == {1, 100}
+
+
+def test_a_new_story_is_placed_above_every_other_and_a_returning_one_is_listed_again(db):
+    site = Listing(list(range(1, 101)))
+    archive(db, site.ids)
+    learned(db, site)
+    site.ids.remove(42)
+    walk(db, site, [5])
+    assert candidates(db) == {42}
+    archive(db, [500])
+    site.ids.insert(0, 500)  # a new story on page 1
+    site.ids.insert(site.ids.index(41) + 1, 42)  # the removed one restored, at its place
+    walk(db, site, [1, 5])
+    keys = store.listing_keys(db, [500, 1, 41, 42, 43])
+    assert keys[500] > keys[1] > keys[41] > keys[42] > keys[43]
+    assert db.execute("SELECT delisted_at FROM frontier WHERE subject_id = 42").fetchone() == (None,)
+    assert walk(db, site, [1, 9]) == 0 and listings.cursor(db, KIND)["spans"] == []  # the counts hold again
+
+
+def test_an_order_the_site_contradicts_is_forgotten_and_walked_again(db, caplog):
+    site = Listing(list(range(1, 101)))
+    archive(db, site.ids)
+    learned(db, site)
+    site.ids[20], site.ids[21] = site.ids[21], site.ids[20]  # the site sorts differently from what was learned
+    assert walk(db, site, [3]) == 0
+    assert "contradicts" in caplog.text
+    assert candidates(db) == set()
+    assert store.listing_keys(db, [1]) == {1: None}
+    assert listings.cursor(db, KIND)["keyed"] is False  # the next walk reads every page
+
+
+def test_a_daemon_finds_every_removal_at_a_fraction_of_the_walk(db):
+    """Slices planned by ``plan_slice`` for four days: the first walk reads every page, the later ones one in
+    four; stories leave the listing on day two, each becomes a candidate within a walk and its spans."""
+    site = Listing(list(range(1, 2001)))  # 200 listing pages
+    archive(db, site.ids)
+    config = FrontierConfig(enumerate_days=0.5, listing_stride=4)
+    removed = {150, 151, 777, 1312, 1999}
+    requests, at = {}, NOW
+    while at < NOW + timedelta(days=4):
+        if at >= NOW + timedelta(days=2) and removed & set(site.ids):
+            site.ids = [i for i in site.ids if i not in removed]
+            gone_at = at
+        with db.atomic():
+            plan = policy.plan_slice(db, config, at, used_in_lookback=0, index_cost=0, listing_kinds=[KIND])
+        day = (at - NOW).days
+        requests[day] = requests.get(day, 0) + len(plan.listings)
+        if plan.listings:
+            walk(db, site, [page for _kind, page in plan.listings], at)
+            if candidates(db) >= removed and "found" not in locals():
+                found = at
+        at += timedelta(minutes=5)
+    assert candidates(db) == removed
+    assert found - gone_at < timedelta(days=0.5 * 2)  # within two walks' time
+    assert requests[0] >= 200  # the first walk: every one of the 200 pages
+    assert max(requests[1], requests[3]) < 0.35 * 2 * 200  # then two walks a day of one page in four
