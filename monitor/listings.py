@@ -123,11 +123,12 @@ def _chain(walk: dict[str, Any], kind: str, pages: int, at: datetime, stride: in
     overlap = [walk["last"]] if walk["last"] and walk["next"] > 1 else []  # paid from the credit too
     if count < min(CHAIN_MIN, math.ceil(pages / walk["stride"])) or count <= len(overlap):
         return []
-    walk["credit"] -= count
     if walk["next"] == 1:
         walk["cycle_start"] = stamp(at)
     chain = [walk["next"] + i * walk["stride"] for i in range(count - len(overlap))]
-    chain = [page for page in chain if page - walk["stride"] < pages]  # one page at or past the end, not more
+    # one page at or past the end as the archive counts it, not more (the site's end may lie further on)
+    chain = [page for page in chain if page - walk["stride"] < pages] or chain[:1]
+    walk["credit"] -= len(overlap) + len(chain)
     walk |= {"next": chain[-1] + walk["stride"], "last": chain[-1]}
     return [(kind, page) for page in overlap + chain]
 

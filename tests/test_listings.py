@@ -162,3 +162,19 @@ def test_a_daemon_finds_every_removal_at_a_fraction_of_the_walk(db):
     assert found - gone_at < timedelta(days=0.5 * 2)  # within two walks' time
     assert requests[0] >= 200  # the first walk: every one of the 200 pages
     assert max(requests[1], requests[3]) < 0.35 * 2 * 200  # then two walks a day of one page in four
+
+
+def test_a_walk_goes_on_past_the_archives_count_until_the_site_shows_its_end(db):
+    site = Listing(list(range(1, 101)))
+    archive(db, site.ids)
+    learned(db, site)
+    census = {"stories_by_kind": {KIND: 50}}  # 5 pages as a stale census counts; the site lists 10
+    store.set_state(db, f"listing:{KIND}", {"next": 9, "last": 5, "credit": 8.0, "stride": 4, "keyed": True,
+                                            "cycle_start": policy.stamp(NOW)})
+    assert listings.advance(db, 0.0, census, [KIND], NOW, 4) == [(KIND, 5), (KIND, 9)]
+    assert listings.cursor(db, KIND)["credit"] == 6.0  # two pages spent
+    walk(db, site, [5, 9])  # page 9 is not the site's end: the walk goes on, a page at a time
+    assert listings.advance(db, 0.0, census, [KIND], NOW, 4) == [(KIND, 9), (KIND, 13)]
+    walk(db, site, [9, 13])
+    assert listings.cursor(db, KIND)["next"] == 1  # page 13 is past the site's end: the walk is over
+    assert listings.cursor(db, KIND)["walks"] == 1
