@@ -563,6 +563,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "(0: verify_days; a trade-off to measure)")
     p.add_argument("--enumerate-days", type=float, default=defaults.enumerate_days,
                    help="[frontier] enumerate_days: the listing walk's period (a trade-off to measure)")
+    p.add_argument("--listing-stride", type=int, default=defaults.listing_stride,
+                   help="[frontier] listing_stride: the walk reads one listing page in this many")
     p.add_argument("--db", help="archive file for the frontier (default: a temporary one)")
     p.add_argument("--skip-today", action="store_true", help="leave out today's schedule (slowest to simulate)")
     p.add_argument("--measure-pick", type=int, default=0, metavar="N",
@@ -583,7 +585,7 @@ def main(argv: list[str] | None = None) -> int:
         return run_end_to_end(args)
     config = FrontierConfig(requests_per_hour=args.requests_per_hour, even_share=args.even_share,
                             verify_days=args.verify_days, enumerate_days=args.enumerate_days,
-                            on_story_verify_days=args.on_story_verify_days)
+                            on_story_verify_days=args.on_story_verify_days, listing_stride=args.listing_stride)
     if args.measure_pick:
         return measure_pick(args, config)
     print(f"model: {args.stories:,} stories, {args.photos:,} photo pages, {args.days:g} days, budget "
@@ -591,7 +593,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{config.slice_minutes:g} min, index every {config.index_interval_minutes:g} min; frontier: even share "
           f"{config.even_share:g}, verification within {config.verify_days:g} d (photo pages a live story shows: "
           f"{policy.on_story_period(config):g} d), listing walk every "
-          f"{config.enumerate_days:g} d")
+          f"{config.enumerate_days:g} d reading one listing page in {config.listing_stride}")
     with tempfile.TemporaryDirectory(prefix="defwatch-tta-", dir=scratch_dir()) as tmp:
         frontier = run_frontier(args, config, args.db or str(Path(tmp) / "frontier.db"))
     notes = frontier.notes

@@ -22,8 +22,10 @@ behind it. The frontier spends one request budget (``requests_per_hour`` on aver
    whose caption a live story shows (``BAND_ON_STORY``) is no revisit: the story's content includes
    its captions, so the story's revisits see a caption edit first;
 3. a verification pass, least recently verified first, paced on its backlog (pages not verified for
-   ``VERIFY_BACKLOG`` of ``verify_days``) so every page is verified within the period, and with
-   whatever the slice has left; pages the revisits fetch often never join the backlog. Photo pages
+   ``VERIFY_BACKLOG`` of ``verify_days``) so every page is verified within the period; pages the
+   revisits fetch often never join the backlog. What the slice has left goes to the revisits due
+   next: ahead of their time they shorten every page's wait, where verification ahead of its pace
+   went to photo pages (all edits p95 at the live site's size: see bench/README.md). Photo pages
    whose caption a live story shows may have a longer period (``on_story_verify_days``): it frees
    requests for revisits (at 300,000 photo pages, 90 days instead of 30 frees 6,700 a day), at the
    cost of a change only the photo page shows waiting longer;
@@ -348,11 +350,13 @@ def plan_slice(db: sqlite_utils.Database, config: FrontierConfig, now: datetime,
     urgent += store.pick_urgent(db, ts, left - len(urgent) - len(fresh), (URGENCY_UNARCHIVED, URGENCY_CANDIDATE))
     due = fresh + store.pick_due(db, ts, left - len(urgent) - len(fresh), bands=(1, 0))
     picked = {(r.page_type, r.subject_id) for r in urgent + due}
-    verify = store.pick_least_verified(db, remaining - enumerate_quota - len(picked), picked)
+    verify = store.pick_least_verified(db, min(verify_quota, remaining - enumerate_quota - len(picked)), picked)
+    picked |= {(r.page_type, r.subject_id) for r in verify}
+    ahead = store.pick_next_due(db, remaining - enumerate_quota - len(picked), picked)
     plan.pick_ms = (time.perf_counter() - started) * 1000
-    plan.pages = urgent + due + verify
+    plan.pages = urgent + due + verify + ahead
     plan.tiers = {"index": index_cost if plan.index else 0, "urgent": len(urgent), "due": len(due),
-                  "verify": len(verify), "enumerate": len(plan.listings)}
+                  "verify": len(verify), "ahead": len(ahead), "enumerate": len(plan.listings)}
     return plan
 
 
@@ -371,8 +375,8 @@ def census(db: sqlite_utils.Database, config: FrontierConfig, now: datetime, ind
     The scale sizes the revisits to ``REVISIT_SHARE`` of what the budget leaves after the index checks
     (as ``plan_slice`` reserves them), the verification backlog and the listing walk: revisits sized to
     all of it left the least urgent band due for ever longer whenever confirmations, candidates and
-    retries took their share (old stories waited 9 days at the 95th percentile, not 6); what revisits
-    leave goes to verification."""
+    retries took their share (old stories waited 9 days at the 95th percentile, not 6); what urgent work
+    leaves of it goes to the revisits due next (``plan_slice``)."""
     census = store.state(db, "census")
     fresh = census and "verify_backlog" in census and timedelta(0) <= now - parse_stamp(census["at"]) < CENSUS_EVERY
     if fresh and census["pages"] >= CENSUS_SMALL:  # a small archive (a new one) is counted every slice

@@ -157,6 +157,16 @@ def test_slice_priorities_and_budget(db):
     assert third.index  # ...and come back on it, before anything else
 
 
+def test_budget_nothing_else_wants_goes_to_the_revisits_due_next(db):
+    store.save_rows(db, [row(i, due=NOW + timedelta(hours=11 - i), verified=NOW - timedelta(hours=1))
+                         for i in range(1, 11)]  # none due yet; story 10 is due first
+                    + [row(99, due=NOW + timedelta(days=20), verified=None)])  # the verification pass's one
+    sliced = plan(db)
+    assert sliced.tiers["due"] == 0 and sliced.tiers["verify"] == 1
+    assert [r.subject_id for r in sliced.pages] == [99, *range(10, 0, -1)]  # then the revisits due soonest
+    assert sliced.tiers["ahead"] == 10
+
+
 def test_slice_respects_a_small_budget_by_priority(db):
     store.save_rows(db, [row(i, due=NOW - timedelta(minutes=i)) for i in range(1, 101)])
     store.save_rows(db, [row(500, urgency=URGENCY_CONFIRM)])
