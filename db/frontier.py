@@ -253,6 +253,16 @@ def set_listing_keys(db: sqlite_utils.Database, keys: dict[int, float]) -> None:
                         [(key, story) for story, key in keys.items()])
 
 
+def delisted_among(db: sqlite_utils.Database, story_ids: Sequence[int]) -> list[int]:
+    """Stories among ``story_ids`` that a listing check had found gone from their listing."""
+    found: list[int] = []
+    for part in _chunks(story_ids, 500):
+        found += [r[0] for r in db.execute(
+            f"SELECT subject_id FROM frontier WHERE page_type = 'story' AND subject_id IN ({','.join('?' * len(part))})"
+            " AND delisted_at IS NOT NULL", list(part))]
+    return found
+
+
 def mark_delisted(db: sqlite_utils.Database, story_ids: Sequence[int], at: str) -> None:
     """A listing check found these stories gone from their listing (their place is kept for their return)."""
     db.conn.executemany("UPDATE frontier SET delisted_at = ? WHERE page_type = 'story' AND subject_id = ?",

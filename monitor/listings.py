@@ -10,6 +10,8 @@ A listing shows one kind's stories newest first, ``size`` to a page. Two facts s
   exactly ``(q - p - 1) * size`` stories. When the learned order holds exactly that many listed stories
   between the two, none of them left, and the pages between need no fetch.
 
+A story shown again after it was found gone is a candidate too: fetched soon, its 200 says it was restored.
+
 So a walk reads every ``listing_stride``-th page, a few pages of a kind at a time (a *chain*, whose first
 page repeats the previous chain's last so that no gap goes unchecked). A gap whose count differs becomes
 a *span*, fetched whole in the next slice, where the neighbour rule names the stories that left.
@@ -145,6 +147,7 @@ def record(db: sqlite_utils.Database, kind: str, fetched: Sequence[ListingPage],
     walk = cursor(db, kind)
     pages = sorted({p.page: p for p in fetched}.values(), key=lambda p: p.page)
     shown = [story for p in pages for story in p.story_ids]
+    returned = store.delisted_among(db, shown)  # back on the listing: restored, fetched soon to say so
     store.mark_listed(db, shown, ts)
     walk["size"] = max([len(p.story_ids) for p in pages if not p.last] + [0]) or walk["size"]
     keys = store.listing_keys(db, shown)
@@ -157,7 +160,7 @@ def record(db: sqlite_utils.Database, kind: str, fetched: Sequence[ListingPage],
     if len(gone) > max(50, MAX_CANDIDATE_SHARE * store.stories_of_kind(db, kind)):
         return _forget(db, kind, walk, f"{len(gone)} stories gone from between the {len(shown)} shown")
     store.mark_delisted(db, sorted(gone), ts)
-    made = store.mark_candidates(db, sorted(gone), ts) if gone else 0
+    made = store.mark_candidates(db, sorted(gone | set(returned)), ts) if gone or returned else 0
     for run, items in zip(runs, sequences, strict=True):
         _learn(db, kind, run, items, keys, walk)
     walk["spans"] += [[p, q, 0] for p, q in _unchecked_gaps(db, kind, runs, keys, walk["size"])

@@ -115,6 +115,7 @@ def test_a_new_story_is_placed_above_every_other_and_a_returning_one_is_listed_a
     site.ids.remove(42)
     walk(db, site, [5])
     assert candidates(db) == {42}
+    db.execute("UPDATE frontier SET urgency = 0 WHERE subject_id = 42")  # fetched: 404 twice, removed
     archive(db, [500])
     site.ids.insert(0, 500)  # a new story on page 1
     site.ids.insert(site.ids.index(41) + 1, 42)  # the removed one restored, at its place
@@ -122,6 +123,7 @@ def test_a_new_story_is_placed_above_every_other_and_a_returning_one_is_listed_a
     keys = store.listing_keys(db, [500, 1, 41, 42, 43])
     assert keys[500] > keys[1] > keys[41] > keys[42] > keys[43]
     assert db.execute("SELECT delisted_at FROM frontier WHERE subject_id = 42").fetchone() == (None,)
+    assert candidates(db) == {42}  # back on its listing: fetched soon, its 200 says it was restored
     assert walk(db, site, [1, 9]) == 0 and listings.cursor(db, KIND)["spans"] == []  # the counts hold again
 
 
