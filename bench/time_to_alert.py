@@ -275,6 +275,7 @@ def run_frontier(args: argparse.Namespace, config: FrontierConfig, db_path: str)
     lookback = policy.Budget.from_config(config).lookback.total_seconds()
     spent = Ledger()
     picks: list[float] = []
+    tiers: dict[str, int] = {}  # requests planned by tier (plan_slice), over the whole run
     rss_start = resident_kb()
     last_index, t = 0.0, 0.0
     started = time.perf_counter()
@@ -284,6 +285,8 @@ def run_frontier(args: argparse.Namespace, config: FrontierConfig, db_path: str)
                                      used_in_lookback=spent.used(t - lookback, t), index_cost=INDEX_COST,
                                      listing_kinds=KINDS)
         picks.append(plan.pick_ms)
+        for tier, count in plan.tiers.items():
+            tiers[tier] = tiers.get(tier, 0) + count
         approach.runs += 1
         before, found, observations = approach.requests, [], []
         clock = t
@@ -321,6 +324,7 @@ def run_frontier(args: argparse.Namespace, config: FrontierConfig, db_path: str)
     approach.notes |= {"sim_s": time.perf_counter() - started, "pick_ms_p95": percentile(picks, 95),
                        "pick_ms_max": max(picks), "rss_start_kb": rss_start, "rss_end_kb": resident_kb(),
                        "candidates_live": _live_candidates(db, site)}
+    approach.notes |= {f"tier_{tier}": count / args.days for tier, count in tiers.items()}
     db.conn.close()  # type: ignore[attr-defined]
     return approach
 
@@ -603,6 +607,8 @@ def main(argv: list[str] | None = None) -> int:
           f"after the build {notes['rss_start_kb'] / 1024:.0f} MB, at the end {notes['rss_end_kb'] / 1024:.0f} MB "
           f"({(notes['rss_end_kb'] / notes['rss_start_kb'] - 1) * 100:+.1f}%); live pages left as "
           f"listing candidates at the end {notes['candidates_live']:.0f}")
+    print("frontier requests a day by tier (plan_slice): " + ", ".join(
+        f"{key[5:]} {value:,.0f}" for key, value in notes.items() if key.startswith("tier_")))
     ours = report(frontier, args)
     started = time.perf_counter()
     uniform = report(run_uniform(args, config), args)
