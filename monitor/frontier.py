@@ -334,10 +334,8 @@ def plan_slice(db: sqlite_utils.Database, config: FrontierConfig, now: datetime,
     verify_per_day = counts.get("verify_per_day", counts["verify_backlog"] / (VERIFY_PACE * config.verify_days))
     verify_quota = min(remaining, math.ceil(verify_per_day / slices_per_day))
     walk_share = listings.walk_pages_per_day(db, counts, listing_kinds, config.enumerate_days) / slices_per_day
-    spans = listings.span_pages(db, listing_kinds)
-    if remaining - verify_quota >= spans:  # the walk's chains and spans first: what they leave goes to revisits
-        plan.listings = listings.advance(db, min(walk_share, remaining - verify_quota - spans), counts,
-                                         listing_kinds, now, config.listing_stride)
+    plan.listings = listings.advance(db, walk_share, counts, listing_kinds, now, config.listing_stride,
+                                     room=remaining - verify_quota)  # what they leave goes to revisits
     enumerate_quota = len(plan.listings)
     started = time.perf_counter()
     ts = stamp(now)

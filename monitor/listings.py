@@ -92,36 +92,51 @@ def span_pages(db: sqlite_utils.Database, kinds: Iterable[str]) -> int:
 
 
 def advance(db: sqlite_utils.Database, quota: float, census: dict[str, Any], kinds: Sequence[str], at: datetime,
-            stride: int) -> list[tuple[str, int]]:
-    """Every pending span, then the walk's next chains: ``quota`` pages shared between kinds by their walk
-    pages (a kind's share is carried over until it makes a chain)."""
+            stride: int, room: int) -> list[tuple[str, int]]:
+    """At most ``room`` listing pages: pending spans, each whole, within half of it (a removal wave's spans
+    cannot hold every revisit back); then the walk's next chains: ``quota`` pages a slice shared between
+    kinds by their walk pages (a kind's share is carried over until it makes a chain)."""
+    span_budget = room // 2
     walks = {kind: cursor(db, kind) for kind in kinds}
     pages = {kind: _pages(census.get("stories_by_kind", {}).get(kind, 0), walk) for kind, walk in walks.items()}
     weights = {kind: pages[kind] / walks[kind]["stride"] for kind in kinds}
     total = sum(weights.values())
     chosen: list[tuple[str, int]] = []
     for kind, walk in walks.items():
-        chosen += _spans(walk, kind)
+        spans = _spans(walk, kind, span_budget)
+        span_budget -= len(spans)
+        chosen += spans
         if pages[kind]:
             walk["credit"] += max(0.0, quota) * weights[kind] / total
-            chosen += _chain(walk, kind, pages[kind], at, stride)
+            chosen += _chain(walk, kind, pages[kind], at, stride, room - len(chosen))
         _save(db, kind, walk)
     return chosen
 
 
-def _spans(walk: dict[str, Any], kind: str) -> list[tuple[str, int]]:
-    pages = [(kind, page) for p, q, _tries in walk["spans"] for page in range(p, q + 1)]
-    walk["spans"] = [[p, q, tries + 1] for p, q, tries in walk["spans"] if tries + 1 < SPAN_TRIES]
-    return pages
+def _spans(walk: dict[str, Any], kind: str, budget: int) -> list[tuple[str, int]]:
+    """The spans that fit ``budget``, each whole; one fetched ``SPAN_TRIES`` times without all its pages
+    answering is given up (the next walk checks its gap again)."""
+    chosen: list[tuple[str, int]] = []
+    kept = []
+    for p, q, tries in walk["spans"]:
+        if q - p + 1 > budget - len(chosen):
+            kept.append([p, q, tries])
+            continue
+        chosen += [(kind, page) for page in range(p, q + 1)]
+        if tries + 1 < SPAN_TRIES:
+            kept.append([p, q, tries + 1])
+    walk["spans"] = kept
+    return chosen
 
 
-def _chain(walk: dict[str, Any], kind: str, pages: int, at: datetime, stride: int) -> list[tuple[str, int]]:
+def _chain(walk: dict[str, Any], kind: str, pages: int, at: datetime, stride: int,
+           room: int) -> list[tuple[str, int]]:
     if walk["next"] > pages + 2 * max(walk["stride"], CHAIN_MIN):  # the walk's end was never seen (failed fetches)
         walk |= {"next": 1, "cycle_start": None, "last": None}
     if walk["next"] == 1 and walk["cycle_start"] is None:
         full = not walk["keyed"] or (walk["walks"] + 1) % FULL_WALK_EVERY == 0
         walk |= {"stride": 1 if full else stride, "floor": None}
-    count = int(walk["credit"])
+    count = min(int(walk["credit"]), room)
     overlap = [walk["last"]] if walk["last"] and walk["next"] > 1 else []  # paid from the credit too
     if count < min(CHAIN_MIN, math.ceil(pages / walk["stride"])) or count <= len(overlap):
         return []

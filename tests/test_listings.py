@@ -173,10 +173,22 @@ def test_a_walk_goes_on_past_the_archives_count_until_the_site_shows_its_end(db)
     census = {"stories_by_kind": {KIND: 50}}  # 5 pages as a stale census counts; the site lists 10
     store.set_state(db, f"listing:{KIND}", {"next": 9, "last": 5, "credit": 8.0, "stride": 4, "keyed": True,
                                             "cycle_start": policy.stamp(NOW)})
-    assert listings.advance(db, 0.0, census, [KIND], NOW, 4) == [(KIND, 5), (KIND, 9)]
+    assert listings.advance(db, 0.0, census, [KIND], NOW, 4, room=100) == [(KIND, 5), (KIND, 9)]
     assert listings.cursor(db, KIND)["credit"] == 6.0  # two pages spent
     walk(db, site, [5, 9])  # page 9 is not the site's end: the walk goes on, a page at a time
-    assert listings.advance(db, 0.0, census, [KIND], NOW, 4) == [(KIND, 9), (KIND, 13)]
+    assert listings.advance(db, 0.0, census, [KIND], NOW, 4, room=100) == [(KIND, 9), (KIND, 13)]
     walk(db, site, [9, 13])
     assert listings.cursor(db, KIND)["next"] == 1  # page 13 is past the site's end: the walk is over
     assert listings.cursor(db, KIND)["walks"] == 1
+
+
+def test_spans_take_at_most_half_of_the_room_and_wait_their_turn(db):
+    """A removal wave can leave more spans than a slice holds: they are read a few at a time (each whole),
+    the walk and the revisits go on beside them."""
+    spans = [[10 * i, 10 * i + 8, 0] for i in range(1, 6)]  # five spans of 9 pages
+    store.set_state(db, f"listing:{KIND}", {"spans": spans, "credit": 8.0, "stride": 8, "keyed": True})
+    chosen = listings.advance(db, 0.0, {"stories_by_kind": {KIND: 10_000}}, [KIND], NOW, 8, room=40)
+    pages = [page for _kind, page in chosen]
+    assert pages[:18] == list(range(10, 19)) + list(range(20, 29))  # two whole spans fit half of 40
+    assert pages[18:] == [1 + 8 * i for i in range(8)]  # then the walk's chain, its credit's 8 pages
+    assert listings.cursor(db, KIND)["spans"] == [[10, 18, 1], [20, 28, 1], *spans[2:]]  # the others wait
