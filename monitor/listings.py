@@ -86,11 +86,6 @@ def walk_pages_per_day(db: sqlite_utils.Database, census: dict[str, Any], kinds:
     return total * (CHAIN_MIN + 1) / CHAIN_MIN / enumerate_days  # each chain repeats the last page of the one before
 
 
-def span_pages(db: sqlite_utils.Database, kinds: Iterable[str]) -> int:
-    """Pages the pending spans need (fetched before the walk goes on)."""
-    return sum(q - p + 1 for kind in kinds for p, q, _tries in cursor(db, kind)["spans"])
-
-
 def advance(db: sqlite_utils.Database, quota: float, census: dict[str, Any], kinds: Sequence[str], at: datetime,
             stride: int, room: int) -> list[tuple[str, int]]:
     """At most ``room`` listing pages: pending spans, each whole, within half of it (a removal wave's spans
