@@ -188,9 +188,11 @@ class FrontierConfig:
     index_interval_minutes: float = 30.0  # feeds and first listing pages, never behind other work
     verify_days: float = 30.0  # every archived page fetched at least once in this period
     # ...but a photo page whose caption a live story shows within this one (0: verify_days): the story's
-    # revisits already see its caption, so a longer period frees requests for revisits, at the cost of a
-    # change only the photo page shows (its image, its own removal) waiting longer
-    on_story_verify_days: float = 0.0
+    # revisits already see its caption and the listing checks its story's removal and return, so the
+    # longer period gives 6,700 requests a day to revisits (all edits p95 92 h -> 72 h at the live site's
+    # size, bench/README.md); a change only the photo page shows (a photo removed without its story) waits
+    # up to this long
+    on_story_verify_days: float = 90.0
     # every listing page walked once in this period: a story gone from the site is a candidate within
     # two walks at most, so 1.5 days keeps removals under 3 days (10,000 listing pages: 6,700 requests a day)
     enumerate_days: float = 1.5

@@ -26,9 +26,9 @@ behind it. The frontier spends one request budget (``requests_per_hour`` on aver
    revisits fetch often never join the backlog. What the slice has left goes to the revisits due
    next: ahead of their time they shorten every page's wait, where verification ahead of its pace
    went to photo pages (all edits p95 at the live site's size: see bench/README.md). Photo pages
-   whose caption a live story shows may have a longer period (``on_story_verify_days``): it frees
+   whose caption a live story shows have a longer period (``on_story_verify_days``, 90 days): it frees
    requests for revisits (at 300,000 photo pages, 90 days instead of 30 frees 6,700 a day), at the
-   cost of a change only the photo page shows waiting longer;
+   cost of a change only the photo page shows (a photo removed without its story) waiting longer;
 4. a walk of the listings within ``enumerate_days`` reading one page in ``listing_stride``, and the
    pages between two whose count of stories between them differs from the learned order's
    (``monitor.listings``): a story gone from between two shown neighbours (and its photo pages)

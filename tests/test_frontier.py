@@ -376,7 +376,7 @@ def test_a_photo_page_its_story_shows_is_left_to_the_verification_pass(db):
     rows = store.load_rows(db, [("photo", 501), ("photo", 502), ("photo", 503)])
     rider = rows[("photo", 501)]
     assert rider.band == store.BAND_ON_STORY
-    assert policy.parse_stamp(rider.due_at) == NOW + timedelta(days=CONFIG.verify_days)
+    assert policy.parse_stamp(rider.due_at) == NOW + timedelta(days=CONFIG.on_story_verify_days)  # its own period
     for alone in (rows[("photo", 502)], rows[("photo", 503)]):  # revisited by their own rate
         assert alone.band >= 0 and policy.parse_stamp(alone.due_at) < NOW + timedelta(days=CONFIG.verify_days)
     # Overdue as a revisit, a rider is still not one: only the verification pass (or urgency) fetches it.
@@ -438,7 +438,7 @@ def test_photo_pages_a_story_shows_may_have_a_longer_verification_period(db):
     assert counted["verify_backlog_on_story"] == 153  # not verified for 3 days: 25 + i > 72 hours
     assert counted["verify_backlog"] == 100 + 153  # the stories: not verified for a day
     assert counted["verify_per_day"] == pytest.approx(100 / (policy.VERIFY_PACE * 2) + 153 / (policy.VERIFY_PACE * 6))
-    alike = policy.census(db, FrontierConfig(verify_days=2.0), NOW)  # by default their period is verify_days
+    alike = policy.census(db, FrontierConfig(verify_days=2.0, on_story_verify_days=0), NOW)  # 0: verify_days
     assert alike["verify_backlog"] == 100 + 201 and alike["verify_backlog_on_story"] == 201
     seen = policy.observe(riders[0], Observation("photo", 1000, riders[0].url, "ok", NOW, version=1), 1.0, config,
                           on_story=True)
