@@ -218,14 +218,9 @@ def listing_keys(db: sqlite_utils.Database, story_ids: Sequence[int]) -> dict[in
 
 
 def _key_range(kind: str, low: float | None, high: float | None) -> tuple[str, list[Any]]:
-    where, values = ["kind = ?", "delisted_at IS NULL", "listing_key IS NOT NULL"], [kind]
-    if low is not None:
-        where.append("listing_key > ?")
-        values.append(low)
-    if high is not None:
-        where.append("listing_key < ?")
-        values.append(high)
-    return " AND ".join(where), values
+    ends = [(term, key) for term, key in (("listing_key > ?", low), ("listing_key < ?", high)) if key is not None]
+    where = ["kind = ?", "delisted_at IS NULL", "listing_key IS NOT NULL", *(term for term, _ in ends)]
+    return " AND ".join(where), [kind, *(key for _, key in ends)]
 
 
 def listed_between(db: sqlite_utils.Database, kind: str, low: float | None, high: float | None) -> list[int]:
