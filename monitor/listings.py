@@ -161,6 +161,7 @@ def record(db: sqlite_utils.Database, kind: str, fetched: Sequence[ListingPage],
     store.mark_listed(db, shown, ts)
     walk["size"] = max([len(p.story_ids) for p in pages if not p.last] + [0]) or walk["size"]
     keys = store.listing_keys(db, shown)
+    keys |= dict.fromkeys(returned)  # placed again from their neighbours: a restored story may come back re-dated
     runs = _runs(pages)
     sequences = [_sequence(run) for run in runs]
     if not all(_in_order(items, keys) for items in sequences):

@@ -191,3 +191,19 @@ def test_spans_take_at_most_half_of_the_room_and_wait_their_turn(db):
     assert pages[:18] == list(range(10, 19)) + list(range(20, 29))  # two whole spans fit half of 40
     assert pages[18:] == [1 + 8 * i for i in range(8)]  # then the walk's chain, its credit's 8 pages
     assert listings.cursor(db, KIND)["spans"] == [[10, 18, 1], [20, 28, 1], *spans[2:]]  # the others wait
+
+
+def test_a_story_restored_at_another_place_is_placed_again_not_taken_as_a_broken_order(db):
+    site = Listing(list(range(1, 101)))
+    archive(db, site.ids)
+    learned(db, site)
+    site.ids.remove(42)
+    walk(db, site, [5])
+    assert candidates(db) == {42}
+    db.execute("UPDATE frontier SET urgency = 0 WHERE subject_id = 42")  # fetched: 404 twice, removed
+    site.ids.insert(3, 42)  # back, re-dated: now among the newest
+    walk(db, site, [1])
+    assert listings.cursor(db, KIND)["keyed"] is True  # the learned order stands
+    keys = store.listing_keys(db, [3, 42, 4])
+    assert keys[3] > keys[42] > keys[4]
+    assert candidates(db) == {42}  # and it is fetched soon
