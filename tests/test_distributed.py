@@ -304,7 +304,7 @@ def test_a_frontier_slice_is_planned_by_the_writer_and_fetched_by_the_workers(si
     plan = json.loads(query(db, "SELECT value FROM frontier_state WHERE key = 'slice'")[0][0])
     assert plan["run_id"] == run_id and plan["allowance"] == 100  # planned for this run, within the burst
     tiers = plan["tiers"]
-    picked = tiers["urgent"] + tiers["due"] + tiers["verify"]
+    picked = tiers["urgent"] + tiers["due"] + tiers["verify"] + tiers["ahead"]
     fetched = page_fetches(site)
     # A slice, not a sweep: the pages the plan picked, each once (nothing new to discover), and the walk's
     # listing pages besides the index check's first pages; never more requests than the allowance.
