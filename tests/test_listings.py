@@ -62,19 +62,31 @@ def candidates(db) -> set[int]:
     return {r[0] for r in db.execute("SELECT subject_id FROM frontier WHERE urgency = ?", [URGENCY_CANDIDATE])}
 
 
-def test_a_first_walk_learns_the_order_of_the_listing(db):
+def learned_listing(db) -> Listing:
+    """A 100-story listing, archived, its order learned by a first walk."""
     site = Listing(list(range(1, 101)))
     archive(db, site.ids)
     learned(db, site)
+    return site
+
+
+def removed_from_page_5(db, site: Listing, story: int) -> None:
+    """The story leaves the listing, a check of its page makes it a candidate, its 404s remove it."""
+    site.ids.remove(story)
+    walk(db, site, [5])
+    assert candidates(db) == {story}
+    db.execute("UPDATE frontier SET urgency = 0 WHERE subject_id = ?", [story])
+
+
+def test_a_first_walk_learns_the_order_of_the_listing(db):
+    site = learned_listing(db)
     keys = store.listing_keys(db, site.ids)
     assert all(keys[a] > keys[b] for a, b in zip(site.ids, site.ids[1:], strict=False))  # newest first
     assert listings.cursor(db, KIND)["walks"] == 1 and candidates(db) == set()
 
 
 def test_a_count_that_holds_spares_the_pages_between_and_one_that_does_not_names_the_story(db):
-    site = Listing(list(range(1, 101)))
-    archive(db, site.ids)
-    learned(db, site)
+    site = learned_listing(db)
     assert walk(db, site, [1, 9]) == 0  # nothing left: 70 listed stories between, as the site shows
     assert listings.cursor(db, KIND)["spans"] == [] and candidates(db) == set()
 
@@ -90,31 +102,22 @@ def test_a_count_that_holds_spares_the_pages_between_and_one_that_does_not_names
 
 
 def test_neighbours_on_one_page_name_the_story_between_them(db):
-    site = Listing(list(range(1, 101)))
-    archive(db, site.ids)
-    learned(db, site)
+    site = learned_listing(db)
     site.ids.remove(55)
     assert walk(db, site, [6]) == 1
     assert candidates(db) == {55}
 
 
 def test_stories_gone_from_the_top_and_the_bottom(db):
-    site = Listing(list(range(1, 101)))
-    archive(db, site.ids)
-    learned(db, site)
+    site = learned_listing(db)
     site.ids = site.ids[1:-1]  # the newest and the oldest
     walk(db, site, [1, 10])  # page 1 and the last page, together
     assert candidates(db) == {1, 100}
 
 
 def test_a_new_story_is_placed_above_every_other_and_a_returning_one_is_listed_again(db):
-    site = Listing(list(range(1, 101)))
-    archive(db, site.ids)
-    learned(db, site)
-    site.ids.remove(42)
-    walk(db, site, [5])
-    assert candidates(db) == {42}
-    db.execute("UPDATE frontier SET urgency = 0 WHERE subject_id = 42")  # fetched: 404 twice, removed
+    site = learned_listing(db)
+    removed_from_page_5(db, site, 42)
     archive(db, [500])
     site.ids.insert(0, 500)  # a new story on page 1
     site.ids.insert(site.ids.index(41) + 1, 42)  # the removed one restored, at its place
@@ -127,9 +130,7 @@ def test_a_new_story_is_placed_above_every_other_and_a_returning_one_is_listed_a
 
 
 def test_an_order_the_site_contradicts_is_forgotten_and_walked_again(db, caplog):
-    site = Listing(list(range(1, 101)))
-    archive(db, site.ids)
-    learned(db, site)
+    site = learned_listing(db)
     site.ids[20], site.ids[21] = site.ids[21], site.ids[20]  # the site sorts differently from what was learned
     assert walk(db, site, [3]) == 0
     assert "contradicts" in caplog.text
@@ -166,9 +167,7 @@ def test_a_daemon_finds_every_removal_at_a_fraction_of_the_walk(db):
 
 
 def test_a_walk_goes_on_past_the_archives_count_until_the_site_shows_its_end(db):
-    site = Listing(list(range(1, 101)))
-    archive(db, site.ids)
-    learned(db, site)
+    site = learned_listing(db)
     census = {"stories_by_kind": {KIND: 50}}  # 5 pages as a stale census counts; the site lists 10
     store.set_state(db, f"listing:{KIND}", {"next": 9, "last": 5, "credit": 8.0, "stride": 4, "keyed": True,
                                             "cycle_start": policy.stamp(NOW)})
@@ -194,13 +193,8 @@ def test_spans_take_at_most_half_of_the_room_and_wait_their_turn(db):
 
 
 def test_a_story_restored_at_another_place_is_placed_again_not_taken_as_a_broken_order(db):
-    site = Listing(list(range(1, 101)))
-    archive(db, site.ids)
-    learned(db, site)
-    site.ids.remove(42)
-    walk(db, site, [5])
-    assert candidates(db) == {42}
-    db.execute("UPDATE frontier SET urgency = 0 WHERE subject_id = 42")  # fetched: 404 twice, removed
+    site = learned_listing(db)
+    removed_from_page_5(db, site, 42)
     site.ids.insert(3, 42)  # back, re-dated: now among the newest
     walk(db, site, [1])
     assert listings.cursor(db, KIND)["keyed"] is True  # the learned order stands
